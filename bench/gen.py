@@ -1,0 +1,179 @@
+"""Generate a students CSV for the benchmarks: ``python bench/gen.py ROWS OUT.csv [--seed N]``.
+
+Header ``student_id,fname,lname,course``; the key is student_id + course. Every student takes
+several distinct courses, so no key repeats; courses are always quoted and some contain commas.
+The same seed and row count always give the same bytes. Rows are written as they are made, so
+memory stays flat whatever ``ROWS`` is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+HEADER = "student_id,fname,lname,course\n"
+
+FIRST_NAMES = [
+    "Sherlock",
+    "John",
+    "Mary",
+    "Irene",
+    "Mycroft",
+    "Martha",
+    "Greg",
+    "Molly",
+    "James",
+    "Sarah",
+    "Ada",
+    "Alan",
+    "Grace",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Margaret",
+    "Dennis",
+    "Zoë",
+    "José",
+    "Björn",
+    "Chloé",
+    "Łukasz",
+    "Anaïs",
+    "Søren",
+    "Renée",
+    "Noël",
+    "Ingrid",
+    "Wei",
+    "Priya",
+    "Amara",
+    "Kofi",
+    "Yuki",
+    "Omar",
+    "Leila",
+    "Mateo",
+    "Aroha",
+    "Nikolai",
+]
+LAST_NAMES = [
+    "Holmes",
+    "Watson",
+    "Morstan",
+    "Adler",
+    "Hudson",
+    "Lestrade",
+    "Hooper",
+    "Moriarty",
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Hamilton",
+    "Ritchie",
+    "O'Brien",
+    "García",
+    "Müller",
+    "Nguyen",
+    "Okafor",
+    "Tanaka",
+    "Haddad",
+    "Rossi",
+    "Kowalski",
+    "Andersen",
+    "Dubois",
+    "Silva",
+    "Ivanova",
+    "Chen",
+    "Patel",
+    "Mensah",
+    "Ngata",
+    "Larsen",
+]
+COURSES = [
+    "Science Of Deduction",
+    "Modern Forensics",
+    "Chemistry",
+    "Violin Performance",
+    "Criminal Law",
+    "Beekeeping",
+    "Anatomy",
+    "Toxicology",
+    "Cryptography",
+    "Logic",
+    "Law, Ethics and Society",
+    "Reading, Writing and Rhetoric",
+    "Statistics",
+    "Algorithms",
+    "Data, Models and Decisions",
+    "Victorian Literature",
+    "Boxing",
+    "Fencing",
+    "Maps, Charts and Navigation",
+    "Philosophy of Mind",
+    "Economics",
+    "Organic Chemistry",
+    "Rail Timetables, Routes and Logistics",
+    "French",
+    "German",
+    "Latin",
+    "Astronomy",
+    "Botany",
+    "Geology",
+    "Music Theory",
+    "Drawing, Painting and Printmaking",
+    "Accounting",
+]
+MIN_COURSES, MAX_COURSES = 2, 8
+
+
+def student_id(n: int) -> str:
+    return f"A{n:07d}"
+
+
+def lines(rows: int, seed: int = 20261127) -> Iterator[str]:
+    """The data lines (no header) of a file of ``rows`` rows."""
+    rng = random.Random(seed)
+    written, student = 0, 0
+    while written < rows:
+        student += 1
+        sid = student_id(student)
+        who = f"{sid},{rng.choice(FIRST_NAMES)},{rng.choice(LAST_NAMES)},"
+        take = min(rng.randint(MIN_COURSES, MAX_COURSES), rows - written)
+        for course in rng.sample(COURSES, take):
+            yield f'{who}"{course}"\n'
+        written += take
+
+
+def write(rows: int, out: Path, seed: int = 20261127, chunk: int = 10_000) -> None:
+    with open(out, "w", encoding="utf-8", newline="") as f:
+        f.write(HEADER)
+        buf: list[str] = []
+        for line in lines(rows, seed):
+            buf.append(line)
+            if len(buf) >= chunk:
+                f.write("".join(buf))
+                buf.clear()
+        f.write("".join(buf))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("rows", type=int, help="number of data rows (the header is not counted)")
+    p.add_argument("out", type=Path, help="the CSV file to write")
+    p.add_argument("--seed", type=int, default=20261127)
+    args = p.parse_args(argv)
+    if args.rows < 0:
+        p.error("rows must be zero or more")
+    write(args.rows, args.out, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

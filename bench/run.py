@@ -1,0 +1,355 @@
+"""The batchdrop benchmarks: ``python bench/run.py [--rows N] [--big] [--sqlite | --dynamodb]``.
+
+For one generated students CSV, in the same run, each step runs as its own process and is measured
+from the outside: whole-process wall time, rows/s and peak RSS (``ru_maxrss`` of that child, from
+``os.wait4``). The steps are the parse floor (Python's csv.reader over the file), the load floor
+(the sqlite3 shell's ``.import`` into a table with the same primary key), ``batchdrop validate`` and
+``batchdrop process`` into SQLite. The DynamoDB bench (bench/dynamodb.py) runs after it.
+
+A missed target prints MISS; the exit status stays 0 (a benchmark is a measurement, not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import gen  # noqa: E402
+
+TABLE = "students"
+PROCESS_VS_IMPORT = 1.6  # process wall time at most this many times the .import time
+VALIDATE_VS_CSV = 0.40  # validate rows/s at least this share of csv.reader's rows/s
+RSS_LIMIT_MB = 80.0
+
+CSV_FLOOR = """
+import csv, sys
+n = 0
+with open(sys.argv[1], newline="", encoding="utf-8-sig") as f:
+    for row in csv.reader(f):
+        n += 1
+print(n - 1)
+"""
+
+# Why a launcher: Linux keeps a child's ru_maxrss across exec, and a child forked (or vforked)
+# from this process starts with this process's resident set, so wait4 here would report at
+# least our own RSS. A bare interpreter (-S) forks the command instead and reports wait4's
+# figures for it: wall time from fork to exit, ru_maxrss in kB (within ~1 MB of the truth).
+LAUNCHER = """
+import os, sys, time
+result, argv = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(result, "w") as f:
+    f.write(f"{usage.ru_maxrss} {wall} {os.waitstatus_to_exitcode(status)}")
+"""
+
+CONFIG = """\
+inbound: {tmp}/inbound
+archive: {tmp}/archive
+errors: {tmp}/errors
+table:
+  url: sqlite:///{tmp}/bench.db
+  name: {table}
+  partition_key: student_id
+  sort_key: course
+schema:
+  fields:
+    - name: student_id
+      type: string
+      constraints: {{required: true}}
+    - name: fname
+      type: string
+    - name: lname
+      type: string
+    - name: course
+      type: string
+      constraints: {{required: true}}
+notify: []
+"""
+
+
+@dataclass
+class Measure:
+    name: str
+    wall_s: float
+    rss_mb: float
+    rc: int
+    stdout: str
+    stderr: str
+    rows: int = 0
+    note: str = ""
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.wall_s if self.wall_s else 0.0
+
+
+def measure(name: str, argv: list[str], rows: int, env: dict[str, str] | None = None) -> Measure:
+    """Run ``argv`` to completion: its wall time and its own peak RSS, through LAUNCHER."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r") as result,
+    ):
+        launcher = [sys.executable, "-S", "-c", LAUNCHER, result.name, *argv]
+        subprocess.run(launcher, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        maxrss_kb, wall, rc = result.read().split()
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    return Measure(name, float(wall), int(maxrss_kb) / 1024, int(rc), stdout, stderr, rows)
+
+
+def batchdrop_argv() -> tuple[list[str], dict[str, str]]:
+    """How to run the CLI: the installed script, else the module from src/ (before install)."""
+    env = dict(os.environ)
+    script = Path(sys.executable).parent / "batchdrop"
+    if script.exists():
+        return [str(script)], env
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    code = "import sys; from batchdrop.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code], env
+
+
+def receipt_note(m: Measure) -> str:
+    """status and counts from a ``--json`` receipt, or why there is none."""
+    try:
+        start = m.stdout.index("{")
+        data = json.loads(m.stdout[start:])
+    except ValueError:
+        tail = m.stderr.strip().splitlines() or m.stdout.strip().splitlines() or ["no output"]
+        return f"exit {m.rc}: {tail[-1][:90]}"
+    r = data.get("receipt", data)
+    return (
+        f"exit {m.rc} {r.get('status')}: read {r.get('rows_read')}, "
+        f"loaded {r.get('rows_loaded')}, rejected {r.get('rows_rejected')}, "
+        f"dup {r.get('rows_duplicate')}"
+    )
+
+
+def count_rows(db: Path, table: str) -> str:
+    try:
+        with sqlite3.connect(db) as con:
+            (n,) = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+        return f"{n:,} in table"
+    except sqlite3.Error as e:
+        return f"table not readable: {e}"
+
+
+def csv_floor(path: Path, rows: int) -> Measure:
+    m = measure("csv.reader (parse floor)", [sys.executable, "-c", CSV_FLOOR, str(path)], rows)
+    m.note = f"exit {m.rc}: {m.stdout.strip()} rows"
+    return m
+
+
+def import_floor(path: Path, tmp: Path, rows: int) -> Measure:
+    db = tmp / "import.db"
+    db.unlink(missing_ok=True)
+    with sqlite3.connect(db) as con:
+        con.execute(
+            "CREATE TABLE t (student_id TEXT, fname TEXT, lname TEXT, course TEXT, "
+            "PRIMARY KEY (student_id, course)) WITHOUT ROWID"
+        )
+    argv = ["sqlite3", str(db), f".import --csv --skip 1 {path} t"]
+    m = measure("sqlite3 .import (load floor)", argv, rows)
+    m.note = f"exit {m.rc}: {count_rows(db, 't')}"
+    db.unlink(missing_ok=True)
+    return m
+
+
+def write_config(tmp: Path) -> Path:
+    for d in ("inbound", "archive", "errors"):
+        (tmp / d).mkdir(exist_ok=True)
+    cfg = tmp / "batchdrop.yaml"
+    cfg.write_text(CONFIG.format(tmp=tmp, table=TABLE), encoding="utf-8")
+    return cfg
+
+
+def batchdrop_steps(path: Path, tmp: Path, rows: int, label: str = "") -> list[Measure]:
+    cfg = write_config(tmp)
+    base, env = batchdrop_argv()
+    db = tmp / "bench.db"
+    db.unlink(missing_ok=True)
+    out: list[Measure] = []
+    m = measure(
+        f"batchdrop validate{label}",
+        [*base, "--config", str(cfg), "validate", str(path), "--json"],
+        rows,
+        env,
+    )
+    m.note = receipt_note(m)
+    out.append(m)
+
+    for d in ("archive", "errors", "inbound"):
+        shutil.rmtree(tmp / d, ignore_errors=True)
+        (tmp / d).mkdir()
+    for p in tmp.glob("bench.db*"):
+        p.unlink()
+    inbound = tmp / "inbound" / path.name
+    shutil.copyfile(path, inbound)  # process moves the file out of inbound: give it a copy
+    m = measure(
+        f"batchdrop process{label}",
+        [*base, "--config", str(cfg), "process", str(inbound), "--json"],
+        rows,
+        env,
+    )
+    m.note = receipt_note(m) + "; " + count_rows(db, TABLE)
+    out.append(m)
+    return out
+
+
+def print_table(title: str, ms: list[Measure]) -> None:
+    print(f"\n{title}")
+    print(f"  {'step':<34}{'wall s':>9}{'rows/s':>12}{'peak RSS MB':>13}  result")
+    for m in ms:
+        print(f"  {m.name:<34}{m.wall_s:>9.2f}{m.rows_per_s:>12,.0f}{m.rss_mb:>13.1f}  {m.note}")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def targets(ms: dict[str, Measure], big: dict[str, Measure] | None) -> None:
+    print("\ntargets")
+    csv_m, imp = ms["csv"], ms["import"]
+    val, proc = ms.get("validate"), ms.get("process")
+    if proc is not None and proc.rc == 0:
+        ratio = proc.wall_s / imp.wall_s
+        print(
+            f"  process time <= {PROCESS_VS_IMPORT}x .import time: "
+            f"{proc.wall_s:.2f} s / {imp.wall_s:.2f} s = {ratio:.2f}x  "
+            f"{verdict(ratio <= PROCESS_VS_IMPORT)}"
+        )
+    else:
+        print("  process time <= 1.6x .import time: not measured (process did not succeed)  MISS")
+    if val is not None and val.rc == 0:
+        share = val.rows_per_s / csv_m.rows_per_s
+        print(
+            f"  validate rows/s >= {VALIDATE_VS_CSV:.0%} of csv.reader rows/s: "
+            f"{val.rows_per_s:,.0f} / {csv_m.rows_per_s:,.0f} = {share:.0%}  "
+            f"{verdict(share >= VALIDATE_VS_CSV)}"
+        )
+    else:
+        print("  validate rows/s >= 40% of csv.reader: not measured (validate failed)  MISS")
+    ran = [m for m in (val, proc) if m is not None]
+    if big:
+        ran += list(big.values())
+    if ran:
+        worst = max(ran, key=lambda m: m.rss_mb)
+        print(
+            f"  peak RSS < {RSS_LIMIT_MB:.0f} MB: highest {worst.rss_mb:.1f} MB ({worst.name})  "
+            f"{verdict(worst.rss_mb < RSS_LIMIT_MB)}"
+        )
+    if big:
+        for step in ("validate", "process"):
+            small, large = ms.get(step), big.get(step)
+            if small is None or large is None:
+                continue
+            delta = large.rss_mb - small.rss_mb
+            print(
+                f"  RSS at 5M <= RSS at 1M ({step}): {large.rss_mb:.1f} MB vs "
+                f"{small.rss_mb:.1f} MB ({delta:+.1f} MB)  {verdict(delta <= 0)}"
+            )
+
+
+def sqlite_bench(rows: int, big: bool, keep: bool) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="batchdrop-bench-"))
+    try:
+        path = tmp / f"students-{rows}.csv"
+        t0 = time.perf_counter()
+        gen.write(rows, path)
+        size = path.stat().st_size
+        print(
+            f"batchdrop bench: {rows:,} rows, {size / 1e6:.1f} MB, generated in "
+            f"{time.perf_counter() - t0:.1f} s ({path})"
+        )
+        print(
+            f"  python {platform.python_version()}, sqlite3 shell "
+            f"{sqlite_version()}, {os.cpu_count()} CPUs"
+        )
+        ms = {"csv": csv_floor(path, rows), "import": import_floor(path, tmp, rows)}
+        have_cli = (ROOT / "src" / "batchdrop" / "cli.py").exists()
+        if have_cli:
+            (tmp / "run").mkdir()
+            ms["validate"], ms["process"] = batchdrop_steps(path, tmp / "run", rows)
+        print_table(f"{rows:,} rows, each step a separate process", list(ms.values()))
+        if not have_cli:
+            print("  batchdrop validate/process: skipped (src/batchdrop/cli.py not written yet)")
+        big_ms: dict[str, Measure] | None = None
+        if big and have_cli:
+            big_rows = 5 * rows
+            path.unlink()
+            big_path = tmp / f"students-{big_rows}.csv"
+            gen.write(big_rows, big_path)
+            (tmp / "run5").mkdir()
+            v, p = batchdrop_steps(big_path, tmp / "run5", big_rows, f" ({big_rows // 10**6}M)")
+            big_ms = {"validate": v, "process": p}
+            print_table(f"{big_rows:,} rows (RSS must not grow with the file)", [v, p])
+        targets(ms, big_ms)
+    finally:
+        if keep:
+            print(f"\nkept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sqlite_version() -> str:
+    try:
+        out = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True, check=True)
+        return out.stdout.split()[0]
+    except (OSError, subprocess.CalledProcessError):
+        return "missing"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000, help="rows for the SQLite bench")
+    p.add_argument(
+        "--big",
+        action="store_true",
+        help="also run validate/process at 5x the rows "
+        "to check that peak RSS does not grow with the file",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--sqlite", action="store_true", help="only the local (SQLite) bench")
+    which.add_argument("--dynamodb", action="store_true", help="only the DynamoDB bench")
+    p.add_argument("--dynamodb-rows", type=int, default=100_000)
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = p.parse_args(argv)
+    if shutil.which("sqlite3") is None and not args.dynamodb:
+        p.error("the sqlite3 command-line shell is needed for the load floor (apt install sqlite3)")
+    if not args.dynamodb:
+        sqlite_bench(args.rows, args.big, args.keep)
+    if not args.sqlite:
+        print(flush=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "dynamodb.py"), "--rows", str(args.dynamodb_rows)],
+            check=False,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

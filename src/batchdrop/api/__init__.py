@@ -1,0 +1,1 @@
+"""The query API (FastAPI): ``create_app(config)``; ``batchdrop serve`` and the Lambda adapter."""

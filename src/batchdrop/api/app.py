@@ -1,0 +1,235 @@
+"""The query API: the table's two access patterns and the run ledger, over HTTP.
+
+``create_app(config)`` gives one FastAPI app for every backend; locally ``batchdrop serve`` runs
+it with uvicorn, on AWS ``batchdrop.api.lambda_handler.handler`` runs it behind API Gateway.
+
+- ``GET /items/{partition}``: the items of one partition in sort-key order, a page at a time.
+  On a table without a sort key a partition holds at most one item: the page has zero or one
+  item, and ``begins_with`` and ``cursor`` are refused (there is nothing to continue).
+- ``GET /items/{partition}/{sort}``: one item by its full key, 404 when absent (only on a
+  table with a sort key).
+- ``GET /runs``, ``GET /runs/{run_id}``: the ledger, newest first.
+- ``GET /health``.
+
+Every error is ``{"detail": "..."}``; a bad parameter is a 400 that names it.
+"""
+
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from .. import __version__
+from ..config import Config
+from ..errors import BatchdropError, TransientError
+from ..ports import Backends, Page
+from ..report import BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED
+from . import docs
+from .encoding import CursorError, decode_cursor, dumps, encode_cursor
+from .keys import KeyError400, KeyPath, Keys, key_from_scope
+
+T = TypeVar("T")
+RunStatus = Literal["loaded", "loaded_with_rejects", "rejected", "failed", "already_processed",
+                    "busy"]
+assert set(RunStatus.__args__) == {LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED, SKIPPED, BUSY}
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+DEFAULT_RUNS = 50
+MAX_RUNS = 500
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(dumps(value), status_code=status, media_type="application/json")
+
+
+def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
+    """The API over ``config``'s table and ledger (opened on the first request that needs them)."""
+    keys = Keys(config)
+    store = backends or Backends(config)
+    # sqlite3 connections belong to the thread that opened them: one thread for SQLite
+    workers = 1 if config.table.url.startswith("sqlite:///") else 8
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batchdrop-api")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.get_running_loop().run_in_executor(executor, store.close)
+        executor.shutdown(wait=False)
+
+    app = FastAPI(title="batchdrop", version=__version__, lifespan=lifespan,
+                  description=docs.DESCRIPTION)
+
+    async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, lambda: fn(*args, **kwargs))
+
+    def real_key(request: Request, partition: str, sort: str | None) -> tuple[str, str | None]:
+        found = key_from_scope(request.scope)
+        return found if found is not None else (partition, sort)
+
+    # --- errors -----------------------------------------------------------------------------
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError) -> Response:
+        return JSONResponse({"detail": docs.explain_validation(exc.errors())}, status_code=400)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> Response:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(TransientError)
+    async def _transient(_request: Request, exc: TransientError) -> Response:
+        return JSONResponse({"detail": f"the backend is not available right now: {exc}"},
+                            status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(BatchdropError)
+    async def _batchdrop_error(_request: Request, exc: BatchdropError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=500)
+
+    # --- routes -----------------------------------------------------------------------------
+
+    @app.get("/health", summary="Is the API up", responses=docs.health_responses())
+    async def health() -> Response:
+        return json_response({"status": "ok", "version": __version__,
+                              "table": config.table.table_name, "key": list(config.table.key)})
+
+    limit_q = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
+    cursor_q = Annotated[str | None, Query(description="next_cursor of the previous page")]
+    prefix_q = Annotated[str | None, Query(description="only sort keys that begin with this")]
+    partition_p = Annotated[str, Path(description=f"the {keys.partition.name} to read")]
+
+    @app.get("/items/{partition}", summary="All items of a partition, in sort-key order",
+             responses=docs.page_responses(config))
+    async def list_items(request: Request, partition: partition_p,
+                         limit: limit_q = DEFAULT_LIMIT, cursor: cursor_q = None,
+                         begins_with: prefix_q = None) -> Response:
+        text, _ = real_key(request, partition, None)
+        pk = parse_key(keys, "partition", text)
+        if keys.sort is None:
+            if begins_with is not None:
+                raise ApiError(400, "begins_with: this table has no sort key "
+                                    f"(its key is {keys.partition.name!r} alone)")
+            if cursor is not None:
+                raise ApiError(400, "cursor: this table has no sort key, so a partition holds "
+                                    "one item and there is no next page")
+            item = await call(store.table.get, (pk,)) if keys.storable(pk, "partition") else None
+            return json_response(page_body(Page([item] if item else []), None))
+        prefix = begins_with or None
+        if prefix is not None and keys.sort.type != "string":
+            raise ApiError(400, f"begins_with: the sort key {keys.sort.name!r} is a "
+                                f"{keys.sort.type}; begins_with needs a string sort key")
+        after = None
+        if cursor is not None:
+            try:
+                after = decode_cursor(cursor, pk, prefix)
+            except CursorError as e:
+                raise ApiError(400, str(e)) from None
+        if not keys.storable(pk, "partition") or (prefix and not keys.prefix_storable(prefix)):
+            return json_response(page_body(Page([]), None))
+        try:
+            page = await call(store.table.query, pk, begins_with=prefix, after=after,
+                              limit=limit)
+        except ValueError:
+            if after is None:
+                raise
+            # the backend refused where a (forged) cursor pointed it
+            raise ApiError(400, "cursor is not valid: pass the next_cursor of the previous "
+                                "page unchanged") from None
+        token = encode_cursor(page.next, pk, prefix) if page.next is not None else None
+        return json_response(page_body(page, token))
+
+    if keys.sort is not None:
+        sort_field = keys.sort
+
+        @app.get("/items/{partition}/{sort:path}", summary="One item by its full key",
+                 responses=docs.item_responses(config))
+        async def get_item(request: Request, partition: partition_p,
+                           sort: Annotated[str, Path(description=f"the {sort_field.name}")]
+                           ) -> Response:
+            p_text, s_text = real_key(request, partition, sort)
+            pk = parse_key(keys, "partition", p_text)
+            sk = parse_key(keys, "sort", s_text or "")
+            item = None
+            if keys.storable(pk, "partition") and keys.storable(sk, "sort"):
+                item = await call(store.table.get, (pk, sk))
+            if item is None:
+                raise ApiError(404, f"no item with {keys.partition.name} = {p_text!r} and "
+                                    f"{sort_field.name} = {s_text!r}")
+            return json_response(shape(item))
+
+    @app.get("/runs", summary="The run ledger, newest first", responses=docs.runs_responses())
+    async def list_runs(
+        status: Annotated[RunStatus | None, Query(description="only runs with this status")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_RUNS, description="runs per page")] = DEFAULT_RUNS,
+        before: Annotated[str | None, Query(
+            min_length=1, description="next_before of the previous page: runs older than it")
+        ] = None,
+    ) -> Response:
+        runs = await call(store.ledger.runs, status=status, limit=limit, before=before)
+        more = runs[-1]["run_id"] if len(runs) >= limit and runs else None
+        return json_response({"runs": [run_body(r) for r in runs], "count": len(runs),
+                              "next_before": more})
+
+    @app.get("/runs/{run_id}", summary="One run: its record and receipt",
+             responses=docs.run_responses())
+    async def get_run(run_id: Annotated[str, Path(description="the run's id")]) -> Response:
+        run = await call(store.ledger.get_run, run_id)
+        if run is None:
+            raise ApiError(404, f"no run with id {run_id!r}")
+        return json_response(run_body(run))
+
+    names = [f.name for f in config.schema_.fields]
+
+    def shape(item: dict[str, Any]) -> dict[str, Any]:
+        """Every schema field in schema order, a missing one as null: the same on each backend."""
+        return {name: item.get(name) for name in names}
+
+    def page_body(page: Page, token: str | None) -> dict[str, Any]:
+        return {"items": [shape(i) for i in page.items], "count": len(page.items),
+                "next_cursor": token}
+
+    app.state.backends = store
+    app.openapi = docs.openapi_builder(app, config)  # type: ignore[method-assign]
+    app.add_middleware(KeyPath, has_sort_key=keys.sort is not None)
+    return app
+
+
+def parse_key(keys: Keys, role: str, text: str) -> Any:
+    field = keys.partition if role == "partition" else keys.sort
+    assert field is not None
+    try:
+        return keys.parse(field, role, text)
+    except KeyError400 as e:
+        raise ApiError(400, str(e)) from None
+
+
+RUN_FIELDS = ("run_id", "file", "source", "version", "size", "state", "status", "started_at",
+              "finished_at", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate",
+              "reason", "moved_to", "rejected_rows_report", "receipt")
+COUNTS = ("size", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
+
+
+def run_body(run: dict[str, Any]) -> dict[str, Any]:
+    """A ledger record, the same fields on every backend, with its links."""
+    body = {k: run.get(k) for k in RUN_FIELDS}
+    for k in COUNTS:
+        body[k] = int(body[k] or 0)
+    body["links"] = {"self": "/runs/" + quote(str(run.get("run_id", "")), safe=""),
+                     "rejected_rows_report": run.get("rejected_rows_report")}
+    return body

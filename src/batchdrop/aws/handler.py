@@ -1,0 +1,204 @@
+"""The Lambda entrypoint: ``batchdrop.aws.handler.handler``.
+
+It accepts S3 event notifications (direct), S3 events wrapped in SQS messages (returning
+``batchItemFailures`` so only the failed messages come back) and EventBridge "Object Created"
+events, and hands each created object to the same engine as ``batchdrop run``. The config is the
+bundled ``batchdrop.yaml`` (or ``$BATCHDROP_CONFIG``) with ``BATCHDROP_*`` overrides.
+
+A file that cannot finish in the time left stops between batches (the engine records it as failed
+and retryable); a file not yet started when time runs low is not started. Either way its message
+(or the invocation) fails, so it is delivered again, and the ledger makes the retry resume without
+duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ..errors import BatchdropError, ConfigError
+from ..files.s3 import parse_s3_url
+from .events import Message, ObjectCreated, parse_event
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..report import Receipt
+
+logger = Logger(service="batchdrop")
+metrics = Metrics(namespace="batchdrop", service="batchdrop")
+
+#: seconds kept back at the end of an invocation to move the file and notify
+SAFETY_MARGIN = 15.0
+#: a file is not started with less than this left (beyond the margin)
+MIN_START = 10.0
+OK_STATUSES = {"loaded", "loaded_with_rejects", "rejected", "already_processed"}
+METRIC_NAMES = {"loaded": "FilesLoaded", "loaded_with_rejects": "FilesLoadedWithRejects",
+                "rejected": "FilesRejected", "failed": "FilesFailed",
+                "already_processed": "FilesSkipped", "busy": "FilesBusy"}
+
+
+class BatchFailed(Exception):
+    """Raised for a direct (non-SQS) invocation with a failed file, so Lambda retries it."""
+
+
+@dataclass
+class Result:
+    bucket: str
+    key: str
+    status: str  # a receipt status, or "ignored", "gone", "not_started", "error"
+    retry: bool
+    detail: str = ""
+
+
+class Runtime:
+    """Turns an event into ``pipeline.process`` calls; shared by the Lambda and the worker."""
+
+    def __init__(self, config: Config, pipeline: Any = None):
+        if not config.inbound.startswith("s3://"):
+            raise ConfigError("the AWS runtime needs an s3:// inbound location",
+                              key="inbound")
+        self.config = config
+        self.bucket, self.prefix = parse_s3_url(config.inbound)
+        if pipeline is None:
+            from ..pipeline import Pipeline
+
+            pipeline = Pipeline(config)
+        self.pipeline = pipeline
+        self.suffixes = tuple(getattr(pipeline, "suffixes", None)
+                              or (config.suffix, config.suffix + ".gz"))
+        self.last_results: list[Result] = []
+
+    def handle(self, event: Any, remaining: Callable[[], float] | None = None) -> dict[str, Any]:
+        parsed = parse_event(event)
+        if parsed.kind == "test":
+            logger.info("s3:TestEvent ignored")
+            return {"ignored": "s3:TestEvent"}
+        results: list[Result] = []
+        failures: list[dict[str, str]] = []
+        for msg in parsed.messages:
+            done = self._message(msg, remaining)
+            results.extend(done)
+            if msg.error or any(r.retry for r in done):
+                if msg.error:
+                    logger.error("unreadable message", extra={"message_id": msg.id,
+                                                              "error": msg.error})
+                failures.append({"itemIdentifier": msg.id or ""})
+        self.last_results = results
+        summary = [r.__dict__ for r in results]
+        if parsed.kind == "sqs":
+            # Nothing else in the reply: Lambda reads batchItemFailures and nothing more.
+            return {"batchItemFailures": failures}
+        if parsed.kind == "unknown":
+            logger.error("event not understood", extra={"error": parsed.messages[0].error})
+            return {"error": parsed.messages[0].error, "results": []}
+        if failures:
+            raise BatchFailed("; ".join(f"s3://{r.bucket}/{r.key}: {r.status} {r.detail}".strip()
+                                        for r in results if r.retry))
+        return {"results": summary}
+
+    def _message(self, msg: Message, remaining: Callable[[], float] | None) -> list[Result]:
+        for why in msg.ignored:
+            logger.info("event part ignored", extra={"message_id": msg.id, "reason": why})
+        out = []
+        for obj in msg.objects:
+            if remaining is not None and remaining() < SAFETY_MARGIN + MIN_START:
+                out.append(Result(obj.bucket, obj.key, "not_started", True,
+                                  "too little time left in this invocation"))
+                continue
+            out.append(self.process(obj, remaining))
+        return out
+
+    def name_of(self, obj: ObjectCreated) -> str | None:
+        """The object's name in the inbound store, or None when it is not an inbound file."""
+        if obj.bucket != self.bucket or not obj.key.startswith(self.prefix):
+            return None
+        name = obj.key[len(self.prefix):]
+        if not name or name.endswith("/") or not name.endswith(self.suffixes):
+            return None
+        return name
+
+    def process(self, obj: ObjectCreated, remaining: Callable[[], float] | None) -> Result:
+        name = self.name_of(obj)
+        if name is None:
+            logger.info("object ignored: not a file of the inbound location",
+                        extra={"bucket": obj.bucket, "key": obj.key, "inbound": self.config.inbound,
+                               "suffixes": list(self.suffixes)})
+            return Result(obj.bucket, obj.key, "ignored", False)
+        deadline = None
+        if remaining is not None:
+            get_left = remaining
+
+            def deadline() -> float:
+                return get_left() - SAFETY_MARGIN
+
+        started = time.monotonic()
+        try:
+            receipt = self.pipeline.process(name, deadline=deadline)
+        except FileNotFoundError:
+            # Already moved by the run that processed it (S3 delivers events at least once),
+            # or deleted: nothing left to do.
+            logger.info("object no longer in the inbound location; nothing to do",
+                        extra={"bucket": obj.bucket, "key": obj.key})
+            return Result(obj.bucket, obj.key, "gone", False)
+        except BatchdropError as e:
+            logger.warning("file not processed; it will be retried",
+                           extra={"bucket": obj.bucket, "key": obj.key, "error": str(e),
+                                  "error_type": type(e).__name__})
+            metrics.add_metric(name="FilesFailed", unit=MetricUnit.Count, value=1)
+            return Result(obj.bucket, obj.key, "error", True, str(e))
+        except Exception as e:  # a bug or an unexpected fault: log it whole, retry the file
+            logger.exception("file processing crashed; it will be retried",
+                             extra={"bucket": obj.bucket, "key": obj.key})
+            metrics.add_metric(name="FilesFailed", unit=MetricUnit.Count, value=1)
+            return Result(obj.bucket, obj.key, "error", True, f"{type(e).__name__}: {e}")
+        self._report(receipt, time.monotonic() - started)
+        return Result(obj.bucket, obj.key, receipt.status, receipt.status not in OK_STATUSES,
+                      receipt.reason or "")
+
+    def _report(self, r: Receipt, seconds: float) -> None:
+        logger.info("file processed", extra={
+            "file": r.file, "source": r.source, "version": r.version, "run_id": r.run_id,
+            "status": r.status, "rows_read": r.rows_read, "rows_loaded": r.rows_loaded,
+            "rows_rejected": r.rows_rejected, "rows_duplicate": r.rows_duplicate,
+            "size": r.size, "moved_to": r.moved_to, "reason": r.reason})
+        metrics.add_metric(name=METRIC_NAMES.get(r.status, "FilesOther"), unit=MetricUnit.Count,
+                           value=1)
+        if r.status in ("loaded", "loaded_with_rejects", "rejected"):
+            metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=r.rows_loaded)
+            metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=r.rows_rejected)
+            metrics.add_metric(name="FileBytes", unit=MetricUnit.Bytes, value=r.size)
+            metrics.add_metric(name="Duration", unit=MetricUnit.Seconds,
+                               value=r.duration_s or seconds)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The runtime for this container, built once from the bundled config."""
+    global _runtime
+    if _runtime is None:
+        from ..config import load_config
+
+        _runtime = Runtime(load_config())
+    return _runtime
+
+
+def reset() -> None:
+    """Forget the cached runtime (tests; a changed config)."""
+    global _runtime
+    _runtime = None
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def remaining() -> float:
+        return float(context.get_remaining_time_in_millis()) / 1000
+
+    return runtime().handle(event, remaining)

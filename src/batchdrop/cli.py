@@ -1,0 +1,414 @@
+"""The ``batchdrop`` command.
+
+Exit codes: 0 done (loaded, possibly with rejected rows), 1 data rejected, 2 bad usage or config,
+3 failed but retryable (throttling, a locked database, a network fault).
+A data or config error is one clear line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import Config, load_config
+from .errors import BatchdropError, ConfigError
+from .report import BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED, Receipt
+
+EXIT_REJECTED, EXIT_USAGE, EXIT_RETRY = 1, 2, 3
+PROGRESS_MIN_BYTES = 4 << 20
+
+
+class State:
+    def __init__(self, config_path: str | None, verbose: int):
+        self.config_path = config_path
+        self.verbose = verbose
+        self._config: Config | None = None
+
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def pipeline(self) -> Any:
+        from .pipeline import Pipeline
+
+        return Pipeline(self.config())
+
+
+def _status_style(status: str) -> str:
+    return {LOADED: "green", LOADED_WITH_REJECTS: "yellow", REJECTED: "red", FAILED: "red",
+            SKIPPED: "dim", BUSY: "dim"}.get(status, "")
+
+
+def _echo_receipt(r: Receipt, as_json: bool) -> None:
+    if as_json:
+        click.echo(r.to_json())
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    counts = (f"{r.rows_read} read, {r.rows_loaded} loaded, {r.rows_rejected} rejected, "
+              f"{r.rows_duplicate} duplicate")
+    where = f" → {r.moved_to}" if r.moved_to else ""
+    style = _status_style(r.status)
+    console.print(f"[bold]{r.file}[/bold]  [{style}]{r.status}[/{style}]  {counts}{where}")
+    if r.reason:
+        console.print(f"  reason: {r.reason}", markup=False)
+    if r.status in (SKIPPED, BUSY):
+        return
+    for e in r.errors:
+        col = f", column {e['column']!r}" if e["column"] else ""
+        console.print(f"  line {e['line']}{col}: {e['reason']} (value {e['value']!r})",
+                      markup=False)
+    if r.rows_invalid > len(r.errors):
+        console.print(f"  … and {r.rows_invalid - len(r.errors)} more invalid row(s)")
+    if r.rejected_rows_report:
+        console.print(f"  rejected rows: {r.rejected_rows_report}", markup=False)
+
+
+def _exit_code(receipts: list[Receipt]) -> int:
+    statuses = {r.status for r in receipts}
+    if FAILED in statuses:
+        return EXIT_RETRY
+    if REJECTED in statuses:
+        return EXIT_REJECTED
+    return 0
+
+
+@contextmanager
+def _progress(size: int, label: str, enabled: bool) -> Iterator[Any]:
+    """A progress bar on stderr for big files when stderr is a terminal."""
+    if not enabled or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=size)
+        yield lambda n: bar.advance(task, n)
+
+
+LAZY_COMMANDS = {
+    "worker": "batchdrop.aws.cli",
+    "template": "batchdrop.deploy.cli",
+    "package": "batchdrop.deploy.cli",
+    "deploy": "batchdrop.deploy.cli",
+    "destroy": "batchdrop.deploy.cli",
+    "serve": "batchdrop.api.cli",
+}
+
+
+class LazyGroup(click.Group):
+    """Commands of the AWS, deploy and API parts are imported only when they are used, so
+    local commands never pay for boto3 or FastAPI."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands or name not in LAZY_COMMANDS:
+            return super().get_command(ctx, name)
+        import importlib
+
+        try:
+            module = importlib.import_module(LAZY_COMMANDS[name])
+        except ImportError as e:
+            missing = e.name or "a module"
+            return _unavailable(name, f"needs {missing}: pip install 'batchdrop[aws,api]'")
+        cmd = getattr(module, name, None)
+        return cmd if isinstance(cmd, click.Command) else None
+
+
+def _unavailable(name: str, why: str) -> click.Command:
+    @click.command(name, help=f"(unavailable: {why})",
+                   context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def stub(args: Any) -> None:
+        raise ConfigError(f"`batchdrop {name}` {why}")
+
+    return stub
+
+
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "-c", "config_path", metavar="PATH", envvar="BATCHDROP_CONFIG",
+              help="The config file (default: ./batchdrop.yaml, or $BATCHDROP_CONFIG).")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="batchdrop")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """batchdrop: CSV drops become validated rows in a keyed table, with a receipt for every
+    file.
+
+    Files arrive in the inbound location; each row is checked against the schema and written to
+    the table (SQLite locally, DynamoDB on AWS); the file moves to the archive (or, when
+    rejected, to the errors location) and a notification summarises it.
+
+    \b
+    Start here:
+      batchdrop init --from partner.csv   write batchdrop.yaml from a sample
+      batchdrop validate partner.csv      dry run: what would happen
+      batchdrop run                       process what waits in inbound, then watch
+      batchdrop get A10002                read back a partition
+    """
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="batchdrop: %(levelname)s: %(message)s")
+    ctx.obj = State(config_path, verbose)
+
+
+def _state() -> State:
+    return click.get_current_context().find_object(State)  # type: ignore[return-value]
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
+def validate(file: str, as_json: bool) -> None:
+    """Dry run: check FILE against the schema and print the receipt it would get.
+
+    Nothing is written, moved or sent. Exits 1 if the file would be rejected.
+    """
+    pipeline = _state().pipeline()
+    receipt = _run_one(pipeline, file, as_json, dry_run=True)
+    sys.exit(_exit_code([receipt]))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Load it again even if this content was loaded.")
+@click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
+def process(file: str, force: bool, as_json: bool) -> None:
+    """Load one FILE now: validate, write, move it to archive (or errors), notify.
+
+    FILE may be anywhere on disk; a name relative to the inbound directory works too.
+    Exits 0 when loaded (even with rejected rows), 1 when rejected, 3 on a retryable failure.
+    """
+    pipeline = _state().pipeline()
+    receipt = _run_one(pipeline, file, as_json, force=force)
+    sys.exit(_exit_code([receipt]))
+
+
+def _run_one(pipeline: Any, file: str, as_json: bool, **options: Any) -> Receipt:
+    path = Path(file)
+    if not path.exists():
+        inbound_path = Path(pipeline.inbound.url) / file
+        if "://" not in pipeline.inbound.url and inbound_path.exists():
+            path = inbound_path
+        else:
+            raise ConfigError(f"{file}: no such file")
+    with _progress(path.stat().st_size, path.name, not as_json) as progress:
+        receipt = pipeline.process_path(str(path), progress=progress, **options)
+    _echo_receipt(receipt, as_json)
+    return receipt
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Process what waits now, then exit (do not watch).")
+@click.option("--interval", default=2.0, show_default=True, metavar="SECONDS",
+              help="How often to look for new files while watching.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON receipt per line.")
+def run(once: bool, interval: float, as_json: bool) -> None:
+    """Process the files waiting in inbound, oldest first, then watch for new ones.
+
+    Ctrl-C stops cleanly after the current file; a second Ctrl-C stops at once (the file's
+    rows are rolled back and the next run loads it again).
+    """
+    pipeline = _state().pipeline()
+    stopping = {"now": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stopping["now"]:
+            raise KeyboardInterrupt
+        stopping["now"] = True
+        click.echo("batchdrop: stopping after the current file (Ctrl-C again to stop now)",
+                   err=True)
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    receipts: list[Receipt] = []
+    try:
+        if not once and not as_json:
+            click.echo(f"batchdrop: watching {pipeline.inbound.url} (Ctrl-C to stop)", err=True)
+        while not stopping["now"]:
+            pending = pipeline.pending()
+            for ref in pending:
+                if stopping["now"]:
+                    break
+                with _progress(ref.size, ref.name, not as_json) as progress:
+                    try:
+                        receipt = pipeline.process_ref(ref, progress=progress)
+                    except FileNotFoundError:
+                        continue  # another process took it
+                if receipt.status != BUSY:
+                    _echo_receipt(receipt, as_json)
+                receipts.append(receipt)
+            if once:
+                break
+            deadline = time.monotonic() + interval
+            while not stopping["now"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+    except KeyboardInterrupt:
+        click.echo("batchdrop: stopped", err=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    if once and not receipts and not as_json:
+        click.echo(f"batchdrop: nothing waiting in {pipeline.inbound.url}", err=True)
+    sys.exit(_exit_code(receipts))
+
+
+@cli.command()
+@click.option("--status", type=click.Choice([LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED]),
+              help="Only runs with this outcome.")
+@click.option("--limit", default=20, show_default=True, help="How many runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one run each).")
+def runs(status: str | None, limit: int, as_json: bool) -> None:
+    """The run ledger: one line per file run, newest first."""
+    from .ports import Backends
+
+    backends = Backends(_state().config())
+    records = backends.ledger.runs(status=status, limit=limit)
+    if as_json:
+        for rec in records:
+            click.echo(json.dumps(rec, ensure_ascii=False, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run", "file", "state", "status", "read", "loaded", "rejected", "dup",
+                  "finished", box=None, header_style="bold")
+    for rec in records:
+        style = _status_style(rec["status"] or "")
+        table.add_row(rec["run_id"], rec["file"], rec["state"],
+                      f"[{style}]{rec['status'] or ''}[/{style}]" if style else rec["status"] or "",
+                      *(str(rec[k] if rec[k] is not None else "") for k in
+                        ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")),
+                      rec["finished_at"] or "")
+    Console(width=None if sys.stdout.isatty() else 200).print(
+        table if records else "no runs yet")
+
+
+@cli.command()
+@click.argument("partition")
+@click.argument("sort", required=False)
+@click.option("--begins-with", metavar="PREFIX", help="Only sort keys starting with PREFIX.")
+@click.option("--limit", type=int, default=None, help="At most this many items.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one item each).")
+def get(partition: str, sort: str | None, begins_with: str | None, limit: int | None,
+        as_json: bool) -> None:
+    """Read the table: one item by its full key (PARTITION SORT), or all items of PARTITION
+    in sort-key order.
+
+    Exits 1 when nothing is found.
+    """
+    from .ports import Backends
+    from .schema import parse_value
+
+    config = _state().config()
+    schema = config.schema_
+    try:
+        pk = parse_value(schema.field(config.table.partition_key), partition)
+        sk = (parse_value(schema.field(config.table.sort_key), sort)
+              if sort is not None and config.table.sort_key else None)
+    except ValueError as e:
+        raise ConfigError(f"bad key: {e}") from None
+    if sort is not None and not config.table.sort_key:
+        raise ConfigError(f"the table has no sort key; use: batchdrop get {partition}")
+    table = Backends(config).table
+    if sk is not None:
+        item = table.get((pk, sk))
+        items = [item] if item else []
+    else:
+        items = []
+        after = None
+        while True:
+            want = 1000 if limit is None else min(1000, limit - len(items))
+            page = table.query(pk, begins_with=begins_with, after=after, limit=want)
+            items += page.items
+            after = page.next
+            if after is None or (limit is not None and len(items) >= limit):
+                break
+    _echo_items(items, config, as_json)
+    if not items:
+        click.echo("batchdrop: no item with that key", err=True)
+        sys.exit(1)
+
+
+def _echo_items(items: list[dict[str, Any]], config: Config, as_json: bool) -> None:
+    from .schema import to_text
+
+    if as_json:
+        for item in items:
+            click.echo(json.dumps({k: to_text(v) if not isinstance(v, int | bool) else v
+                                   for k, v in item.items()}, ensure_ascii=False))
+        return
+    if not items:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    names = [f.name for f in config.schema_.fields]
+    table = Table(*names, box=None, header_style="bold")
+    for item in items:
+        table.add_row(*(to_text(item.get(n)) or "" for n in names))
+    Console().print(table)
+
+
+@cli.command()
+@click.option("--from", "sample", type=click.Path(exists=True, dir_okay=False),
+              help="A sample CSV: the schema and key are inferred from it.")
+@click.option("--output", "-o", default="batchdrop.yaml", show_default=True,
+              help="Where to write the config.")
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+def init(sample: str | None, output: str, force: bool) -> None:
+    """Write a starting batchdrop.yaml (with --from: the schema inferred from a sample CSV).
+
+    Check the inferred types and the guessed key before you load real data.
+    """
+    from .infer import infer_config
+
+    out = Path(output)
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; pass --force to overwrite it")
+    text, notes = infer_config(sample)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}")
+    for note in notes:
+        click.echo(f"  {note}")
+    click.echo(f"next: batchdrop --config {out} validate {sample or 'FILE.csv'}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("batchdrop: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except BatchdropError as e:
+        click.echo(f"batchdrop: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("batchdrop: stopped", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except BrokenPipeError:
+        os._exit(0)

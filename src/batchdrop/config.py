@@ -1,0 +1,318 @@
+"""batchdrop.yaml → a typed, validated ``Config``.
+
+Every error names the key it is about and what is allowed there. ``BATCHDROP_*`` environment
+variables override single keys (``BATCHDROP_INBOUND=s3://in/``, ``BATCHDROP_TABLE__URL=…``), which
+is how the Lambda runtime points one bundled config at the stack's buckets and tables.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+DEFAULT_TRUE = ["true", "True", "TRUE", "1"]
+DEFAULT_FALSE = ["false", "False", "FALSE", "0"]
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .\-]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Constraints(Strict):
+    required: bool = False
+    unique: bool = False  # accepted for Table Schema compatibility; keys are unique by definition
+    pattern: str | None = None
+    enum: list[Any] | None = None
+    min_length: int | None = Field(None, alias="minLength", ge=0)
+    max_length: int | None = Field(None, alias="maxLength", ge=0)
+    minimum: Any = None
+    maximum: Any = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
+
+
+class SchemaField(Strict):
+    name: str
+    type: FieldType = "string"
+    format: str = "default"
+    description: str | None = None
+    title: str | None = None
+    constraints: Constraints = Constraints()
+    true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE), alias="trueValues")
+    false_values: list[str] = Field(default_factory=lambda: list(DEFAULT_FALSE), alias="falseValues")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a field name cannot be empty")
+        return v
+
+
+class TableSchema(Strict):
+    """A subset of the Frictionless Table Schema."""
+
+    fields: list[SchemaField] = Field(min_length=1)
+    missing_values: list[str] = Field(default_factory=lambda: [""], alias="missingValues")
+    primary_key: list[str] | None = Field(None, alias="primaryKey")
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _pk_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TableSchema:
+        seen: set[str] = set()
+        for f in self.fields:
+            if f.name in seen:
+                raise ValueError(f"field {f.name!r} is declared twice")
+            seen.add(f.name)
+        return self
+
+    def field(self, name: str) -> SchemaField:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+class TableConfig(Strict):
+    url: str
+    name: str | None = None
+    partition_key: str
+    sort_key: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not (v.startswith("sqlite:///") or v.startswith("dynamodb://")):
+            raise ValueError("must be sqlite:///path/to/file.db or dynamodb://TABLE_NAME")
+        return v
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return (self.partition_key,) + ((self.sort_key,) if self.sort_key else ())
+
+    @property
+    def table_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.url.startswith("dynamodb://"):
+            return self.url.removeprefix("dynamodb://").strip("/")
+        return Path(self.url.removeprefix("sqlite:///")).stem or "items"
+
+
+class CsvDialect(Strict):
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    quotechar: str = Field('"', min_length=1, max_length=1)
+    encoding: Literal["utf-8", "utf-8-sig"] = "utf-8-sig"
+    max_field_size: int = Field(131072, ge=1024)
+
+
+class AwsConfig(Strict):
+    endpoint_url: str | None = None
+    region: str | None = None
+    max_workers: int = Field(4, ge=1, le=64)
+    max_retries: int = Field(8, ge=0, le=30)
+    claim_ttl_seconds: int = Field(900, ge=30)
+
+
+class DeployConfig(Strict):
+    """How ``batchdrop template``/``deploy`` shape the stack; ignored by the runtime itself."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+MaxRejected = int | str
+
+
+class Config(Strict):
+    inbound: str
+    archive: str
+    errors: str
+    suffix: str = ".csv"
+    table: TableConfig
+    ledger: str | None = None
+    schema_: TableSchema = Field(alias="schema")
+    csv: CsvDialect = CsvDialect()
+    extra_columns: Literal["reject", "ignore"] = "reject"
+    on_error: Literal["reject_file", "skip_rows"] = "reject_file"
+    max_rejected: MaxRejected | None = None
+    duplicates: Literal["last_wins", "first_wins", "reject"] = "last_wins"
+    notify: list[str] = Field(default_factory=lambda: ["console"])
+    batch_size: int = Field(5000, ge=1, le=100000)
+    aws: AwsConfig = AwsConfig()
+    deploy: DeployConfig = DeployConfig()
+    source: str | None = Field(None, exclude=True)
+
+    @field_validator("max_rejected")
+    @classmethod
+    def _max_rejected(cls, v: MaxRejected | None) -> MaxRejected | None:
+        if isinstance(v, str):
+            m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", v)
+            if not m or Decimal(m.group(1)) > 100:
+                raise ValueError("must be a count (e.g. 100) or a percentage (e.g. '5%')")
+        elif isinstance(v, int) and v < 0:
+            raise ValueError("must be zero or more")
+        return v
+
+    @field_validator("suffix")
+    @classmethod
+    def _suffix(cls, v: str) -> str:
+        if not v.startswith("."):
+            raise ValueError("must start with a dot, e.g. .csv")
+        return v
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, v: list[str]) -> list[str]:
+        for target in v:
+            if not (target == "console" or target.startswith(("https://", "http://", "sns://"))
+                    or target.endswith(".jsonl")):
+                raise ValueError(
+                    f"{target!r} is not a notifier: use 'console', a file ending in .jsonl, "
+                    "an https:// webhook URL or sns://TOPIC_ARN")
+        return v
+
+    @model_validator(mode="after")
+    def _keys_in_schema(self) -> Config:
+        names = [f.name for f in self.schema_.fields]
+        for role, key in (("partition_key", self.table.partition_key),
+                          ("sort_key", self.table.sort_key)):
+            if key is not None and key not in names:
+                raise ValueError(f"table.{role} {key!r} is not a field of the schema "
+                                 f"(fields: {', '.join(names)})")
+        pk = self.schema_.primary_key
+        if pk is not None and list(pk) != list(self.table.key):
+            raise ValueError(f"schema.primaryKey {pk} does not match the table key "
+                             f"{list(self.table.key)}")
+        return self
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.table.key
+
+    @property
+    def ledger_url(self) -> str:
+        if self.ledger:
+            return self.ledger
+        if self.table.url.startswith("dynamodb://"):
+            return f"dynamodb://{self.table.table_name}-ledger"
+        return self.table.url
+
+    def rejected_limit(self, rows_read: int) -> int | None:
+        """How many rejected rows are tolerated in skip_rows mode (None: no limit)."""
+        if self.max_rejected is None:
+            return None
+        if isinstance(self.max_rejected, int):
+            return self.max_rejected
+        pct = Decimal(self.max_rejected.strip().rstrip("%").strip())
+        return int(pct * rows_read / 100)
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith("BATCHDROP_") or name in ("BATCHDROP_CONFIG",):
+            continue
+        path = name.removeprefix("BATCHDROP_").lower().split("__")
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name} overrides a key that is not a mapping", key=".".join(path))
+        node[path[-1]] = yaml.safe_load(value) if value[:1] in "[{" else value
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + ("schema" if p == "schema_" else str(p)))
+    return "".join(parts)
+
+
+def parse_config(data: Any, *, source: str = "batchdrop.yaml",
+                 environ: dict[str, str] | None = None, base_dir: Path | None = None) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping of keys to values", source=source)
+    data = dict(data)
+    _apply_env(data, dict(os.environ) if environ is None else environ)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = _where(err["loc"]) or None
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "is not a batchdrop setting (check its spelling)"
+        elif err["type"] == "missing":
+            msg = "is required"
+        elif err["type"] == "literal_error":
+            msg = f"got {err.get('input')!r}; " + msg
+        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
+        raise ConfigError(msg + more, key=key, source=source) from None
+    config.source = source
+    if base_dir is not None:
+        _resolve_paths(config, base_dir)
+    return config
+
+
+def _resolve_paths(config: Config, base: Path) -> None:
+    """Relative local paths in the config are relative to the config file, not the cwd."""
+
+    def fix(loc: str) -> str:
+        if "://" in loc or Path(loc).is_absolute():
+            return loc
+        return str((base / loc).resolve())
+
+    config.inbound, config.archive, config.errors = map(fix, (config.inbound, config.archive,
+                                                              config.errors))
+    url = config.table.url
+    if url.startswith("sqlite:///"):
+        config.table.url = "sqlite:///" + fix(url.removeprefix("sqlite:///"))
+    if config.ledger and config.ledger.startswith("sqlite:///"):
+        config.ledger = "sqlite:///" + fix(config.ledger.removeprefix("sqlite:///"))
+    config.notify = [fix(t) if t.endswith(".jsonl") and "://" not in t else t
+                     for t in config.notify]
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                environ: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ) if environ is None else environ
+    p = Path(path or env.get("BATCHDROP_CONFIG") or "batchdrop.yaml")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {p} (create one with `batchdrop init`, or pass "
+                          "--config PATH)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"not valid YAML{where}: {getattr(e, 'problem', e)}",
+                          source=str(p)) from None
+    return parse_config(data, source=str(p), environ=env, base_dir=p.resolve().parent)

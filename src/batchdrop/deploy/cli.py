@@ -1,0 +1,101 @@
+"""``batchdrop template | package | deploy | destroy``: plain click commands the CLI registers."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .settings import check_stack_name, deploy_settings
+
+STACK_HELP = "Stack name (default: deploy.stack_name, or batchdrop-<table>)."
+
+
+def _config(ctx: click.Context) -> Any:
+    return ctx.obj.config()
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+@click.pass_context
+def template(ctx: click.Context, as_json: bool) -> None:
+    """Print the CloudFormation template built from the config."""
+    from .template import build_template, to_json, to_yaml
+
+    config = _config(ctx)
+    built = build_template(config, deploy_settings(config))
+    click.echo(to_json(built) if as_json else to_yaml(built), nl=False)
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("dist/batchdrop-lambda.zip"), show_default=True,
+              help="Where to write the zip.")
+@click.option("--architecture", type=click.Choice(["arm64", "x86_64"]),
+              help="Override deploy.architecture.")
+@click.pass_context
+def package(ctx: click.Context, output: Path, architecture: str | None) -> None:
+    """Build the Lambda deployment zip and print its size."""
+    from .package import build_package
+
+    config = _config(ctx)
+    settings = deploy_settings(config, architecture=architecture)
+    built = build_package(config, settings, output)
+    click.echo(built.describe())
+
+
+@click.command()
+@click.option("--stack", "stack_name", help=STACK_HELP)
+@click.option("--email", help="Subscribe this address to the receipts topic.")
+@click.option("--package", "package_path", type=click.Path(exists=True, dir_okay=False,
+                                                           path_type=Path),
+              help="Deploy this zip (from `batchdrop package`) instead of building one.")
+@click.pass_context
+def deploy(ctx: click.Context, stack_name: str | None, email: str | None,
+           package_path: Path | None) -> None:
+    """Create or update the stack through a change set, wait, and print its outputs."""
+    import hashlib
+
+    from .package import Package, build_package
+    from .stack import StackClient
+
+    config = _config(ctx)
+    settings = deploy_settings(config, email=email)
+    name = check_stack_name(stack_name) if stack_name else settings.resolved_stack_name(config)
+    client = StackClient(config, echo=click.echo)
+    with tempfile.TemporaryDirectory(prefix="batchdrop-deploy-") as tmp:
+        if package_path is None:
+            built = build_package(config, settings, Path(tmp) / "batchdrop-lambda.zip")
+            click.echo(built.describe())
+        else:
+            data = package_path.read_bytes()
+            built = Package(package_path, len(data), 0, hashlib.sha256(data).hexdigest(), 0)
+        result = client.deploy(config, settings, name, built)
+    if settings.inbound_bucket:
+        click.echo(f"note: {settings.inbound_bucket} is not managed by the stack; point its "
+                   "ObjectCreated notifications at the stack's queue (see the README)")
+    for key, value in sorted(result.outputs.items()):
+        click.echo(f"{key:<16} {value}")
+
+
+@click.command()
+@click.option("--stack", "stack_name", help=STACK_HELP)
+@click.option("--force", is_flag=True, help="Also delete buckets that still hold files.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def destroy(ctx: click.Context, stack_name: str | None, force: bool, yes: bool) -> None:
+    """Delete the stack; buckets that still hold files are kept unless --force."""
+    from .stack import StackClient
+
+    config = _config(ctx)
+    settings = deploy_settings(config)
+    name = check_stack_name(stack_name) if stack_name else settings.resolved_stack_name(config)
+    what = "and every file in its buckets" if force else "(buckets holding files are kept)"
+    if not yes:
+        click.confirm(f"Delete stack {name} {what}?", abort=True)
+    StackClient(config, echo=click.echo).destroy(name, force=force)
+
+
+commands = [template, package, deploy, destroy]

@@ -1,0 +1,128 @@
+"""The IAM roles of the stack: exactly the actions the runtime calls, each on exactly its resources.
+
+Each statement says why it is there. The only ``"*"`` resource is for X-Ray (when tracing is on),
+whose actions cannot be scoped to a resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .settings import DeploySettings
+
+Json = dict[str, Any]
+
+
+def ref(name: str) -> Json:
+    return {"Ref": name}
+
+
+def getatt(name: str, attr: str) -> Json:
+    return {"Fn::GetAtt": [name, attr]}
+
+
+def sub(text: str) -> Json:
+    return {"Fn::Sub": text}
+
+
+def bucket_arn(bucket: Json | str) -> Json:
+    """The ARN of a bucket given by name (a Ref, a Sub or a literal)."""
+    return {"Fn::Join": ["", ["arn:", ref("AWS::Partition"), ":s3:::", bucket]]}
+
+
+def objects_arn(bucket: Json | str, prefix: str = "") -> Json:
+    return {"Fn::Join": ["", ["arn:", ref("AWS::Partition"), ":s3:::", bucket, f"/{prefix}*"]]}
+
+
+def statement(sid: str, actions: list[str], resources: list[Any], **extra: Any) -> Json:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources,
+            **extra}
+
+
+def assume_role(service: str) -> Json:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}},
+        }],
+    }
+
+
+def loader_statements(s: DeploySettings, *, inbound: Json | str, inbound_prefix: str,
+                      archive: Json | str, errors: Json | str) -> list[Json]:
+    """What the Lambda loader (batchdrop.aws.handler) calls."""
+    read = ["s3:GetObject", "s3:GetObjectTagging"]
+    if s.versioning:
+        read += ["s3:GetObjectVersion", "s3:GetObjectVersionTagging"]
+    list_inbound: Json = statement("ListInbound", ["s3:ListBucket"], [bucket_arn(inbound)])
+    if inbound_prefix:
+        list_inbound["Condition"] = {"StringLike": {"s3:prefix": [f"{inbound_prefix}*"]}}
+    out = [
+        statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
+                  [getatt("LogGroup", "Arn")]),
+        # read the file (CopyObject also reads its tags), delete it once it has been moved
+        statement("ReadAndRemoveInbound", [*read, "s3:DeleteObject"],
+                  [objects_arn(inbound, inbound_prefix)]),
+        list_inbound,
+        # moved files, rejected-rows reports and receipts; a copy above 5 GB is a multipart copy
+        statement("WriteArchiveAndErrors",
+                  ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+                  [objects_arn(archive), objects_arn(errors)]),
+        # "is this name already taken?" (a missing key answers 403, not 404, without it)
+        statement("ListArchiveAndErrors", ["s3:ListBucket"],
+                  [bucket_arn(archive), bucket_arn(errors)]),
+        statement("WriteTable", ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable",
+                                 "dynamodb:GetItem", "dynamodb:Query"], [getatt("Table", "Arn")]),
+        statement("Ledger", ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
+                             "dynamodb:Query", "dynamodb:UpdateItem"],
+                  [getatt("LedgerTable", "Arn"),
+                   {"Fn::Join": ["/", [getatt("LedgerTable", "Arn"), "index", "*"]]}]),
+        statement("Notify", ["sns:Publish"], [ref("Topic")]),
+    ]
+    if s.trigger == "queue":
+        out.append(statement("ConsumeQueue", ["sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                              "sqs:ReceiveMessage"], [getatt("Queue", "Arn")]))
+    else:
+        # the on-failure destination of asynchronous (S3) invocations
+        out.append(statement("OnFailureDestination", ["sqs:SendMessage"],
+                             [getatt("DeadLetterQueue", "Arn")]))
+    if s.tracing:
+        out.append(xray_statement())
+    return out
+
+
+def xray_statement() -> Json:
+    # X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions.
+    return statement("Tracing", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"])
+
+
+def api_statements(s: DeploySettings) -> list[Json]:
+    """What the query API (batchdrop.api.lambda_handler) calls: reads only."""
+    out = [
+        statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
+                  [getatt("ApiLogGroup", "Arn")]),
+        statement("ReadTable", ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"],
+                  [getatt("Table", "Arn")]),
+        statement("ReadLedger", ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"],
+                  [getatt("LedgerTable", "Arn"),
+                   {"Fn::Join": ["/", [getatt("LedgerTable", "Arn"), "index", "*"]]}]),
+    ]
+    if s.tracing:
+        out.append(xray_statement())
+    return out
+
+
+def role(service: str, policy_name: str, statements: list[Json]) -> Json:
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": assume_role(service),
+            "Policies": [{
+                "PolicyName": policy_name,
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+            }],
+        },
+    }

@@ -1,0 +1,186 @@
+"""batchdrop.yaml → a CloudFormation template (a dict, or YAML for people to review).
+
+S3 (inbound, archive, errors) → SQS → Lambda (or S3 → Lambda directly) → DynamoDB + SNS, with a
+dead-letter queue, a log group, and a role holding only what the runtime calls.
+
+The inbound bucket's name is built from the stack name, account and region rather than
+generated, so the queue policy (or the invoke permission) can name the bucket's ARN while the
+bucket's notification depends on that policy: one deploy, no circular dependency.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import yaml
+
+from ..errors import ConfigError
+from . import resources as r
+from .api import api_resources
+from .policy import Json, getatt, loader_statements, ref, role, sub
+from .settings import DeploySettings
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+HANDLER = "batchdrop.aws.handler.handler"
+RUNTIME = "python3.12"
+CONFIG_PATH = "/var/task/batchdrop.yaml"
+
+
+def s3_prefix(url: str) -> str:
+    """The key prefix of an ``s3://bucket/prefix/`` location ('' for a local path)."""
+    if not url.startswith("s3://"):
+        return ""
+    _, _, prefix = url.removeprefix("s3://").partition("/")
+    return prefix
+
+
+def key_attribute_type(config: Config, name: str) -> str:
+    kind = config.schema_.field(name).type
+    if kind in ("integer", "number"):
+        return "N"
+    if kind == "boolean":
+        raise ConfigError(f"field {name!r} is a boolean, which DynamoDB cannot use as a key",
+                          key="table", source=config.source)
+    return "S"  # string, date and datetime keys are stored as their ISO text
+
+
+def build_template(config: Config, settings: DeploySettings) -> Json:
+    s = settings
+    prefixes = {role_: s3_prefix(getattr(config, role_))
+                for role_ in ("inbound", "archive", "errors")}
+    res: dict[str, Json] = {}
+    buckets: dict[str, Json | str] = {}
+    for role_, logical in (("inbound", "InboundBucket"), ("archive", "ArchiveBucket"),
+                           ("errors", "ErrorsBucket")):
+        existing = getattr(s, f"{role_}_bucket")
+        if existing:
+            buckets[role_] = existing
+            continue
+        name = sub("${AWS::StackName}-inbound-${AWS::AccountId}-${AWS::Region}") \
+            if role_ == "inbound" else None
+        res[logical] = r.bucket(s, name=name)
+        res[f"{logical}Policy"] = r.tls_only_policy(logical)
+        buckets[role_] = name if name else ref(logical)
+    if not s.inbound_bucket:
+        trigger_target = "Queue" if s.trigger == "queue" else "Function"
+        res["InboundBucket"]["Properties"]["NotificationConfiguration"] = r.notification(
+            s.trigger, getatt(trigger_target, "Arn"), prefixes["inbound"], config.suffix)
+        res["InboundBucket"]["DependsOn"] = ["QueuePolicy" if s.trigger == "queue"
+                                             else "InvokePermission"]
+    inbound_arn = {"Fn::Join": ["", ["arn:", ref("AWS::Partition"), ":s3:::",
+                                     buckets["inbound"]]]}
+
+    res["DeadLetterQueue"] = r.queue(1209600)
+    if s.trigger == "queue":
+        res["Queue"] = r.queue(
+            4 * 86400, visibility=min(6 * s.timeout_s, 43200),
+            redrive={"deadLetterTargetArn": getatt("DeadLetterQueue", "Arn"),
+                     "maxReceiveCount": s.max_receive_count})
+        res["QueuePolicy"] = r.queue_policy(inbound_arn)
+        res["EventSourceMapping"] = r.event_source_mapping(s)
+    else:
+        res["InvokePermission"] = r.invoke_permission(inbound_arn)
+        res["EventInvokeConfig"] = r.event_invoke_config()
+
+    key = [(config.table.partition_key, "HASH")]
+    if config.table.sort_key:
+        key.append((config.table.sort_key, "RANGE"))
+    res["Table"] = r.table(s, [(n, key_attribute_type(config, n), kind) for n, kind in key])
+    res["LedgerTable"] = r.ledger_table(s)
+    res["Topic"] = {"Type": "AWS::SNS::Topic",
+                    "Properties": {"KmsMasterKeyId": sub("arn:${AWS::Partition}:kms:"
+                                                         "${AWS::Region}:${AWS::AccountId}:"
+                                                         "alias/aws/sns")}}
+    if s.email:
+        res["EmailSubscription"] = {"Type": "AWS::SNS::Subscription", "Properties": {
+            "TopicArn": ref("Topic"), "Protocol": "email", "Endpoint": s.email}}
+
+    res["LogGroup"] = r.log_group(s)
+    res["Role"] = role("lambda.amazonaws.com", "batchdrop-loader", loader_statements(
+        s, inbound=buckets["inbound"], inbound_prefix=prefixes["inbound"],
+        archive=buckets["archive"], errors=buckets["errors"]))
+    env = environment(config, buckets, prefixes)
+    res["Function"] = r.loader_function(s, HANDLER, env)
+    outputs = {
+        "InboundBucket": buckets["inbound"], "ArchiveBucket": buckets["archive"],
+        "ErrorsBucket": buckets["errors"], "Table": ref("Table"),
+        "LedgerTable": ref("LedgerTable"), "Topic": ref("Topic"),
+        "DeadLetterQueue": ref("DeadLetterQueue"), "Function": ref("Function"),
+        "LogGroup": ref("LogGroup"),
+    }
+    if s.trigger == "queue":
+        outputs["Queue"] = ref("Queue")
+    if s.api:
+        api_res, api_out = api_resources(s, env)
+        res.update(api_res)
+        outputs.update(api_out)
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"batchdrop: CSV files into {config.table.table_name} "
+                       f"({s.trigger} trigger)",
+        "Parameters": {
+            "CodeBucket": {"Type": "String", "Description": "S3 bucket of the Lambda package"},
+            "CodeKey": {"Type": "String", "Description": "S3 key of the Lambda package"},
+        },
+        "Resources": res,
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+
+
+def environment(config: Config, buckets: dict[str, Json | str],
+                prefixes: dict[str, str]) -> Json:
+    """BATCHDROP_* variables pointing the bundled config at the stack's resources."""
+    def location(role_: str) -> Json:
+        return {"Fn::Join": ["", ["s3://", buckets[role_], "/" + prefixes[role_]]]}
+
+    webhooks = [t for t in config.notify if t.startswith(("https://", "http://"))]
+    notify = {"Fn::Join": ["", ['["sns://', ref("Topic"), '"',
+                                *[f", {json.dumps(w)}" for w in webhooks], "]"]]}
+    return {
+        "BATCHDROP_CONFIG": CONFIG_PATH,
+        "BATCHDROP_INBOUND": location("inbound"),
+        "BATCHDROP_ARCHIVE": location("archive"),
+        "BATCHDROP_ERRORS": location("errors"),
+        "BATCHDROP_TABLE__URL": sub("dynamodb://${Table}"),
+        "BATCHDROP_TABLE__NAME": ref("Table"),
+        "BATCHDROP_LEDGER": sub("dynamodb://${LedgerTable}"),
+        "BATCHDROP_NOTIFY": notify,
+        "POWERTOOLS_SERVICE_NAME": "batchdrop",
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """No anchors or aliases: CloudFormation rejects them."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def to_yaml(template: Json) -> str:
+    return yaml.dump(template, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     width=100)
+
+
+def to_json(template: Json) -> str:
+    return json.dumps(template, indent=1, sort_keys=True)
+
+
+def render(config: Config, settings: DeploySettings | None = None) -> str:
+    from .settings import deploy_settings
+
+    return to_yaml(build_template(config, settings or deploy_settings(config)))
+
+
+def statements(template: Json) -> list[tuple[str, Json]]:
+    """Every IAM statement of every role in ``template``, with the role's logical id."""
+    out: list[tuple[str, Json]] = []
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in resource["Properties"].get("Policies", []):
+                out += [(logical, st) for st in policy["PolicyDocument"]["Statement"]]
+    return out
+
+

@@ -1,0 +1,240 @@
+"""The four ports the engine talks to, and URL → adapter.
+
+The engine knows nothing about S3, DynamoDB or SQLite. Each adapter module is imported only
+when its URL scheme is used, so local mode never imports boto3.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .report import Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """One version of one file in a store."""
+
+    name: str  # the key below the store's root, with '/' separators ("2026/11/students.csv")
+    size: int
+    version: str  # what makes this version unique: sha256 (local), versionId or ETag (S3)
+    modified: float  # seconds since the epoch; the order files are taken in
+    url: str  # where it is, for people: /abs/path or s3://bucket/key
+
+
+class FileStore(Protocol):
+    url: str
+
+    def list(self, suffixes: Sequence[str]) -> list[FileRef]:
+        """Files waiting here whose name ends with one of ``suffixes``, oldest first."""
+
+    def stat(self, name: str) -> FileRef | None:
+        """The current version of ``name``, or None if it is not (or no longer) here."""
+
+    def open(self, ref: FileRef) -> BinaryIO:
+        """A binary stream of the file's bytes; raises FileNotFoundError if it is gone."""
+
+    def move(self, ref: FileRef, dest: FileStore, name: str | None = None) -> str:
+        """Move the file to ``dest`` (as ``name``, default ``ref.name``) and return its new URL.
+
+        A name already taken in ``dest`` is never overwritten: the file gets a unique name.
+        """
+
+    def put(self, name: str, local_path: str, content_type: str) -> str:
+        """Store a local file (a report) as ``name``; never overwrites. Returns its URL."""
+
+
+class Load(Protocol):
+    """One file's rows on their way into the table."""
+
+    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[int]:
+        """Write converted rows (in schema field order); ``lines`` are their line numbers.
+
+        A single-pass table applies the duplicates policy itself and returns the lines of the
+        rows that repeated a key already written by this load. Other tables return [].
+        """
+
+    def commit(self, receipt: Receipt) -> None:
+        """Make the rows durable and record ``receipt`` in the ledger as committed."""
+
+    def abort(self) -> None:
+        """Discard what this load wrote, where the table can (SQLite); otherwise nothing."""
+
+
+class Table(Protocol):
+    key: tuple[str, ...]
+    #: True when the table checks duplicate keys and can roll a whole file back itself, so the
+    #: engine reads the file once. False (DynamoDB): the engine validates the whole file first.
+    single_pass: bool
+
+    def prepare(self) -> None:
+        """Create the table if it can (SQLite) or check that it exists (DynamoDB)."""
+
+    #: A per-row check of what only the backend knows (DynamoDB: item size, empty key strings),
+    #: called during validation: returns (column, reason) for a bad row. None when not needed.
+    row_check: Callable[[tuple[Any, ...]], tuple[str, str] | None] | None
+
+    def begin(self, claim: Claim, ledger: Ledger) -> Load:
+        """Start loading one file; ``Load.commit`` records the receipt in ``ledger``."""
+
+    def get(self, key: Sequence[Any]) -> dict[str, Any] | None:
+        """One item by its full key, or None."""
+
+    def query(self, partition: Any, *, begins_with: str | None = None,
+              after: Any = None, limit: int = 100) -> Page:
+        """Items of one partition in sort-key order, ``limit`` at a time from after ``after``."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next: Any = None  # pass back as ``after`` for the next page; None when there is no more
+
+
+ClaimOutcome = Literal["new", "done", "busy", "resume"]
+
+
+@dataclass
+class Claim:
+    outcome: ClaimOutcome
+    run_id: str
+    ref: FileRef
+    #: for "resume" (rows committed, file not yet moved) and "done": the receipt recorded then
+    receipt: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+RunState = Literal["running", "committed", "done", "failed"]
+
+
+class Ledger(Protocol):
+    def claim(self, ref: FileRef, *, force: bool = False) -> Claim:
+        """Claim this file version for a run.
+
+        "new": go ahead. "done": this version was loaded before (skip, unless ``force``).
+        "busy": another live run holds it. "resume": its rows were committed by a run that
+        stopped before moving the file; finish that run.
+        """
+
+    def record(self, claim: Claim, state: RunState, receipt: Receipt) -> None:
+        """Record the run's state and receipt."""
+
+    def runs(self, *, status: str | None = None, limit: int = 50,
+             before: str | None = None) -> list[dict[str, Any]]:
+        """Run records, newest first."""
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None: ...
+
+
+class Notifier(Protocol):
+    def send(self, receipt: Receipt) -> None: ...
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time: 20261127T084730Z-3f9a1c."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+# --- URL → adapter ------------------------------------------------------------------------
+
+def open_store(url: str, config: Config) -> FileStore:
+    if url.startswith("s3://"):
+        from .files.s3 import S3Store
+
+        return S3Store(url, config)
+    if "://" in url:
+        raise ConfigError(f"{url!r} is not a file location: use a directory or s3://bucket/prefix/")
+    from .files.local import LocalStore
+
+    return LocalStore(url)
+
+
+class Backends:
+    """The table and ledger for a config, sharing one connection where they share a database."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._table: Table | None = None
+        self._ledger: Ledger | None = None
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            url = self.config.table.url
+            if url.startswith("sqlite:///"):
+                from .tables.sqlite import SqliteTable
+
+                self._table = SqliteTable.from_config(self.config)
+            else:
+                from .tables.dynamodb import DynamoTable
+
+                self._table = DynamoTable.from_config(self.config)
+        return self._table
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            url = self.config.ledger_url
+            if url.startswith("sqlite:///"):
+                from .tables.sqlite import SqliteLedger, SqliteTable
+
+                table = self.table
+                if isinstance(table, SqliteTable) and url == self.config.table.url:
+                    self._ledger = table.ledger
+                else:
+                    self._ledger = SqliteLedger.open(url.removeprefix("sqlite:///"))
+            elif url.startswith("dynamodb://"):
+                from .tables.dynamodb import DynamoLedger
+
+                self._ledger = DynamoLedger.from_config(self.config)
+            else:
+                raise ConfigError(f"{url!r} is not a ledger: use sqlite:///file.db or "
+                                  "dynamodb://TABLE", key="ledger")
+        return self._ledger
+
+    def close(self) -> None:
+        if self._table is not None:
+            self._table.close()
+
+
+def open_notifiers(config: Config) -> list[Notifier]:
+    out: list[Notifier] = []
+    for target in config.notify:
+        if target == "console":
+            from .notify.console import ConsoleNotifier
+
+            out.append(ConsoleNotifier())
+        elif target.startswith(("https://", "http://")):
+            from .notify.webhook import WebhookNotifier
+
+            out.append(WebhookNotifier(target))
+        elif target.startswith("sns://"):
+            from .notify.sns import SnsNotifier
+
+            out.append(SnsNotifier(target.removeprefix("sns://"), config))
+        else:
+            from .notify.console import JsonLinesNotifier
+
+            out.append(JsonLinesNotifier(target))
+    return out
+
+
+def iter_chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,151 @@
+"""The receipt of one file run, the notification made from it, and the rejected-rows CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from .errors import RowError
+
+LOADED = "loaded"
+LOADED_WITH_REJECTS = "loaded_with_rejects"
+REJECTED = "rejected"
+FAILED = "failed"
+SKIPPED = "already_processed"  # not an outcome: this version was loaded before; no notification
+BUSY = "busy"  # not an outcome: another run holds this file right now
+OUTCOMES = (LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED)
+MAX_ERRORS_IN_RECEIPT = 10
+
+
+@dataclass
+class Receipt:
+    file: str
+    source: str
+    version: str
+    size: int
+    run_id: str = ""
+    status: str = FAILED
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    rows_invalid: int = 0  # rows with errors; in a rejected file every row counts as rejected
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    reason: str | None = None  # why the file was rejected or failed, in one line
+    errors: list[dict[str, Any]] = field(default_factory=list)  # the first rejected rows
+    moved_to: str | None = None
+    rejected_rows_report: str | None = None
+    dry_run: bool = False
+
+    def add_error(self, err: RowError) -> None:
+        if len(self.errors) < MAX_ERRORS_IN_RECEIPT:
+            self.errors.append(err.to_dict())
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_read == self.rows_loaded + self.rows_rejected + self.rows_duplicate
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Receipt:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+
+
+def subject(r: Receipt, limit: int = 100) -> str:
+    """One line, within SNS's 100 characters."""
+    verb = {LOADED: "loaded", LOADED_WITH_REJECTS: "loaded with rejects", REJECTED: "REJECTED",
+            FAILED: "FAILED"}.get(r.status, r.status)
+    counts = f"{r.rows_loaded}/{r.rows_read} rows"
+    name = r.file.rsplit("/", 1)[-1]
+    text = f"batchdrop: {name} {verb} ({counts})"
+    if len(text) > limit:
+        room = limit - len(text) + len(name) - 1
+        text = f"batchdrop: {name[:max(room, 1)]}… {verb} ({counts})"[:limit]
+    return text
+
+
+def summary(r: Receipt) -> str:
+    """The readable text of a notification."""
+    lines = [
+        f"File:       {r.source}",
+        f"Status:     {r.status}",
+        f"Rows:       {r.rows_read} read, {r.rows_loaded} loaded, {r.rows_rejected} rejected, "
+        f"{r.rows_duplicate} duplicate",
+        f"Duration:   {r.duration_s:.2f} s",
+    ]
+    if r.reason:
+        lines.append(f"Reason:     {r.reason}")
+    if r.moved_to:
+        lines.append(f"Moved to:   {r.moved_to}")
+    if r.rejected_rows_report:
+        lines.append(f"Rejected rows: {r.rejected_rows_report}")
+    if r.errors:
+        lines.append("First errors:")
+        for e in r.errors:
+            col = f", column {e['column']!r}" if e["column"] else ""
+            lines.append(f"  line {e['line']}{col}: {e['reason']} (value {e['value']!r})")
+    return "\n".join(lines)
+
+
+def message(r: Receipt) -> dict[str, Any]:
+    """What every notifier sends: subject, text and the receipt."""
+    return {"subject": subject(r), "text": summary(r), "receipt": r.to_dict()}
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: str) -> str:
+    """Keep a spreadsheet from running a value as a formula (CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+class RejectedRowsReport:
+    """The rejected-rows CSV, spooled to a temporary file while the input streams."""
+
+    HEADER = ("file", "line", "column", "value", "reason")
+
+    def __init__(self, file_name: str):
+        self.file_name = file_name
+        self.count = 0
+        self._tmp: IO[str] | None = None
+        self._writer: Any = None
+
+    def add(self, err: RowError) -> None:
+        if self._writer is None:
+            self._tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in discard()
+                "w", newline="", encoding="utf-8", suffix=".rejected.csv", delete=False)
+            self._writer = csv.writer(self._tmp)
+            self._writer.writerow(self.HEADER)
+        self._writer.writerow((neutralise(self.file_name), err.line, neutralise(err.column),
+                               neutralise(err.value), neutralise(err.reason)))
+        self.count += 1
+
+    def path(self) -> str | None:
+        if self._tmp is None:
+            return None
+        self._tmp.flush()
+        return self._tmp.name
+
+    def discard(self) -> None:
+        if self._tmp is not None:
+            import os
+
+            self._tmp.close()
+            try:
+                os.unlink(self._tmp.name)
+            except FileNotFoundError:
+                pass
+            self._tmp = None
+            self._writer = None

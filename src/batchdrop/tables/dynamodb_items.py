@@ -1,0 +1,133 @@
+"""Rows ↔ DynamoDB items, exactly: numbers as decimal strings, never floats.
+
+Also the checks only DynamoDB needs, made while the file is validated, before anything is sent:
+an item over 400 KB, an empty string in a key attribute, a number DynamoDB cannot hold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+MAX_ITEM_BYTES = 400 * 1024
+MAX_DIGITS = 38  # DynamoDB numbers: 38 significant digits, magnitude 1E-130 to 9.99E+125
+KEY_TYPES = {"string": "S", "date": "S", "datetime": "S", "integer": "N", "number": "N"}
+
+
+def encode(value: Any) -> dict[str, Any]:
+    """One converted value → a DynamoDB attribute value (``None`` is never sent)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, Decimal):
+        return {"N": _number(value)}
+    if isinstance(value, dt.datetime | dt.date):
+        return {"S": value.isoformat()}
+    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
+
+
+def _number(value: Decimal) -> str:
+    text = format(value.normalize(), "f") if abs(value.adjusted()) < 40 else str(value)
+    return text
+
+
+def number_problem(value: Decimal | int) -> str | None:
+    """Why DynamoDB cannot hold this number exactly, or None."""
+    d = Decimal(value)
+    if not d.is_finite():
+        return "DynamoDB cannot store NaN or infinity"
+    if d.is_zero():
+        return None
+    d = d.normalize()
+    if len(d.as_tuple().digits) > MAX_DIGITS:
+        return f"more than {MAX_DIGITS} significant digits: DynamoDB cannot store it exactly"
+    if d.adjusted() > 125 or d.adjusted() < -130:
+        return "out of DynamoDB's number range (1E-130 to 9.99E+125)"
+    return None
+
+
+def value_size(attr: dict[str, Any]) -> int:
+    """DynamoDB's size of one attribute value, in bytes (numbers rounded up)."""
+    kind, v = next(iter(attr.items()))
+    if kind == "S":
+        return len(v.encode("utf-8"))
+    if kind == "N":
+        digits = sum(c.isdigit() for c in v)
+        return (digits + 1) // 2 + 1
+    return 1
+
+
+class ItemCodec:
+    """Encodes rows of one schema (field order) and decodes items back to Python values."""
+
+    def __init__(self, config: Config):
+        self.fields = [f.name for f in config.schema_.fields]
+        self.types = {f.name: f.type for f in config.schema_.fields}
+        self.key = config.table.key
+        self.key_index = [self.fields.index(k) for k in self.key]
+        self._name_bytes = [len(n.encode("utf-8")) for n in self.fields]
+
+    def item(self, row: Sequence[Any]) -> dict[str, Any]:
+        return {name: encode(v) for name, v in zip(self.fields, row, strict=True)
+                if v is not None}
+
+    def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(row[i] for i in self.key_index)
+
+    def key_item(self, values: Sequence[Any]) -> dict[str, Any]:
+        if len(values) != len(self.key):
+            raise ValueError(f"the key is {', '.join(self.key)}: give {len(self.key)} value(s)")
+        return {name: self.key_value(name, v) for name, v in zip(self.key, values, strict=True)}
+
+    def key_value(self, name: str, value: Any) -> dict[str, Any]:
+        if isinstance(value, str) and KEY_TYPES.get(self.types[name]) == "N":
+            return {"N": value}  # a cursor or a key given as text
+        return encode(value)
+
+    def check(self, row: Sequence[Any]) -> tuple[str, str] | None:
+        """(column, reason) when DynamoDB would refuse this row, else None."""
+        for i in self.key_index:
+            v = row[i]
+            if v is None or v == "":
+                return self.fields[i], "a key attribute cannot be empty in DynamoDB"
+        size = 0
+        for name, nbytes, v in zip(self.fields, self._name_bytes, row, strict=True):
+            if v is None:
+                continue
+            if isinstance(v, Decimal | int) and not isinstance(v, bool):
+                problem = number_problem(v)
+                if problem:
+                    return name, problem
+            size += nbytes + value_size(encode(v))
+        if size > MAX_ITEM_BYTES:
+            return "", (f"the item is {size} bytes, over DynamoDB's limit of {MAX_ITEM_BYTES} "
+                        "bytes (400 KB)")
+        return None
+
+    def decode(self, item: dict[str, Any]) -> dict[str, Any]:
+        """An item → Python values: integers as int, numbers as Decimal, dates as ISO strings."""
+        out: dict[str, Any] = {}
+        for name, attr in item.items():
+            kind, v = next(iter(attr.items()))
+            if kind == "N":
+                d = Decimal(v)
+                out[name] = int(d) if self.types.get(name) == "integer" else d
+            elif kind == "NULL":
+                out[name] = None
+            else:
+                out[name] = v
+        return out
+
+    def cursor(self, key: dict[str, Any]) -> str | None:
+        """The sort key value of a LastEvaluatedKey, as text (an opaque cursor for the caller)."""
+        if len(self.key) < 2 or self.key[1] not in key:
+            return None
+        return str(next(iter(key[self.key[1]].values())))
