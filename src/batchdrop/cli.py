@@ -412,3 +412,9 @@ def main() -> None:
         raise
     except BrokenPipeError:
         os._exit(0)
+    except Exception as e:  # a bug: say so in one line; -v shows where
+        if "-v" in sys.argv or "-vv" in sys.argv or "--verbose" in sys.argv:
+            raise
+        click.echo(f"batchdrop: internal error: {type(e).__name__}: {e} "
+                   "(run with -v for the traceback, and please report it)", err=True)
+        sys.exit(4)

@@ -211,15 +211,16 @@ class Pipeline:
         row_check = table.row_check if (table is not None and skip is None) else None
         reject_file = config.on_error == "reject_file"
         batch_size = config.batch_size
+        bad_seen = DecodeErrors.count  # undecodable bytes found by other reads before this one
         with store.open(ref) as raw:
-            src = CsvSource(open_text(raw, config, ref.name, progress), config, ref.name)
+            src = CsvSource(open_text(raw, config, ref.name, progress), config, ref.name,
+                            bad_seen)
             positions = header_positions(src.header, config, ref.name)
             conv = RowConverter(config.schema_, positions, config.key)
             convert, ncols, rows = conv.convert, len(src.header), src.rows
             key_at = [conv.names.index(k) for k in config.key]
             keyof = itemgetter(*key_at)
             key_names = "+".join(config.key)
-            bad_seen = DecodeErrors.count
             batch: list[tuple[Any, ...]] = []
             lines: list[int] = []
             held: list[tuple[int, tuple[Any, ...]]] = []
@@ -303,8 +304,9 @@ class Pipeline:
                         reject(RowError(start, "", "", csv_error_reason(e, config)))
                     start = rows.line_num + 1
                 except (OSError, EOFError, UnicodeError) as e:
-                    raise DataError(f"the file cannot be read past line {start}: {e}",
-                                    file=ref.name, line=start) from None
+                    receipt.rows_read = scan.read
+                    raise DataError(f"the file cannot be read: {e}", file=ref.name,
+                                    line=start) from None
             flush()
             if held:
                 self._write_held(held, keyof, key_names, scan, reject, load if writing else None)

@@ -95,8 +95,9 @@ class CsvSource:
     ``rows.line_num`` is the number of physical lines read so far.
     """
 
-    def __init__(self, text: IO[str], config: Config, name: str):
+    def __init__(self, text: IO[str], config: Config, name: str, decode_errors_before: int = 0):
         self.name = name
+        self._decode_errors_before = decode_errors_before
         self.text = text
         csv.field_size_limit(config.csv.max_field_size)
         self.rows: Any = csv.reader(text, delimiter=config.csv.delimiter,
@@ -108,7 +109,8 @@ class CsvSource:
         try:
             for row in self.rows:
                 if row:
-                    if DecodeErrors.count and any(SURROGATE.search(c) for c in row):
+                    if (DecodeErrors.count != self._decode_errors_before
+                            and any(SURROGATE.search(c) for c in row)):
                         raise DataError("the header is not valid UTF-8", file=self.name, line=1)
                     return [c.strip() for c in row]
         except csv.Error as e:

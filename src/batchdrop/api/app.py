@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import quote
 
 from fastapi import FastAPI, Path, Query, Request
@@ -38,7 +38,7 @@ from .keys import KeyError400, KeyPath, Keys, key_from_scope
 T = TypeVar("T")
 RunStatus = Literal["loaded", "loaded_with_rejects", "rejected", "failed", "already_processed",
                     "busy"]
-assert set(RunStatus.__args__) == {LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED, SKIPPED, BUSY}
+assert set(get_args(RunStatus)) == {LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED, SKIPPED, BUSY}
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -11,7 +11,6 @@ request at the route its real segments belong to. Lambda behind API Gateway give
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote
@@ -67,9 +66,13 @@ def _route_path(scope: Scope) -> str:
 def _raw_segments(scope: Scope, route_path: str) -> list[str] | None:
     """The decoded segments after /items/, split where the client put a real '/'."""
     raw = scope.get("raw_path")
+    trusted = False
     if raw is None:
-        event = scope.get("aws.event")  # API Gateway HTTP API (payload 2.0) keeps rawPath
+        # API Gateway HTTP API (payload 2.0): rawPath is the path as sent, while the path the
+        # adapter routes on has been decoded (for a key holding '%', more than once)
+        event = scope.get("aws.event")
         raw = event.get("rawPath") if isinstance(event, dict) else None
+        trusted = True
     if not raw:
         return None
     text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
@@ -77,7 +80,7 @@ def _raw_segments(scope: Scope, route_path: str) -> list[str] | None:
     start = text.find(PREFIX)
     while start != -1:
         rest = text[start:]
-        if unquote(rest) == route_path:
+        if trusted or unquote(rest) == route_path:
             return [unquote(s) for s in rest[len(PREFIX):].split("/")]
         start = text.find(PREFIX, start + 1)
     return None
@@ -165,7 +168,3 @@ def value_schema(field: SchemaField) -> dict[str, Any]:
         "datetime": {"type": "string", "description": "ISO 8601"},
     }[field.type]
     return {**base, "title": field.name}
-
-
-def is_typed(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | Decimal | bool | date | datetime)

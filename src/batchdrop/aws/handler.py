@@ -32,10 +32,9 @@ if TYPE_CHECKING:
 logger = Logger(service="batchdrop")
 metrics = Metrics(namespace="batchdrop", service="batchdrop")
 
-#: seconds kept back at the end of an invocation to move the file and notify
-SAFETY_MARGIN = 15.0
-#: a file is not started with less than this left (beyond the margin)
-MIN_START = 10.0
+#: a file is not started with less than this many seconds left in the invocation (the engine
+#: itself stops between batches when it runs low, keeping time to record the run)
+MIN_START = 30.0
 OK_STATUSES = {"loaded", "loaded_with_rejects", "rejected", "already_processed"}
 METRIC_NAMES = {"loaded": "FilesLoaded", "loaded_with_rejects": "FilesLoadedWithRejects",
                 "rejected": "FilesRejected", "failed": "FilesFailed",
@@ -106,7 +105,7 @@ class Runtime:
             logger.info("event part ignored", extra={"message_id": msg.id, "reason": why})
         out = []
         for obj in msg.objects:
-            if remaining is not None and remaining() < SAFETY_MARGIN + MIN_START:
+            if remaining is not None and remaining() < MIN_START:
                 out.append(Result(obj.bucket, obj.key, "not_started", True,
                                   "too little time left in this invocation"))
                 continue
@@ -129,16 +128,9 @@ class Runtime:
                         extra={"bucket": obj.bucket, "key": obj.key, "inbound": self.config.inbound,
                                "suffixes": list(self.suffixes)})
             return Result(obj.bucket, obj.key, "ignored", False)
-        deadline = None
-        if remaining is not None:
-            get_left = remaining
-
-            def deadline() -> float:
-                return get_left() - SAFETY_MARGIN
-
         started = time.monotonic()
         try:
-            receipt = self.pipeline.process(name, deadline=deadline)
+            receipt = self.pipeline.process(name, deadline=remaining)
         except FileNotFoundError:
             # Already moved by the run that processed it (S3 delivers events at least once),
             # or deleted: nothing left to do.

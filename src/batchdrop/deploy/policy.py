@@ -54,19 +54,22 @@ def assume_role(service: str) -> Json:
 def loader_statements(s: DeploySettings, *, inbound: Json | str, inbound_prefix: str,
                       archive: Json | str, errors: Json | str) -> list[Json]:
     """What the Lambda loader (batchdrop.aws.handler) calls."""
-    read = ["s3:GetObject", "s3:GetObjectTagging"]
-    if s.versioning:
-        read += ["s3:GetObjectVersion", "s3:GetObjectVersionTagging"]
-    list_inbound: Json = statement("ListInbound", ["s3:ListBucket"], [bucket_arn(inbound)])
+    read = ["s3:GetObject", "s3:GetObjectTagging", "s3:DeleteObject"]
+    listing = ["s3:ListBucket"]
+    if s.versioning:  # files are read, copied and deleted by version id
+        read += ["s3:GetObjectVersion", "s3:GetObjectVersionTagging", "s3:DeleteObjectVersion"]
+        listing.append("s3:ListBucketVersions")
+    list_inbound: Json = statement("ListInbound", listing, [bucket_arn(inbound)])
     if inbound_prefix:
         list_inbound["Condition"] = {"StringLike": {"s3:prefix": [f"{inbound_prefix}*"]}}
     out = [
         statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                   [getatt("LogGroup", "Arn")]),
         # read the file (CopyObject also reads its tags), delete it once it has been moved
-        statement("ReadAndRemoveInbound", [*read, "s3:DeleteObject"],
-                  [objects_arn(inbound, inbound_prefix)]),
+        statement("ReadAndRemoveInbound", read, [objects_arn(inbound, inbound_prefix)]),
         list_inbound,
+        # versioned or not decides how a file version is pinned (version id or ETag)
+        statement("InboundVersioning", ["s3:GetBucketVersioning"], [bucket_arn(inbound)]),
         # moved files, rejected-rows reports and receipts; a copy above 5 GB is a multipart copy
         statement("WriteArchiveAndErrors",
                   ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
@@ -76,8 +79,9 @@ def loader_statements(s: DeploySettings, *, inbound: Json | str, inbound_prefix:
                   [bucket_arn(archive), bucket_arn(errors)]),
         statement("WriteTable", ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable",
                                  "dynamodb:GetItem", "dynamodb:Query"], [getatt("Table", "Arn")]),
-        statement("Ledger", ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
-                             "dynamodb:Query", "dynamodb:UpdateItem"],
+        # claims are conditional puts and updates (some in one TransactWriteItems call)
+        statement("Ledger", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
+                             "dynamodb:UpdateItem"],
                   [getatt("LedgerTable", "Arn"),
                    {"Fn::Join": ["/", [getatt("LedgerTable", "Arn"), "index", "*"]]}]),
         statement("Notify", ["sns:Publish"], [ref("Topic")]),
@@ -104,9 +108,8 @@ def api_statements(s: DeploySettings) -> list[Json]:
     out = [
         statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                   [getatt("ApiLogGroup", "Arn")]),
-        statement("ReadTable", ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"],
-                  [getatt("Table", "Arn")]),
-        statement("ReadLedger", ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"],
+        statement("ReadTable", ["dynamodb:GetItem", "dynamodb:Query"], [getatt("Table", "Arn")]),
+        statement("ReadLedger", ["dynamodb:GetItem", "dynamodb:Query"],
                   [getatt("LedgerTable", "Arn"),
                    {"Fn::Join": ["/", [getatt("LedgerTable", "Arn"), "index", "*"]]}]),
     ]

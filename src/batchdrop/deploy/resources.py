@@ -6,12 +6,9 @@ reason, so a review of the template shows every exception in one place.
 
 from __future__ import annotations
 
+from ..tables.dynamodb_ledger import ledger_table_spec
 from .policy import Json, getatt, ref
 from .settings import DeploySettings
-
-#: The ledger's layout; batchdrop.tables.dynamodb reads and writes items of this shape.
-LEDGER_KEYS = [("pk", "S", "HASH"), ("sk", "S", "RANGE")]
-LEDGER_INDEXES = [("by_time", [("gpk", "S", "HASH"), ("gsk", "S", "RANGE")])]
 
 
 def skip(resource: Json, *checks: tuple[str, str]) -> Json:
@@ -155,17 +152,13 @@ def table(s: DeploySettings, keys: list[tuple[str, str, str]]) -> Json:
 
 
 def ledger_table(s: DeploySettings) -> Json:
-    attrs, schema = _key_schema(LEDGER_KEYS)
-    indexes = []
-    for name, keys in LEDGER_INDEXES:
-        more, index_schema = _key_schema(keys)
-        attrs += more
-        index: Json = {"IndexName": name, "KeySchema": index_schema,
-                       "Projection": {"ProjectionType": "ALL"}}
-        if s.billing == "provisioned":
-            index["ProvisionedThroughput"] = _billing(s)["ProvisionedThroughput"]
-        indexes.append(index)
-    out = _table(s, attrs, schema)
+    """The ledger's keys and index, as the DynamoDB ledger defines them."""
+    spec = ledger_table_spec("ledger")
+    indexes = spec["GlobalSecondaryIndexes"]
+    if s.billing == "provisioned":
+        indexes = [{**i, "ProvisionedThroughput": _billing(s)["ProvisionedThroughput"]}
+                   for i in indexes]
+    out = _table(s, spec["AttributeDefinitions"], spec["KeySchema"])
     out["Properties"]["GlobalSecondaryIndexes"] = indexes
     return out
 

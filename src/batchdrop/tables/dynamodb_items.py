@@ -35,8 +35,8 @@ def encode(value: Any) -> dict[str, Any]:
 
 
 def _number(value: Decimal) -> str:
-    text = format(value.normalize(), "f") if abs(value.adjusted()) < 40 else str(value)
-    return text
+    # str() is exact (no context rounding); DynamoDB reads exponent notation too, as boto3 sends.
+    return str(value)
 
 
 def number_problem(value: Decimal | int) -> str | None:
@@ -46,8 +46,9 @@ def number_problem(value: Decimal | int) -> str | None:
         return "DynamoDB cannot store NaN or infinity"
     if d.is_zero():
         return None
-    d = d.normalize()
-    if len(d.as_tuple().digits) > MAX_DIGITS:
+    # Significant digits, counted without normalize(), which would round to the context's 28.
+    digits = "".join(map(str, d.as_tuple().digits)).strip("0")
+    if len(digits) > MAX_DIGITS:
         return f"more than {MAX_DIGITS} significant digits: DynamoDB cannot store it exactly"
     if d.adjusted() > 125 or d.adjusted() < -130:
         return "out of DynamoDB's number range (1E-130 to 9.99E+125)"
