@@ -240,6 +240,8 @@ def run(once: bool, interval: float, as_json: bool) -> None:
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
     receipts: list[Receipt] = []
+    for receipt in pipeline.recover():
+        _echo_receipt(receipt, as_json)
     try:
         if not once and not as_json:
             click.echo(f"batchdrop: watching {pipeline.inbound.url} (Ctrl-C to stop)", err=True)

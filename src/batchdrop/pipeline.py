@@ -67,6 +67,25 @@ class Pipeline:
         """Files waiting in the inbound location, oldest first."""
         return self.inbound.list(self.suffixes)
 
+    def recover(self, older_than_s: float = 60.0) -> list[Receipt]:
+        """Finish runs that committed their rows and moved the file, then stopped (a crash)
+        before recording it: record them done and send their one notification."""
+        unfinished = getattr(self.backends.ledger, "unfinished", None)
+        if unfinished is None:
+            return []
+        out = []
+        for rec in unfinished(older_than_s):
+            if self.inbound.stat(rec["file"]) is not None:
+                continue  # still in inbound: its next claim resumes it
+            receipt = Receipt.from_dict(rec["receipt"] or {})
+            ref = FileRef(rec["file"], rec["size"] or 0, rec["version"], 0.0, rec["source"] or "")
+            claim = Claim("resume", rec["run_id"], ref)
+            receipt.reason = receipt.reason or "finished after an interruption"
+            self.backends.ledger.record(claim, "done", receipt)
+            self._notify(receipt)
+            out.append(receipt)
+        return out
+
     def process(self, name: str, *, force: bool = False, dry_run: bool = False,
                 deadline: Deadline | None = None, progress: Progress | None = None) -> Receipt:
         ref = self.inbound.stat(name)

@@ -141,8 +141,10 @@ class Notifier(Protocol):
 
 
 def new_run_id() -> str:
-    """A run id that sorts by time: 20261127T084730Z-3f9a1c."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+    """A run id that sorts by time, to the millisecond: 20261127T084730.123Z-3f9a1c."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    return stamp + "-" + secrets.token_hex(3)
 
 
 # --- URL → adapter ------------------------------------------------------------------------

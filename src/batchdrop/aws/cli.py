@@ -36,8 +36,11 @@ def worker(ctx: click.Context, queue_url: str, wait_seconds: int, batch: int,
         click.echo("stopping after the current batch…", err=True)
         w.stop.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    stats = w.run(until_empty=until_empty)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stats = w.run(until_empty=until_empty)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
     click.echo(f"{stats.received} message(s) received, {stats.deleted} done, "
                f"{stats.failed} left for a retry", err=True)

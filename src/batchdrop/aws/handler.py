@@ -76,6 +76,7 @@ class Runtime:
         parsed = parse_event(event)
         if parsed.kind == "test":
             logger.info("s3:TestEvent ignored")
+            metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
             return {"ignored": "s3:TestEvent"}
         results: list[Result] = []
         failures: list[dict[str, str]] = []
@@ -103,6 +104,7 @@ class Runtime:
     def _message(self, msg: Message, remaining: Callable[[], float] | None) -> list[Result]:
         for why in msg.ignored:
             logger.info("event part ignored", extra={"message_id": msg.id, "reason": why})
+            metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         out = []
         for obj in msg.objects:
             if remaining is not None and remaining() < MIN_START:
@@ -127,6 +129,7 @@ class Runtime:
             logger.info("object ignored: not a file of the inbound location",
                         extra={"bucket": obj.bucket, "key": obj.key, "inbound": self.config.inbound,
                                "suffixes": list(self.suffixes)})
+            metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
             return Result(obj.bucket, obj.key, "ignored", False)
         started = time.monotonic()
         try:
@@ -190,6 +193,7 @@ def reset() -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    metrics.clear_metrics()  # only this invocation's figures (a warm container starts clean)
     def remaining() -> float:
         return float(context.get_remaining_time_in_millis()) / 1000
 

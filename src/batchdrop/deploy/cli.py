@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,19 @@ STACK_HELP = "Stack name (default: deploy.stack_name, or batchdrop-<table>)."
 
 def _config(ctx: click.Context) -> Any:
     return ctx.obj.config()
+
+
+@contextlib.contextmanager
+def _aws_errors(what: str) -> Iterator[None]:
+    """AWS's refusals (no credentials, access denied, a bad template) as one clear line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .stack import DeployError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as e:
+        raise DeployError(f"{what}: {e}") from e
 
 
 @click.command()
@@ -35,14 +50,17 @@ def template(ctx: click.Context, as_json: bool) -> None:
               help="Where to write the zip.")
 @click.option("--architecture", type=click.Choice(["arm64", "x86_64"]),
               help="Override deploy.architecture.")
+@click.option("--without-dependencies", is_flag=True,
+              help="batchdrop and the config only: for emulators, which never run the code.")
 @click.pass_context
-def package(ctx: click.Context, output: Path, architecture: str | None) -> None:
+def package(ctx: click.Context, output: Path, architecture: str | None,
+            without_dependencies: bool) -> None:
     """Build the Lambda deployment zip and print its size."""
     from .package import build_package
 
     config = _config(ctx)
     settings = deploy_settings(config, architecture=architecture)
-    built = build_package(config, settings, output)
+    built = build_package(config, settings, output, with_dependencies=not without_dependencies)
     click.echo(built.describe())
 
 
@@ -64,8 +82,9 @@ def deploy(ctx: click.Context, stack_name: str | None, email: str | None,
     config = _config(ctx)
     settings = deploy_settings(config, email=email)
     name = check_stack_name(stack_name) if stack_name else settings.resolved_stack_name(config)
-    client = StackClient(config, echo=click.echo)
-    with tempfile.TemporaryDirectory(prefix="batchdrop-deploy-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="batchdrop-deploy-") as tmp, \
+            _aws_errors(f"cannot deploy stack {name}"):
+        client = StackClient(config, echo=click.echo)
         if package_path is None:
             built = build_package(config, settings, Path(tmp) / "batchdrop-lambda.zip")
             click.echo(built.describe())
@@ -95,7 +114,8 @@ def destroy(ctx: click.Context, stack_name: str | None, force: bool, yes: bool) 
     what = "and every file in its buckets" if force else "(buckets holding files are kept)"
     if not yes:
         click.confirm(f"Delete stack {name} {what}?", abort=True)
-    StackClient(config, echo=click.echo).destroy(name, force=force)
+    with _aws_errors(f"cannot delete stack {name}"):
+        StackClient(config, echo=click.echo).destroy(name, force=force)
 
 
 commands = [template, package, deploy, destroy]

@@ -322,10 +322,13 @@ class SqliteLedger:
             "WHERE file = ? AND version = ? ORDER BY seq DESC", (ref.name, ref.version)).fetchall()
         now = time.time()
         for seq, run_id, state, status, pid, host, lease_until, receipt in rows:
-            if state == "committed":
+            live = _alive(pid, host) and (lease_until or 0) > now
+            if state == "committed":  # rows in; the file not yet moved
+                if live:
+                    return Claim("busy", run_id, ref)  # its own run is moving it now
                 return Claim("resume", run_id, ref, json.loads(receipt), {"seq": seq})
             if state == "running":
-                if _alive(pid, host) and (lease_until or 0) > now:
+                if live:
                     return Claim("busy", run_id, ref)
                 self.conn.execute(
                     f"UPDATE {RUNS} SET state = 'failed', status = 'failed', finished_at = ?, "
@@ -368,6 +371,14 @@ class SqliteLedger:
         sql += " ORDER BY seq DESC LIMIT ?"
         params.append(limit)
         return [self._record(r) for r in self.conn.execute(sql, params)]
+
+    def unfinished(self, older_than_s: float = 60.0) -> list[dict[str, Any]]:
+        """Runs whose rows were committed but whose file was never recorded as moved."""
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - older_than_s))
+        rows = self.conn.execute(
+            f"SELECT {', '.join(RECORD_COLS)} FROM {RUNS} WHERE state = 'committed' "
+            "AND finished_at < ? ORDER BY seq", (cutoff,)).fetchall()
+        return [self._record(r) for r in rows]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(f"SELECT {', '.join(RECORD_COLS)} FROM {RUNS} WHERE run_id = ?",
