@@ -88,6 +88,13 @@ class TableSchema(Strict):
             seen.add(f.name)
         return self
 
+    @model_validator(mode="after")
+    def _bounds_convert(self) -> TableSchema:
+        from .schema import RowConverter  # the converter checks enum and bounds against types
+
+        RowConverter(self, list(range(len(self.fields))), ())
+        return self
+
     def field(self, name: str) -> SchemaField:
         for f in self.fields:
             if f.name == name:

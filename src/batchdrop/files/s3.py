@@ -297,7 +297,8 @@ class S3Store:
         from ..aws.clients import error_code, is_transient
 
         code = error_code(e)
-        if code in ("NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId"):
+        if code in ("NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
+                    "403"):
             return ConfigError(f"S3 refused to {what} ({code}): check the bucket name in the "
                                f"config and the role's permissions on {self.url}")
         if code in ("NoSuchKey", "404", "NotFound"):

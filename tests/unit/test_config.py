@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchdrop.config import load_config, parse_config
+from batchdrop.errors import ConfigError
+
+BASE: dict[str, Any] = {
+    "inbound": "in", "archive": "arc", "errors": "err",
+    "table": {"url": "sqlite:///t.db", "partition_key": "id", "sort_key": "at"},
+    "schema": {"fields": [{"name": "id"}, {"name": "at", "type": "date"}, {"name": "n",
+                                                                           "type": "integer"}]},
+}
+
+
+def parse(**changes: Any) -> Any:
+    data = {**BASE, **changes}
+    return parse_config(data, source="t.yaml", environ={})
+
+
+def error(**changes: Any) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse(**changes)
+    assert e.value.exit_code == 2
+    return str(e.value)
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    c = parse()
+    assert (c.on_error, c.duplicates, c.suffix, c.extra_columns) == (
+        "reject_file", "last_wins", ".csv", "reject")
+    assert c.schema_.missing_values == [""]
+    assert c.notify == ["console"]
+    assert c.key == ("id", "at") and c.ledger_url == "sqlite:///t.db"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"on_error": "skip"}, "t.yaml: on_error: got 'skip'; Input should be 'reject_file' or"),
+    ({"duplicates": "x"}, "duplicates: got 'x'"),
+    ({"table": {"url": "mysql://x", "partition_key": "id"}},
+     "table.url: must be sqlite:///path/to/file.db or dynamodb://TABLE_NAME"),
+    ({"table": {"url": "sqlite:///t.db", "partition_key": "nope"}},
+     "table.partition_key 'nope' is not a field of the schema (fields: id, at, n)"),
+    ({"max_rejected": "ten"}, "max_rejected: must be a count (e.g. 100) or a percentage"),
+    ({"notify": ["slack"]}, "notify: 'slack' is not a notifier"),
+    ({"suffix": "csv"}, "suffix: must start with a dot"),
+    ({"colour": "blue"}, "colour: is not a batchdrop setting (check its spelling)"),
+    ({"schema": {"fields": [{"name": "id", "type": "text"}]}}, "schema.fields[0].type: got 'text'"),
+    ({"schema": {"fields": [{"name": "id", "constraints": {"pattern": "("}}]}},
+     "schema.fields[0].constraints.pattern: not a valid regular expression"),
+    ({"schema": {"fields": [{"name": "id"}, {"name": "id"}]}}, "field 'id' is declared twice"),
+])
+def test_errors_name_the_key_and_what_is_allowed(changes: dict[str, Any], message: str) -> None:
+    assert message in error(**changes)
+
+
+def test_missing_key_is_named() -> None:
+    data = dict(BASE)
+    del data["inbound"]
+    with pytest.raises(ConfigError, match="inbound: is required"):
+        parse_config(data, source="t.yaml", environ={})
+
+
+def test_primary_key_must_match_the_table_key() -> None:
+    schema = {**BASE["schema"], "primaryKey": ["id"]}
+    assert "does not match the table key ['id', 'at']" in error(schema=schema)
+    ok = parse(schema={**BASE["schema"], "primaryKey": ["id", "at"]})
+    assert ok.schema_.primary_key == ["id", "at"]
+
+
+def test_environment_overrides_single_keys() -> None:
+    env = {"BATCHDROP_INBOUND": "s3://in/drop/", "BATCHDROP_TABLE__URL": "dynamodb://students",
+           "BATCHDROP_NOTIFY": '["sns://arn:aws:sns:us-east-1:1:t"]', "OTHER": "x"}
+    c = parse_config(dict(BASE), source="t", environ=env)
+    assert c.inbound == "s3://in/drop/"
+    assert c.table.url == "dynamodb://students" and c.table.table_name == "students"
+    assert c.notify == ["sns://arn:aws:sns:us-east-1:1:t"]
+    assert c.ledger_url == "dynamodb://students-ledger"
+
+
+def test_max_rejected_percentage() -> None:
+    assert parse(max_rejected="5%").rejected_limit(200) == 10
+    assert parse(max_rejected=3).rejected_limit(10**6) == 3
+    assert parse().rejected_limit(10) is None
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "sub" / "batchdrop.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text("inbound: ./in\narchive: arc\nerrors: /abs/err\n"
+                   "table: {url: 'sqlite:///data.db', partition_key: id}\n"
+                   "schema: {fields: [{name: id}]}\nnotify: [console, log/r.jsonl]\n")
+    c = load_config(cfg, environ={})
+    assert c.inbound == str(tmp_path / "sub" / "in")
+    assert c.errors == "/abs/err"
+    assert c.table.url == f"sqlite:///{tmp_path / 'sub' / 'data.db'}"
+    assert c.notify == ["console", str(tmp_path / "sub" / "log" / "r.jsonl")]
+
+
+def test_yaml_errors_have_a_position(tmp_path: Path) -> None:
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text("inbound: x\ntable: [\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line \d+, column \d+"):
+        load_config(cfg, environ={})

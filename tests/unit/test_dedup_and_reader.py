@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import gzip
+import io
+from typing import Any
+
+import pytest
+
+import batchdrop.dedup as dedup
+from batchdrop.config import parse_config
+from batchdrop.errors import DataError
+from batchdrop.reader import CsvSource, header_positions, open_text
+
+CONFIG: dict[str, Any] = {
+    "inbound": "i", "archive": "a", "errors": "e",
+    "table": {"url": "sqlite:///t.db", "partition_key": "a"},
+    "schema": {"fields": [{"name": "a"}, {"name": "b"}]},
+}
+
+
+def config(**changes: Any) -> Any:
+    return parse_config({**CONFIG, **changes}, environ={})
+
+
+@pytest.mark.parametrize("spill_at", [10, 1 << 16])
+def test_duplicate_finder_groups_repeated_keys_in_line_order(
+        monkeypatch: pytest.MonkeyPatch, spill_at: int) -> None:
+    monkeypatch.setattr(dedup, "SPILL_AT", spill_at)
+    finder = dedup.DuplicateFinder()
+    for line in range(2, 1002):
+        finder.add(hash(("k", line % 400)), line)  # keys repeat every 400 lines
+    groups = finder.candidates()
+    assert len(groups) == 400
+    assert groups[0] == [2, 402, 802]
+    assert all(g == sorted(g) for g in groups)
+
+
+def test_duplicate_finder_with_no_repeats_finds_nothing() -> None:
+    finder = dedup.DuplicateFinder()
+    for line in range(10_000):
+        finder.add(hash(line), line)
+    assert finder.candidates() == []
+
+
+def source(data: bytes, **changes: Any) -> CsvSource:
+    cfg = config(**changes)
+    return CsvSource(open_text(io.BytesIO(data), cfg, "f.csv"), cfg, "f.csv")
+
+
+def test_gzip_is_recognised_by_its_bytes_and_bom_is_dropped() -> None:
+    src = source(gzip.compress("\ufeffa,b\r\n1,2\r\n".encode()))
+    assert src.header == ["a", "b"]
+    assert list(src.rows) == [["1", "2"]]
+
+
+def test_delimiter_and_quote_are_configurable() -> None:
+    src = source(b"a;b\n'x;y';2\n", csv={"delimiter": ";", "quotechar": "'"})
+    assert list(src.rows) == [["x;y", "2"]]
+
+
+@pytest.mark.parametrize(("header", "problem"), [
+    (["a"], "missing column 'b'"),
+    (["a", "b", "c"], "unknown column 'c' (allow with extra_columns: ignore)"),
+    (["a", "b", "a"], "duplicated column 'a'"),
+    (["a", "", "b"], "empty column name at position 2"),
+])
+def test_header_problems_reject_the_file_with_one_message(header: list[str],
+                                                          problem: str) -> None:
+    with pytest.raises(DataError) as e:
+        header_positions(header, config(), "f.csv")
+    assert problem in str(e.value)
+    assert str(e.value).startswith("f.csv, line 1: bad header:")
+
+
+def test_extra_columns_ignore_maps_positions() -> None:
+    assert header_positions(["x", "b", "a"], config(extra_columns="ignore"), "f.csv") == [2, 1]
+
+
+def test_an_empty_file_has_no_header() -> None:
+    with pytest.raises(DataError, match="the file is empty"):
+        source(b"")
