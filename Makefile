@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# checkov pins an old boto3: it lives in a virtualenv of its own, used by the template tests
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 .PHONY: run test bench lint format clean
 
@@ -20,13 +23,25 @@ $(DEV_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP)
 
+EXAMPLE := examples/students
+
 ## run: install, then load the bundled example (examples/students) into SQLite and show it
 run: $(STAMP)
-	@$(BIN)/batchdrop --config examples/students/batchdrop.yaml demo
+	@mkdir -p $(EXAMPLE)/inbound
+	@cp $(EXAMPLE)/students.csv $(EXAMPLE)/inbound/students.csv
+	@echo "+ batchdrop --config $(EXAMPLE)/batchdrop.yaml run --once"
+	@$(BIN)/batchdrop --config $(EXAMPLE)/batchdrop.yaml run --once || test $$? -eq 1
+	@echo "+ batchdrop --config $(EXAMPLE)/batchdrop.yaml get A10002"
+	@$(BIN)/batchdrop --config $(EXAMPLE)/batchdrop.yaml get A10002
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2'
 
 ## test: install the dev dependencies, then run every test
-test: $(DEV_STAMP)
-	$(PY) -m pytest -n 2 -q
+test: $(DEV_STAMP) $(CHECKOV)
+	CHECKOV=$(CHECKOV) $(PY) -m pytest -n 2 -q
 
 ## bench: the benchmarks (never part of `make test`)
 bench: $(DEV_STAMP)
@@ -43,4 +58,4 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix src tests bench
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build dist *.egg-info src/*.egg-info .pytest_cache

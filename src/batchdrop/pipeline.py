@@ -7,6 +7,7 @@ Lambda handler, the queue worker — calls ``Pipeline.process`` and nothing else
 from __future__ import annotations
 
 import csv
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -183,8 +184,7 @@ class Pipeline:
             if receipt.status == REJECTED:
                 load.abort()
             else:
-                receipt.finished_at = _iso(time.time())
-                load.commit(receipt)
+                self._commit(load, claim, receipt, report)
         except BaseException:
             load.abort()
             raise
@@ -207,9 +207,26 @@ class Pipeline:
         second.read = first.read
         second.invalid += first.invalid
         self._conclude(receipt, second, report, exact_duplicates=True)
-        if receipt.status != REJECTED:
-            receipt.finished_at = _iso(time.time())
-            load.commit(receipt)
+        if receipt.status == REJECTED:
+            load.abort()
+        else:
+            self._commit(load, claim, receipt, report)
+
+    def _commit(self, load: Load, claim: Claim, receipt: Receipt,
+                report: RejectedRowsReport) -> None:
+        """Place the rejected-rows report first, so the committed receipt names it even if the
+        run stops before the file is moved."""
+        self._place_report(claim.ref, receipt, report)
+        receipt.finished_at = _iso(time.time())
+        load.commit(receipt)
+
+    def _place_report(self, ref: FileRef, receipt: Receipt,
+                      report: RejectedRowsReport | None) -> None:
+        path = report.path() if report is not None else None
+        if path and not receipt.rejected_rows_report:
+            stem = _stem(ref.name, self.suffixes)
+            receipt.rejected_rows_report = self.errors.put(f"{stem}.rejected.csv", path,
+                                                           "text/csv")
 
     def _rejects_file(self, invalid: int, read: int) -> bool:
         if not invalid:
@@ -219,7 +236,18 @@ class Pipeline:
         limit = self.config.rejected_limit(read)
         return limit is not None and invalid > limit
 
-    def _scan(self, store: FileStore, ref: FileRef, receipt: Receipt, report: RejectedRowsReport,
+    def _scan(self, *args: Any) -> Scan:
+        # The scan makes millions of short-lived tuples and no reference cycles: the cyclic
+        # garbage collector would only re-walk the batch lists, again and again.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._scan_file(*args)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _scan_file(self, store: FileStore, ref: FileRef, receipt: Receipt, report: RejectedRowsReport,
               load: Load | None, finder: DuplicateFinder | None,
               skip: tuple[set[int], set[int]] | None, deadline: Deadline | None,
               progress: Progress | None) -> Scan:
@@ -422,24 +450,41 @@ class Pipeline:
         self._notify(receipt)
         return receipt
 
-    def _finish(self, store: FileStore, claim: Claim, receipt: Receipt, report: RejectedRowsReport | None,
-                started: float) -> Receipt:
+    def _finish(self, store: FileStore, claim: Claim, receipt: Receipt,
+                report: RejectedRowsReport | None, started: float) -> Receipt:
         ref = claim.ref
-        stem = _stem(ref.name, self.suffixes)
-        path = report.path() if report is not None else None
-        if path:
-            receipt.rejected_rows_report = self.errors.put(f"{stem}.rejected.csv", path,
-                                                           "text/csv")
-        dest = self.errors if receipt.status == REJECTED else self.archive
         try:
-            receipt.moved_to = store.move(ref, dest)
-        except FileNotFoundError:
-            receipt.moved_to = None
-            log.warning("%s: gone from %s before it could be moved", ref.name, store.url)
+            self._place_report(ref, receipt, report)
+            dest = self.errors if receipt.status == REJECTED else self.archive
+            try:
+                receipt.moved_to = store.move(ref, dest)
+            except FileNotFoundError:
+                receipt.moved_to = None
+                log.warning("%s: gone from %s before it could be moved", ref.name, store.url)
+            if receipt.status in (REJECTED, LOADED_WITH_REJECTS):
+                self._place_receipt(ref, receipt)
+        except Exception as e:
+            if receipt.status == REJECTED:  # nothing was written: a retry starts over at once
+                return self._fail(claim, receipt, e, started)
+            raise  # rows are committed: the run stays "committed" and the next claim resumes it
         self._stamp(receipt, started)
         self.backends.ledger.record(claim, "done", receipt)
         self._notify(receipt)
         return receipt
+
+    def _place_receipt(self, ref: FileRef, receipt: Receipt) -> None:
+        """The receipt as JSON beside the rejected rows (or the rejected file) in errors."""
+        import os
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False,
+                                         encoding="utf-8") as tmp:
+            tmp.write(receipt.to_json())
+        try:
+            receipt_name = f"{_stem(ref.name, self.suffixes)}.receipt.json"
+            self.errors.put(receipt_name, tmp.name, "application/json")
+        finally:
+            os.unlink(tmp.name)
 
     def _notify(self, receipt: Receipt) -> None:
         for notifier in self.notifiers:

@@ -91,7 +91,8 @@ def create_dynamo_tables(config: Config) -> None:
         TableName=config.table.table_name, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": k, "AttributeType": KEY_TYPES[types[k]]}
                               for k in key],
-        KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(key, ("HASH", "RANGE"))])
+        KeySchema=[{"AttributeName": k, "KeyType": t}
+                   for k, t in zip(key, ("HASH", "RANGE")[:len(key)], strict=True)])
     ddb.create_table(**ledger_table_spec(config.ledger_url.removeprefix("dynamodb://")))
 
 

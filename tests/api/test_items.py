@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ def seg(text: str) -> str:
 
 
 def test_health(students):
-    ds, api = students
+    _ds, api = students
     r = api.get("/health")
     assert r.status_code == 200
     assert r.json()["status"] == "ok"
@@ -100,7 +101,7 @@ def test_pages_follow_the_cursor_to_the_end(students):
         cursor = body["next_cursor"]
         if cursor is None:
             break
-        assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor)  # base64url, safe in a URL as is
     assert seen == BIG_COURSES
     assert pages == 3
 
@@ -185,7 +186,7 @@ def test_no_sort_key_bad_requests(keyed_items, url, message):
 
 
 def test_no_sort_key_table_has_no_one_item_route(keyed_items):
-    ds, api = keyed_items
+    _ds, api = keyed_items
     paths = api.get("/openapi.json").json()["paths"]
     assert "/items/{partition}" in paths
     assert "/items/{partition}/{sort}" not in paths

@@ -160,3 +160,33 @@ def test_put_never_overwrites(stack: Stack, tmp_path) -> None:
     assert len(stack.keys(stack.errors)) == 2
     head = stack.s3.head_object(Bucket=stack.errors, Key="rejected/a b.rejected.csv")
     assert head["ContentType"] == "text/csv"
+
+
+def test_a_broken_read_resumes_where_it_stopped(stack: Stack) -> None:
+    from botocore.exceptions import ResponseStreamingError
+
+    store = S3Store(f"s3://{stack.inbound}/", stack.config())
+    data = os.urandom(2 * 1024 * 1024)
+    stack.upload("flaky.csv", data)
+    ref = store.stat("flaky.csv")
+    assert ref is not None
+    f = store.open(ref)
+    raw = f.raw  # type: ignore[attr-defined]
+
+    class Breaks:
+        def __init__(self, body: object) -> None:
+            self.body, self.sent = body, 0
+
+        def read(self, n: int) -> bytes:
+            if self.sent > 300_000:
+                raise ResponseStreamingError(error="connection reset")
+            chunk = self.body.read(min(n, 100_000))  # type: ignore[attr-defined]
+            self.sent += len(chunk)
+            return chunk  # type: ignore[no-any-return]
+
+        def close(self) -> None:
+            self.body.close()  # type: ignore[attr-defined]
+
+    raw.body = Breaks(raw.body)
+    with f:
+        assert f.read() == data

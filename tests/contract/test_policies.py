@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import CORPUS, Env
@@ -27,6 +29,9 @@ def test_reject_file_writes_nothing_and_moves_the_file_to_errors(env: Env) -> No
     assert env.items() == []
     assert env.where("batch.csv") == ["errors"]
     assert "batch.rejected.csv" in env.names("errors")
+    beside = json.loads(env.read("errors", "batch.receipt.json"))
+    assert beside["status"] == "rejected" and beside["rows_invalid"] == 1
+    assert beside["rejected_rows_report"] == receipt.rejected_rows_report
 
 
 def test_reject_file_lists_every_invalid_row_not_just_the_first(env: Env) -> None:

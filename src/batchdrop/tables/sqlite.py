@@ -20,7 +20,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -322,7 +322,8 @@ class SqliteLedger:
             "WHERE file = ? AND version = ? ORDER BY seq DESC", (ref.name, ref.version)).fetchall()
         now = time.time()
         for seq, run_id, state, status, pid, host, lease_until, receipt in rows:
-            live = _alive(pid, host) and (lease_until or 0) > now
+            mine = pid == os.getpid() and host == socket.gethostname()  # an earlier run of ours
+            live = not mine and _alive(pid, host) and (lease_until or 0) > now
             if state == "committed":  # rows in; the file not yet moved
                 if live:
                     return Claim("busy", run_id, ref)  # its own run is moving it now
@@ -374,7 +375,8 @@ class SqliteLedger:
 
     def unfinished(self, older_than_s: float = 60.0) -> list[dict[str, Any]]:
         """Runs whose rows were committed but whose file was never recorded as moved."""
-        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - older_than_s))
+        cutoff = datetime.fromtimestamp(time.time() - older_than_s, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")  # the receipts' own format, so the strings compare
         rows = self.conn.execute(
             f"SELECT {', '.join(RECORD_COLS)} FROM {RUNS} WHERE state = 'committed' "
             "AND finished_at < ? ORDER BY seq", (cutoff,)).fetchall()
