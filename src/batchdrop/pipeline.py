@@ -6,48 +6,36 @@ Lambda handler, the queue worker — calls ``Pipeline.process`` and nothing else
 
 from __future__ import annotations
 
-import csv
 import gc
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 from .config import Config
 from .dedup import DuplicateFinder
 from .errors import DataError, RowError, TransientError
-from .ports import (Backends, Claim, FileRef, FileStore, Load, Notifier, open_notifiers,
-                    open_store)
-from .reader import SURROGATE, CsvSource, DecodeErrors, csv_error_reason, header_positions, open_text
-from .report import (BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED, Receipt,
-                     RejectedRowsReport)
-from .schema import RowConverter
+from .ports import Backends, Claim, FileRef, FileStore, Load, Notifier, open_notifiers, open_store
+from .report import (
+    BUSY,
+    FAILED,
+    LOADED,
+    LOADED_WITH_REJECTS,
+    REJECTED,
+    SKIPPED,
+    Receipt,
+    RejectedRowsReport,
+)
+from .scan import Deadline, Pass, Progress, Scan, _key_text
 
 log = logging.getLogger("batchdrop")
 
-Progress = Callable[[int], None]  # called with the number of bytes read since the last call
-Deadline = Callable[[], float]  # seconds left to work
-DEADLINE_MARGIN_S = 20.0
 
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class Scan:
-    """What one pass over a file found."""
-
-    read: int = 0
-    invalid: int = 0
-    bad_lines: set[int] = field(default_factory=set)
-    written: int = 0
-    repeated: list[tuple[int, Any]] = field(default_factory=list)  # (line, key) seen before
-    groups: list[list[int]] = field(default_factory=list)  # candidate duplicate line groups
 
 
 class Pipeline:
@@ -117,9 +105,7 @@ class Pipeline:
         if dry_run:
             report = RejectedRowsReport(ref.name)
             try:
-                scan = self._scan(store, ref, receipt, report, None, DuplicateFinder(), None, None,
-                                  progress)
-                self._conclude(receipt, scan, report, exact_duplicates=False)
+                self._two_pass(store, ref, receipt, report, None, deadline, progress)
             except DataError as e:
                 self._reject_whole(receipt, e)
             finally:
@@ -178,9 +164,9 @@ class Pipeline:
                      deadline: Deadline | None, progress: Progress | None) -> None:
         load = self.backends.table.begin(claim, self.backends.ledger)
         try:
-            scan = self._scan(store, claim.ref, receipt, report, load, None, None, deadline,
-                              progress)
-            self._conclude(receipt, scan, report, exact_duplicates=True)
+            scan = self._scan(store, claim.ref, receipt, report, load=load, deadline=deadline,
+                              progress=progress)
+            self._conclude(receipt, scan, report)
             if receipt.status == REJECTED:
                 load.abort()
             else:
@@ -189,28 +175,65 @@ class Pipeline:
             load.abort()
             raise
 
-    def _load_two_pass(self, store: FileStore, claim: Claim, receipt: Receipt, report: RejectedRowsReport,
-                       deadline: Deadline | None, progress: Progress | None) -> None:
+    def _load_two_pass(self, store: FileStore, claim: Claim, receipt: Receipt,
+                       report: RejectedRowsReport, deadline: Deadline | None,
+                       progress: Progress | None) -> None:
         """Validate the whole file first, then write: the table cannot roll a file back."""
-        first = self._scan(store, claim.ref, receipt, report, None, DuplicateFinder(), None, deadline,
-                           progress)
-        dup_rejects = 0
-        if self.config.duplicates == "reject":
-            dup_rejects = sum(len(g) - 1 for g in first.groups)
-        if self._rejects_file(first.invalid + dup_rejects, first.read):
-            self._conclude(receipt, first, report, exact_duplicates=False)
+        load = self._two_pass(store, claim.ref, receipt, report,
+                              lambda: self.backends.table.begin(claim, self.backends.ledger),
+                              deadline, progress)
+        if load is None:
             return
-        held = {line for group in first.groups for line in group}
-        load = self.backends.table.begin(claim, self.backends.ledger)
-        second = self._scan(store, claim.ref, receipt, report, load, None, (first.bad_lines, held),
-                            deadline, None)
-        second.read = first.read
-        second.invalid += first.invalid
-        self._conclude(receipt, second, report, exact_duplicates=True)
         if receipt.status == REJECTED:
             load.abort()
         else:
             self._commit(load, claim, receipt, report)
+
+    def _two_pass(self, store: FileStore, ref: FileRef, receipt: Receipt,
+                  report: RejectedRowsReport, begin: Callable[[], Load] | None,
+                  deadline: Deadline | None, progress: Progress | None) -> Load | None:
+        """Pass one validates every row and finds the key hashes that repeat. Pass two skips
+        the bad rows, holds back the rows whose key hash repeats, settles those by their real
+        keys, and writes through the load that ``begin`` starts (a dry run has none). With
+        ``duplicates: reject`` the real keys may reject the file, so they are settled in a pass
+        of their own before anything is written."""
+        first = self._scan(store, ref, receipt, report, finder=DuplicateFinder(),
+                           row_check=self.backends.table.row_check if begin else None,
+                           deadline=deadline, progress=progress)
+        repeats = first.repeated_hashes
+        skip = (first.bad_lines, set(repeats))
+        if self._rejects_file(first.invalid, first.read) or (begin is None and not repeats):
+            self._conclude(receipt, first, report)
+            return None
+        settled = bool(repeats) and (begin is None or self.config.duplicates == "reject")
+        if settled:
+            check = self._scan(store, ref, receipt, report, skip=skip, deadline=deadline)
+            self._conclude(receipt, self._merged(first, check), report)
+            if begin is None or receipt.status == REJECTED:
+                return None
+        load = begin()  # type: ignore[misc]
+        # once settled, the write pass counts nothing: its findings are already in the receipt
+        sink_receipt = Receipt(**receipt.to_dict()) if settled else receipt
+        sink_report = RejectedRowsReport(ref.name) if settled else report
+        try:
+            second = self._scan(store, ref, sink_receipt, sink_report, load=load, skip=skip,
+                                deadline=deadline)
+        except BaseException:
+            load.abort()
+            raise
+        finally:
+            if settled:
+                sink_report.discard()
+        if not settled:
+            self._conclude(receipt, self._merged(first, second), report)
+        return load
+
+    @staticmethod
+    def _merged(first: Scan, second: Scan) -> Scan:
+        """The second pass saw only what the first let through: add the first's findings."""
+        second.read = first.read
+        second.invalid += first.invalid
+        return second
 
     def _commit(self, load: Load, claim: Claim, receipt: Receipt,
                 report: RejectedRowsReport) -> None:
@@ -236,171 +259,26 @@ class Pipeline:
         limit = self.config.rejected_limit(read)
         return limit is not None and invalid > limit
 
-    def _scan(self, *args: Any) -> Scan:
-        # The scan makes millions of short-lived tuples and no reference cycles: the cyclic
-        # garbage collector would only re-walk the batch lists, again and again.
+    def _scan(self, store: FileStore, ref: FileRef, receipt: Receipt,
+              report: RejectedRowsReport, **options: Any) -> Scan:
+        """One pass over the file (see scan.py). The pass makes millions of short-lived tuples
+        and no reference cycles, so the cyclic garbage collector is paused meanwhile."""
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._scan_file(*args)
+            with store.open(ref) as stream:
+                return Pass(self.config, ref.name, receipt, report, **options).run(stream)
         finally:
             if enabled:
                 gc.enable()
 
-    def _scan_file(self, store: FileStore, ref: FileRef, receipt: Receipt, report: RejectedRowsReport,
-              load: Load | None, finder: DuplicateFinder | None,
-              skip: tuple[set[int], set[int]] | None, deadline: Deadline | None,
-              progress: Progress | None) -> Scan:
-        """One streaming pass. Writes to ``load`` unless the file is already known to fail."""
-        config = self.config
-        scan = Scan()
-        table = self.backends.table if (load is not None or finder is not None) else None
-        row_check = table.row_check if (table is not None and skip is None) else None
-        reject_file = config.on_error == "reject_file"
-        batch_size = config.batch_size
-        bad_seen = DecodeErrors.count  # undecodable bytes found by other reads before this one
-        with store.open(ref) as raw:
-            src = CsvSource(open_text(raw, config, ref.name, progress), config, ref.name,
-                            bad_seen)
-            positions = header_positions(src.header, config, ref.name)
-            conv = RowConverter(config.schema_, positions, config.key)
-            convert, ncols, rows = conv.convert, len(src.header), src.rows
-            key_at = [conv.names.index(k) for k in config.key]
-            keyof = itemgetter(*key_at)
-            key_names = "+".join(config.key)
-            batch: list[tuple[Any, ...]] = []
-            lines: list[int] = []
-            held: list[tuple[int, tuple[Any, ...]]] = []
-            skip_lines, hold_lines = skip if skip else (set(), set())
-            writing = load is not None
-
-            def reject(*errs: RowError) -> None:
-                nonlocal writing
-                scan.invalid += 1
-                scan.bad_lines.add(errs[0].line)
-                for err in errs:
-                    receipt.add_error(err)
-                    report.add(err)
-                if reject_file:
-                    writing = False
-
-            def flush() -> None:
-                if writing and batch:
-                    if deadline is not None and deadline() < DEADLINE_MARGIN_S:
-                        raise TransientError(f"{ref.name}: stopped at line {lines[0]} with "
-                                             "too little time left; a retry starts it again")
-                    repeated = load.write(batch, lines)  # type: ignore[union-attr]
-                    if repeated:
-                        at = {ln: i for i, ln in enumerate(lines)}
-                        scan.repeated += [(ln, keyof(batch[at[ln]])) for ln in repeated]
-                    scan.written += len(batch)
-                batch.clear()
-                lines.clear()
-
-            skipping = bool(skip_lines)
-            start = src.header_lines + 1
-            while True:
-                try:
-                    for row in rows:
-                        line = start
-                        start = rows.line_num + 1
-                        if len(row) != ncols:
-                            if not row:
-                                continue  # a blank line is not a row
-                            scan.read += 1
-                            if not (skipping and line in skip_lines):
-                                reject(RowError(line, "", config.csv.delimiter.join(row)[:200],
-                                                f"expected {ncols} fields, found {len(row)}"))
-                            continue
-                        scan.read += 1
-                        if skipping and line in skip_lines:
-                            continue
-                        if DecodeErrors.count != bad_seen:
-                            bad = [c for c in row if SURROGATE.search(c)]
-                            if bad:
-                                bad_seen += sum(len(SURROGATE.findall(c)) for c in bad)
-                                col = src.header[row.index(bad[0])]
-                                value = bad[0].encode("utf-8", "surrogateescape")
-                                reject(RowError(line, col, repr(value)[2:-1],
-                                                "bytes that are not valid UTF-8"))
-                                continue
-                        out = convert(row)
-                        if out is None:
-                            reject(*(RowError(line, col, value, reason)
-                                     for col, value, reason in conv.explain(row)))
-                            continue
-                        if row_check is not None:
-                            problem = row_check(out)
-                            if problem is not None:
-                                reject(RowError(line, problem[0], str(keyof(out)), problem[1]))
-                                continue
-                        if finder is not None:
-                            finder.add(hash(keyof(out)), line)
-                        if line in hold_lines:
-                            held.append((line, out))
-                            continue
-                        if writing:
-                            batch.append(out)
-                            lines.append(line)
-                            if len(batch) >= batch_size:
-                                flush()
-                    break
-                except csv.Error as e:
-                    scan.read += 1
-                    if not (skipping and start in skip_lines):
-                        reject(RowError(start, "", "", csv_error_reason(e, config)))
-                    start = rows.line_num + 1
-                except (OSError, EOFError, UnicodeError) as e:
-                    receipt.rows_read = scan.read
-                    raise DataError(f"the file cannot be read: {e}", file=ref.name,
-                                    line=start) from None
-            flush()
-            if held:
-                self._write_held(held, keyof, key_names, scan, reject, load if writing else None)
-        if finder is not None:
-            scan.groups = finder.candidates()
-        return scan
-
-    def _write_held(self, held: list[tuple[int, tuple[Any, ...]]], keyof: Callable[..., Any],
-                    key_names: str, scan: Scan, reject: Callable[..., None],
-                    load: Load | None) -> None:
-        """Rows whose keys may repeat, grouped by their real key, the policy applied."""
-        by_key: dict[Any, list[tuple[int, tuple[Any, ...]]]] = {}
-        for line, out in held:
-            by_key.setdefault(keyof(out), []).append((line, out))
-        policy = self.config.duplicates
-        keep: list[tuple[int, tuple[Any, ...]]] = []
-        for key, group in by_key.items():
-            winner = group[-1] if policy == "last_wins" else group[0]
-            keep.append(winner)
-            for line, _ in group:
-                if line == winner[0]:
-                    continue
-                if policy == "reject":
-                    reject(RowError(line, key_names, _key_text(key),
-                                    f"duplicate key: line {winner[0]} has the same key"))
-                else:
-                    scan.repeated.append((line, key))
-        keep.sort()
-        if load is not None:
-            for i in range(0, len(keep), self.config.batch_size):
-                part = keep[i : i + self.config.batch_size]
-                load.write([o for _, o in part], [ln for ln, _ in part])
-                scan.written += len(part)
-
-    def _conclude(self, receipt: Receipt, scan: Scan, report: RejectedRowsReport,
-                  exact_duplicates: bool) -> None:
+    def _conclude(self, receipt: Receipt, scan: Scan, report: RejectedRowsReport) -> None:
         """Counts and status from a scan; every row ends in exactly one count."""
         policy, key_names = self.config.duplicates, "+".join(self.config.key)
-        if exact_duplicates:
-            repeated = scan.repeated
-        else:  # validation only: candidate groups (by key hash), the policy applied
-            repeated = [(ln, None) for g in scan.groups
-                        for ln in (g[:-1] if policy == "last_wins" else g[1:])]
-        duplicates = len(repeated)
-        if policy == "reject" and repeated:
-            for ln, key in repeated:
-                err = RowError(ln, key_names, "" if key is None else _key_text(key),
+        duplicates = len(scan.repeated)
+        if policy == "reject" and scan.repeated:
+            for ln, key in scan.repeated:
+                err = RowError(ln, key_names, _key_text(key),
                                "duplicate key: an earlier line has the same key")
                 scan.invalid += 1
                 receipt.add_error(err)
@@ -502,5 +380,3 @@ def _stem(name: str, suffixes: tuple[str, ...]) -> str:
     return name
 
 
-def _key_text(key: Any) -> str:
-    return " / ".join(map(str, key)) if isinstance(key, tuple) else str(key)

@@ -55,12 +55,16 @@ class FileStore(Protocol):
 class Load(Protocol):
     """One file's rows on their way into the table."""
 
-    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[int]:
+    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[tuple[int, Any]]:
         """Write converted rows (in schema field order); ``lines`` are their line numbers.
 
-        A single-pass table applies the duplicates policy itself and returns the lines of the
-        rows that repeated a key already written by this load. Other tables return [].
+        A single-pass table applies the duplicates policy itself and returns (line, key) for
+        each row that repeated a key already written by this load (it may report them later,
+        from ``finish``). Other tables return [].
         """
+
+    def finish(self) -> list[tuple[int, Any]]:
+        """Wait until every row handed to ``write`` is written; the repeats not yet returned."""
 
     def commit(self, receipt: Receipt) -> None:
         """Make the rows durable and record ``receipt`` in the ledger as committed."""

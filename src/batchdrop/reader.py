@@ -15,7 +15,7 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import IO, Any, BinaryIO
 
 from .config import Config
@@ -42,12 +42,12 @@ codecs.register_error("batchdrop-count", _count_and_escape)
 
 
 class _Prefixed(io.RawIOBase):
-    """A raw stream that first gives back bytes already read from ``inner``."""
+    """A raw stream that first gives back bytes already read from ``inner``, and counts."""
 
-    def __init__(self, head: bytes, inner: BinaryIO, progress: Callable[[int], None] | None):
+    def __init__(self, head: bytes, inner: BinaryIO):
         self._head = head
         self._inner = inner
-        self._progress = progress
+        self.position = len(head)
 
     def readable(self) -> bool:
         return True
@@ -61,8 +61,7 @@ class _Prefixed(io.RawIOBase):
         data = self._inner.read(len(buf))
         n = len(data)
         buf[:n] = data
-        if self._progress is not None:
-            self._progress(n)
+        self.position += n
         return n
 
     def close(self) -> None:
@@ -72,20 +71,24 @@ class _Prefixed(io.RawIOBase):
             super().close()
 
 
-def open_text(stream: BinaryIO, config: Config, name: str,
-              progress: Callable[[int], None] | None = None) -> IO[str]:
-    """Text over a binary stream: gunzipped if it is gzip, decoded as UTF-8 (BOM dropped).
-
-    ``progress`` is told how many (compressed) bytes each read took from ``stream``.
-    """
-    head = stream.read(2)
-    if progress is not None:
-        progress(len(head))
-    raw: BinaryIO = io.BufferedReader(_Prefixed(head, stream, progress), buffer_size=1 << 16)  # type: ignore[arg-type]
+def open_text(stream: BinaryIO, config: Config, name: str) -> tuple[IO[str], Callable[[], int]]:
+    """Text over a binary stream: gunzipped if it is gzip, decoded as UTF-8 (BOM dropped);
+    and a function telling how many bytes of ``stream`` have been read so far."""
+    raw: BinaryIO
+    peek = getattr(stream, "peek", None)
+    if peek is not None and hasattr(stream, "tell"):  # a buffered local file: no extra layer
+        head = peek(2)[:2]
+        raw, position = stream, stream.tell
+    else:
+        head = stream.read(2)
+        counting = _Prefixed(head, stream)
+        raw = io.BufferedReader(counting, buffer_size=1 << 16)  # type: ignore[assignment]
+        position = lambda: counting.position  # noqa: E731
     if head == GZIP_MAGIC:
         raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
-    return io.TextIOWrapper(raw, encoding=config.csv.encoding, errors="batchdrop-count",
+    text = io.TextIOWrapper(raw, encoding=config.csv.encoding, errors="batchdrop-count",
                             newline="")
+    return text, position
 
 
 class CsvSource:
@@ -162,6 +165,10 @@ def csv_error_reason(e: csv.Error, config: Config) -> str:
     return f"not valid CSV: {text}"
 
 
-def iter_text_chunks(text: IO[str], size: int = 1 << 16) -> Iterator[str]:
-    while chunk := text.read(size):
-        yield chunk
+def line_breaks(row: list[str]) -> int:
+    """How many physical lines a row's quoted fields span beyond its first."""
+    n = 0
+    for cell in row:
+        if "\n" in cell or "\r" in cell:
+            n += cell.count("\n") + cell.count("\r") - cell.count("\r\n")
+    return n

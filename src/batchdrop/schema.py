@@ -144,7 +144,7 @@ def _compile_field(field: SchemaField, missing: frozenset[str], required: bool,
     body, env = _field_code(field, missing, required, "", with_constraints)
     code = ["def conv(x):", *_indent(body, "    "), "    return o"]
     ns: dict[str, Any] = {**BASE_ENV, "MISSING": missing, **env}
-    exec("\n".join(code), ns)  # noqa: S102 - code assembled from the snippets above
+    exec("\n".join(code), ns)
     return ns["conv"]  # type: ignore[no-any-return]
 
 
@@ -182,7 +182,7 @@ class RowConverter:
         out = ", ".join(f"o_{i}" for i in range(len(self.fields)))
         fast += [f"        return ({out}{',' if len(self.fields) == 1 else ''})",
                  "    except Exception:", "        return None"]
-        exec("\n".join(fast), env)  # noqa: S102 - code assembled from the snippets above
+        exec("\n".join(fast), env)
         self.convert: Callable[[list[str]], tuple[Any, ...] | None] = env["convert"]
         self.source = "\n".join(fast)
 

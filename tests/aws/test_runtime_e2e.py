@@ -209,9 +209,8 @@ def test_crash_between_write_and_move_then_rerun(stack: Stack) -> None:
     runtime.pipeline.inbound.move = real_move  # type: ignore[method-assign]
     rerun = runtime.handle(event, plenty)
     assert rerun["results"][0]["status"] == "loaded_with_rejects"
-    # The receipt committed before the crash does not name the rejected-rows report (the engine
-    # writes it after the commit), so the resumed run's receipt cannot either.
-    assert_loaded_once(stack, stack.receipts(), report=False)
+    # the report was placed before the commit, so the resumed run's receipt still names it
+    assert_loaded_once(stack, stack.receipts())
     (run,) = runtime.pipeline.backends.ledger.runs()
     assert run["state"] == "done"
 

@@ -9,9 +9,15 @@ import sys
 from batchdrop.config import load_config
 from batchdrop.files.local import LocalStore
 from batchdrop.pipeline import Pipeline
-from batchdrop.tables import sqlite
+from batchdrop.tables import sqlite_load
 
 point = sys.argv[3]
+if point.endswith("-writer"):  # the same, with the rows written by the SQLite writer process
+    sqlite_load.WRITER_MIN_BYTES = 0
+    point = point.removesuffix("-writer")
+    Load = sqlite_load.WriterLoad
+else:
+    Load = sqlite_load.SqliteLoad  # type: ignore[assignment,misc]
 
 
 def die() -> None:
@@ -19,7 +25,7 @@ def die() -> None:
 
 
 if point == "mid-write":
-    write = sqlite.SqliteLoad.write
+    write = Load.write
     calls = [0]
 
     def write_then_die(self, rows, lines):  # type: ignore[no-untyped-def]
@@ -29,15 +35,15 @@ if point == "mid-write":
             die()
         return out
 
-    sqlite.SqliteLoad.write = write_then_die  # type: ignore[method-assign]
+    Load.write = write_then_die  # type: ignore[method-assign]
 elif point == "after-commit":
-    commit = sqlite.SqliteLoad.commit
+    commit = Load.commit
 
     def commit_then_die(self, receipt):  # type: ignore[no-untyped-def]
         commit(self, receipt)
         die()
 
-    sqlite.SqliteLoad.commit = commit_then_die  # type: ignore[method-assign]
+    Load.commit = commit_then_die  # type: ignore[method-assign]
 elif point == "after-move":
     move = LocalStore.move
 

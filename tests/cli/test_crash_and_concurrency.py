@@ -47,7 +47,8 @@ def small_batches(example: Path) -> Path:
     return example
 
 
-@pytest.mark.parametrize("point", ["mid-write", "after-commit", "after-move"])
+@pytest.mark.parametrize("point", ["mid-write", "after-commit", "after-move",
+                                   "mid-write-writer", "after-commit-writer"])
 def test_a_crash_at_any_point_is_finished_by_the_next_run(small_batches: Path,
                                                           point: str) -> None:
     folder = small_batches

@@ -161,9 +161,14 @@ class AwsEnv(Env):
         return sorted(out, key=lambda r: (r["student_id"], r["course"]))
 
 
-@pytest.fixture(params=["local", "aws"])
-def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
-    if request.param == "local":
+@pytest.fixture(params=["local", "local-writer", "aws"])
+def env(request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    if request.param.startswith("local"):
+        if request.param == "local-writer":  # every file through the SQLite writer process
+            from batchdrop.tables import sqlite_load
+
+            monkeypatch.setattr(sqlite_load, "WRITER_MIN_BYTES", 0)
         yield LocalEnv(tmp_path)
         return
     endpoint = request.getfixturevalue("aws_env")

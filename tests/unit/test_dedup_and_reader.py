@@ -22,29 +22,32 @@ def config(**changes: Any) -> Any:
     return parse_config({**CONFIG, **changes}, environ={})
 
 
-@pytest.mark.parametrize("spill_at", [10, 1 << 16])
-def test_duplicate_finder_groups_repeated_keys_in_line_order(
-        monkeypatch: pytest.MonkeyPatch, spill_at: int) -> None:
-    monkeypatch.setattr(dedup, "SPILL_AT", spill_at)
+@pytest.mark.parametrize(("spill_at", "piece"), [(1 << 17, 1 << 16), (37, 1 << 16), (37, 5)])
+def test_duplicate_finder_counts_repeated_hashes(
+        monkeypatch: pytest.MonkeyPatch, spill_at: int, piece: int) -> None:
+    monkeypatch.setattr(dedup, "SPILL_AT", spill_at)  # 37: many spills to disk
+    monkeypatch.setattr(dedup, "PIECE", piece)  # 5: every partition is split again
     finder = dedup.DuplicateFinder()
-    for line in range(2, 1002):
-        finder.add(hash(("k", line % 400)), line)  # keys repeat every 400 lines
-    groups = finder.candidates()
-    assert len(groups) == 400
-    assert groups[0] == [2, 402, 802]
-    assert all(g == sorted(g) for g in groups)
+    for start in range(0, 1000, 100):  # 400 keys, each 2 or 3 times
+        finder.add_many(hash(("k", n % 400)) for n in range(start, start + 100))
+    found = finder.repeated()
+    assert len(found) == 400
+    assert sorted(found.values()).count(3) == 200
+    assert found[hash(("k", 0))] == 3
 
 
-def test_duplicate_finder_with_no_repeats_finds_nothing() -> None:
+def test_duplicate_finder_with_no_repeats_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dedup, "SPILL_AT", 1000)
     finder = dedup.DuplicateFinder()
-    for line in range(10_000):
-        finder.add(hash(line), line)
-    assert finder.candidates() == []
+    finder.add_many(hash(("x", n)) for n in range(10_000))
+    finder.add_many([-1, -1])  # negative hashes too
+    assert finder.repeated() == {-1: 2}
 
 
 def source(data: bytes, **changes: Any) -> CsvSource:
     cfg = config(**changes)
-    return CsvSource(open_text(io.BytesIO(data), cfg, "f.csv"), cfg, "f.csv")
+    text, _ = open_text(io.BytesIO(data), cfg, "f.csv")
+    return CsvSource(text, cfg, "f.csv")
 
 
 def test_gzip_is_recognised_by_its_bytes_and_bom_is_dropped() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ def converter(fields: list[dict[str, Any]], missing: list[str] | None = None,
     ({"type": "date"}, "2026-11-27", date(2026, 11, 27)),
     ({"type": "date", "format": "%d/%m/%Y"}, "27/11/2026", date(2026, 11, 27)),
     ({"type": "datetime"}, "2026-11-27T08:30:00Z",
-     datetime(2026, 11, 27, 8, 30, tzinfo=timezone.utc)),
+     datetime(2026, 11, 27, 8, 30, tzinfo=UTC)),
     ({"type": "datetime"}, "2026-11-27 08:30", datetime(2026, 11, 27, 8, 30)),
 ])
 def test_values_convert_to_their_type(field: dict[str, Any], text: str, value: Any) -> None:

@@ -85,7 +85,7 @@ class LocalStore:
             return None
 
     def open(self, ref: FileRef) -> BinaryIO:
-        return open(self._path(ref.name), "rb")  # noqa: SIM115 - the caller closes it
+        return open(self._path(ref.name), "rb")
 
     def _exists(self, name: str) -> bool:
         return self._path(name).exists()

@@ -160,7 +160,7 @@ class DynamoLoad:
         self.items_written = 0
         self.retries = 0
 
-    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[int]:
+    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[tuple[int, Any]]:
         renew = getattr(self.ledger, "renew", None)
         if renew is not None:
             renew(self.claim)  # a long file keeps its claim alive
@@ -227,6 +227,11 @@ class DynamoLoad:
                 first = first or e
         if first is not None:
             raise first
+
+    def finish(self) -> list[tuple[int, Any]]:
+        """Wait for the requests in flight (their failures surface here)."""
+        self._drain()
+        return []
 
     def commit(self, receipt: Receipt) -> None:
         try:

@@ -1,15 +1,10 @@
 """SQLite: the local table and its run ledger, in one database file.
 
 The table is created from the schema, ``WITHOUT ROWID`` with the key as its primary key, plus a
-``_batchdrop_run`` column naming the run that wrote each row (``_batchdrop_runs.seq``).
-
-A file is loaded in one transaction, and the ledger records it as committed in that same
-transaction, so a crash at any point leaves either nothing or everything of the file.
-
-Duplicate keys are found by the upsert itself: it never overwrites a row written by the same run,
-so a chunk whose change count falls short of its length holds a key seen before in this file.
-Only such a chunk is replayed row by row to apply the policy; every other chunk is one
-``executemany``.
+``_batchdrop_run`` column naming the run that wrote each row (``_batchdrop_runs.seq``). The
+database uses a rollback journal: a big load writes each page once (a write-ahead log would
+write it twice), at the price of readers waiting while a load commits. Loading is in
+sqlite_load.py.
 """
 
 from __future__ import annotations
@@ -46,16 +41,16 @@ def connect(path: str) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
                                check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA journal_mode=DELETE")
         conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.OperationalError as e:
-        raise _translate(e, path) from None
+        raise translate(e, path) from None
     except sqlite3.DatabaseError as e:
         raise ConfigError(f"{path} is not a SQLite database ({e})") from None
     return conn
 
 
-def _translate(e: sqlite3.Error, path: str) -> Exception:
+def translate(e: sqlite3.Error, path: str) -> Exception:
     text = str(e)
     if "locked" in text or "busy" in text:
         return TransientError(f"{path}: the database is locked by another batchdrop process "
@@ -115,7 +110,7 @@ class SqliteTable:
                 (r for r in self.conn.execute(f"PRAGMA table_info({q(self.name)})") if r[5]),
                 key=lambda r: r[5])]
         except sqlite3.Error as e:
-            raise _translate(e, self.path) from None
+            raise translate(e, self.path) from None
         missing = [c for c in [*self.columns, RUN_COL] if c not in have]
         if missing or pk != list(self.key):
             raise ConfigError(
@@ -123,8 +118,10 @@ class SqliteTable:
                 f"which do not fit the schema (columns {self.columns}, key {list(self.key)}); "
                 "use another table name (table.name) or database")
 
-    def begin(self, claim: Claim, ledger: Any) -> SqliteLoad:
-        return SqliteLoad(self, claim, ledger)
+    def begin(self, claim: Claim, ledger: Any) -> Any:
+        from .sqlite_load import begin_load
+
+        return begin_load(self, claim, ledger)
 
     def _row(self, values: Sequence[Any]) -> dict[str, Any]:
         return {c: conv(v) for c, conv, v in zip(self.columns, self._readers, values, strict=True)}
@@ -140,7 +137,7 @@ class SqliteTable:
         except sqlite3.OperationalError as e:
             if "no such table" in str(e):
                 return None
-            raise _translate(e, self.path) from None
+            raise translate(e, self.path) from None
         return self._row(row) if row else None
 
     def _bind(self, column: str, value: Any) -> Any:
@@ -168,7 +165,7 @@ class SqliteTable:
         except sqlite3.OperationalError as e:
             if "no such table" in str(e):
                 return Page([])
-            raise _translate(e, self.path) from None
+            raise translate(e, self.path) from None
         more = len(rows) > limit
         rows = rows[:limit]
         nxt = rows[-1][self.columns.index(sk)] if (more and sk is not None) else None
@@ -176,70 +173,6 @@ class SqliteTable:
 
     def close(self) -> None:
         self.conn.close()
-
-
-class SqliteLoad:
-    """One file's rows, in one transaction."""
-
-    def __init__(self, table: SqliteTable, claim: Claim, ledger: Any):
-        self.table = table
-        self.claim = claim
-        self.ledger = ledger
-        self.conn = table.conn
-        seq = int(claim.extra["seq"])  # our own integer: safe to write into the statement
-        cols = [*table.columns, RUN_COL]
-        set_cols = [c for c in table.columns if c not in table.key] + [RUN_COL]
-        sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in set_cols)
-        values = ", ".join(["?"] * len(table.columns) + [str(seq)])
-        base = f"INSERT INTO {q(table.name)} ({', '.join(map(q, cols))}) VALUES ({values})"
-        conflict = f" ON CONFLICT ({', '.join(map(q, table.key))}) DO UPDATE SET {sets}"
-        self.upsert = base + conflict + f" WHERE {q(table.name)}.{q(RUN_COL)} IS NOT {seq}"
-        self.overwrite = base + conflict
-        self.policy = table.config.duplicates
-        writers = table._writers
-        self._convert: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
-        if any(writers):
-            def convert(rows: list[tuple[Any, ...]]) -> list[Any]:
-                return [tuple(w(v) if w else v for w, v in zip(writers, r, strict=True))
-                        for r in rows]
-            self._convert = convert
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise _translate(e, table.path) from None
-
-    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[int]:
-        conn = self.conn
-        params = self._convert(rows) if self._convert else rows
-        before = conn.total_changes
-        try:
-            conn.execute("SAVEPOINT chunk")
-            conn.executemany(self.upsert, params)
-            if conn.total_changes - before == len(params):
-                conn.execute("RELEASE chunk")
-                return []
-            conn.execute("ROLLBACK TO chunk")
-            repeated = []
-            for row, line in zip(params, lines, strict=True):
-                if conn.execute(self.upsert, row).rowcount == 0:
-                    repeated.append(line)
-                    if self.policy == "last_wins":
-                        conn.execute(self.overwrite, row)
-            conn.execute("RELEASE chunk")
-            return repeated
-        except sqlite3.OperationalError as e:
-            raise _translate(e, self.table.path) from None
-
-    def commit(self, receipt: Receipt) -> None:
-        try:
-            self.ledger.record(self.claim, "committed", receipt)
-            self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as e:
-            raise _translate(e, self.table.path) from None
-
-    def abort(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
 
 
 def _alive(pid: int, host: str) -> bool:
@@ -296,7 +229,7 @@ class SqliteLedger:
         try:
             conn.executescript(LEDGER_DDL)
         except sqlite3.OperationalError as e:
-            raise _translate(e, path) from None
+            raise translate(e, path) from None
 
     @classmethod
     def open(cls, path: str) -> SqliteLedger:
@@ -313,7 +246,7 @@ class SqliteLedger:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.OperationalError as e:
-            raise _translate(e, self.path) from None
+            raise translate(e, self.path) from None
         return claim
 
     def _claim(self, ref: FileRef, force: bool) -> Claim:
@@ -347,6 +280,14 @@ class SqliteLedger:
         return Claim("new", run_id, ref, None, {"seq": cur.lastrowid})
 
     def record(self, claim: Claim, state: str, receipt: Receipt) -> None:
+        sql, params = self.statement(claim, state, receipt)
+        try:
+            self.conn.execute(sql, params)
+        except sqlite3.OperationalError as e:
+            raise translate(e, self.path) from None
+
+    def statement(self, claim: Claim, state: str, receipt: Receipt) -> tuple[str, tuple[Any, ...]]:
+        """The UPDATE that records a run's state (a writer process runs it in its transaction)."""
         r = receipt
         sql = (f"UPDATE {RUNS} SET state = ?, status = ?, finished_at = ?, rows_read = ?, "
                "rows_loaded = ?, rows_rejected = ?, rows_duplicate = ?, reason = ?, moved_to = ?, "
@@ -354,10 +295,7 @@ class SqliteLedger:
         params = (state, r.status, r.finished_at or _now(), r.rows_read, r.rows_loaded,
                   r.rows_rejected, r.rows_duplicate, r.reason, r.moved_to,
                   r.rejected_rows_report, r.to_json(), claim.run_id)
-        try:
-            self.conn.execute(sql, params)
-        except sqlite3.OperationalError as e:
-            raise _translate(e, self.path) from None
+        return sql, params
 
     def runs(self, *, status: str | None = None, limit: int = 50,
              before: str | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,252 @@
+"""Loading one file into SQLite: in this process, or, for a big file, in a writer process.
+
+Either way the file's rows go in one transaction that also records the run as committed, so a
+crash at any point leaves all of the file or none of it.
+
+A big file is parsed and validated here while a second process does SQLite's share of the
+work, on the machine's second core: the rows travel through a pipe in batches (the pipe's size
+keeps memory flat), and the writer answers only at the end. If this process dies, the writer
+sees its input close and rolls back.
+
+Duplicate keys are found by the upsert itself: it never overwrites a row written by the same run
+(``_batchdrop_run``), so a batch whose change count falls short of its length holds a key seen
+before in this file; only such a batch is replayed row by row to apply the policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ..errors import ConfigError, TransientError
+
+if TYPE_CHECKING:
+    from ..ports import Claim
+    from ..report import Receipt
+    from .sqlite import SqliteTable
+
+#: files at least this big are written by a writer process
+WRITER_MIN_BYTES = 16 << 20
+Repeats = list[tuple[int, Any]]
+
+
+def write_batch(conn: sqlite3.Connection, upsert: str, overwrite: str, last_wins: bool,
+                rows: Sequence[Sequence[Any]], lines: Sequence[int],
+                key_at: Sequence[int]) -> Repeats:
+    """Upsert ``rows``; (line, key) of those whose key this run wrote before."""
+    before = conn.total_changes
+    conn.execute("SAVEPOINT batch")
+    conn.executemany(upsert, rows)
+    if conn.total_changes - before == len(rows):
+        conn.execute("RELEASE batch")
+        return []
+    conn.execute("ROLLBACK TO batch")
+    repeated = []
+    for row, line in zip(rows, lines, strict=True):
+        if conn.execute(upsert, row).rowcount == 0:
+            repeated.append((line, tuple(row[i] for i in key_at)))
+            if last_wins:
+                conn.execute(overwrite, row)
+    conn.execute("RELEASE batch")
+    return repeated
+
+
+class Statements:
+    """The SQL of one load, and how to turn engine values into SQLite values."""
+
+    def __init__(self, table: SqliteTable, seq: int):
+        from .sqlite import RUN_COL, q
+
+        cols = [*table.columns, RUN_COL]
+        set_cols = [c for c in table.columns if c not in table.key] + [RUN_COL]
+        sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in set_cols)
+        values = ", ".join(["?"] * len(table.columns) + [str(seq)])  # seq: our own integer
+        base = f"INSERT INTO {q(table.name)} ({', '.join(map(q, cols))}) VALUES ({values})"
+        conflict = f" ON CONFLICT ({', '.join(map(q, table.key))}) DO UPDATE SET {sets}"
+        self.upsert = base + conflict + f" WHERE {q(table.name)}.{q(RUN_COL)} IS NOT {seq}"
+        self.overwrite = base + conflict
+        self.last_wins = table.config.duplicates == "last_wins"
+        self.key_at = [table.columns.index(k) for k in table.key]
+        writers = table._writers
+        self.convert: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
+        if any(writers):
+            def convert(rows: list[tuple[Any, ...]]) -> list[Any]:
+                return [tuple(w(v) if w else v for w, v in zip(writers, r, strict=True))
+                        for r in rows]
+            self.convert = convert
+
+
+def begin_load(table: SqliteTable, claim: Claim, ledger: Any) -> SqliteLoad | WriterLoad:
+    if claim.ref.size >= WRITER_MIN_BYTES:
+        return WriterLoad(table, claim, ledger)
+    return SqliteLoad(table, claim, ledger)
+
+
+class SqliteLoad:
+    """One file's rows, in one transaction on the table's own connection."""
+
+    def __init__(self, table: SqliteTable, claim: Claim, ledger: Any):
+        from .sqlite import translate
+
+        self.table, self.claim, self.ledger = table, claim, ledger
+        self.conn = table.conn
+        self.sql = Statements(table, int(claim.extra["seq"]))
+        self._translate = translate
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise translate(e, table.path) from None
+
+    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> Repeats:
+        sql = self.sql
+        params = sql.convert(rows) if sql.convert else rows
+        try:
+            return write_batch(self.conn, sql.upsert, sql.overwrite, sql.last_wins, params,
+                               lines, sql.key_at)
+        except sqlite3.OperationalError as e:
+            raise self._translate(e, self.table.path) from None
+
+    def finish(self) -> Repeats:
+        return []
+
+    def commit(self, receipt: Receipt) -> None:
+        try:
+            self.ledger.record(self.claim, "committed", receipt)
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            raise self._translate(e, self.table.path) from None
+
+    def abort(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+
+class WriterLoad:
+    """The same transaction, run by a writer process (``python -m batchdrop.tables.sqlite_load``)
+    fed pickled batches on its stdin; it answers on its stdout."""
+
+    def __init__(self, table: SqliteTable, claim: Claim, ledger: Any):
+        self.table, self.claim, self.ledger = table, claim, ledger
+        self.sql = Statements(table, int(claim.extra["seq"]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "batchdrop.tables.sqlite_load"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._ask("begin", (table.path, self.sql.upsert, self.sql.overwrite,
+                            self.sql.last_wins, self.sql.key_at))
+
+    def _send(self, kind: str, payload: Any = None) -> None:
+        try:
+            pickle.dump((kind, payload), self.process.stdin, pickle.HIGHEST_PROTOCOL)
+        except (BrokenPipeError, OSError):
+            self._stopped()
+
+    def _stopped(self) -> None:
+        code = self.process.wait(timeout=30)
+        raise TransientError(f"{self.table.path}: the SQLite writer process stopped "
+                             f"(exit code {code})")
+
+    def _ask(self, kind: str, payload: Any = None) -> Any:
+        self._send(kind, payload)
+        try:
+            self.process.stdin.flush()  # type: ignore[union-attr]
+            status, answer = pickle.load(self.process.stdout)  # type: ignore[arg-type]
+        except (BrokenPipeError, EOFError, OSError):
+            self._stopped()
+        if status == "error":
+            kind_, message = answer
+            raise (TransientError if kind_ == "busy" else ConfigError)(
+                f"{self.table.path}: {message}")
+        return answer
+
+    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> Repeats:
+        params = self.sql.convert(rows) if self.sql.convert else rows
+        self._send("rows", (params, lines))
+        return []  # repeats come back from finish()
+
+    def finish(self) -> Repeats:
+        return self._ask("finish")  # type: ignore[no-any-return]
+
+    def commit(self, receipt: Receipt) -> None:
+        self._ask("commit", self.ledger.statement(self.claim, "committed", receipt))
+        self._close()
+
+    def abort(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(TransientError, ConfigError):
+                self._ask("abort")
+        self._close()
+
+    def _close(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
+    """The writer process: one transaction, fed batches until told to commit or abort. An inbox
+    that closes first (the parent died) rolls the transaction back."""
+    conn: sqlite3.Connection | None = None
+    repeated: Repeats = []
+    failed: tuple[str, str] | None = None
+
+    def answer(status: str, value: Any = None) -> None:
+        pickle.dump((status, value), outbox, pickle.HIGHEST_PROTOCOL)
+        outbox.flush()
+
+    try:
+        while True:
+            kind, payload = pickle.load(inbox)
+            try:
+                if failed is not None and kind != "abort":
+                    if kind != "rows":
+                        answer("error", failed)
+                    continue
+                if kind == "begin":
+                    path, upsert, overwrite, last_wins, key_at = payload
+                    conn = sqlite3.connect(path, isolation_level=None, timeout=60.0)
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute("BEGIN IMMEDIATE")
+                    answer("ok")
+                elif kind == "rows":
+                    rows, lines = payload
+                    repeated += write_batch(conn, upsert, overwrite, last_wins,  # type: ignore[arg-type]
+                                            rows, lines, key_at)
+                elif kind == "finish":
+                    answer("ok", repeated)
+                    repeated = []
+                elif kind == "commit":
+                    sql, params = payload
+                    conn.execute(sql, params)  # type: ignore[union-attr]
+                    conn.execute("COMMIT")  # type: ignore[union-attr]
+                    answer("ok")
+                    return
+                elif kind == "abort":
+                    if conn is not None and conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    answer("ok")
+                    return
+            except sqlite3.Error as e:
+                text = str(e)
+                failed = ("busy" if "locked" in text or "busy" in text else "error", text)
+                if kind != "rows":
+                    answer("error", failed)
+    except EOFError:
+        pass  # the parent is gone: nothing is committed
+    finally:
+        if conn is not None:
+            if conn.in_transaction:
+                conn.rollback()
+            conn.close()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
