@@ -46,8 +46,14 @@ class State:
 
 
 def _status_style(status: str) -> str:
-    return {LOADED: "green", LOADED_WITH_REJECTS: "yellow", REJECTED: "red", FAILED: "red",
-            SKIPPED: "dim", BUSY: "dim"}.get(status, "")
+    return {
+        LOADED: "green",
+        LOADED_WITH_REJECTS: "yellow",
+        REJECTED: "red",
+        FAILED: "red",
+        SKIPPED: "dim",
+        BUSY: "dim",
+    }.get(status, "")
 
 
 def _echo_receipt(r: Receipt, as_json: bool) -> None:
@@ -57,8 +63,10 @@ def _echo_receipt(r: Receipt, as_json: bool) -> None:
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=True)
-    counts = (f"{r.rows_read} read, {r.rows_loaded} loaded, {r.rows_rejected} rejected, "
-              f"{r.rows_duplicate} duplicate")
+    counts = (
+        f"{r.rows_read} read, {r.rows_loaded} loaded, {r.rows_rejected} rejected, "
+        f"{r.rows_duplicate} duplicate"
+    )
     where = f" → {r.moved_to}" if r.moved_to else ""
     style = _status_style(r.status)
     console.print(f"[bold]{r.file}[/bold]  [{style}]{r.status}[/{style}]  {counts}{where}")
@@ -68,8 +76,9 @@ def _echo_receipt(r: Receipt, as_json: bool) -> None:
         return
     for e in r.errors:
         col = f", column {e['column']!r}" if e["column"] else ""
-        console.print(f"  line {e['line']}{col}: {e['reason']} (value {e['value']!r})",
-                      markup=False)
+        console.print(
+            f"  line {e['line']}{col}: {e['reason']} (value {e['value']!r})", markup=False
+        )
     if r.rows_invalid > len(r.errors):
         console.print(f"  … and {r.rows_invalid - len(r.errors)} more invalid row(s)")
     if r.rejected_rows_report:
@@ -100,9 +109,15 @@ def _progress(size: int, label: str, enabled: bool) -> Iterator[Any]:
         TransferSpeedColumn,
     )
 
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=size)
         yield lambda done: bar.update(task, completed=done)
 
@@ -139,8 +154,9 @@ class LazyGroup(click.Group):
 
 
 def _unavailable(name: str, why: str) -> click.Command:
-    @click.command(name, help=f"(unavailable: {why})",
-                   context_settings={"ignore_unknown_options": True})
+    @click.command(
+        name, help=f"(unavailable: {why})", context_settings={"ignore_unknown_options": True}
+    )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def stub(args: Any) -> None:
         raise ConfigError(f"`batchdrop {name}` {why}")
@@ -148,10 +164,18 @@ def _unavailable(name: str, why: str) -> click.Command:
     return stub
 
 
-@click.group(cls=LazyGroup,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "-c", "config_path", metavar="PATH", envvar="BATCHDROP_CONFIG",
-              help="The config file (default: ./batchdrop.yaml, or $BATCHDROP_CONFIG).")
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    metavar="PATH",
+    envvar="BATCHDROP_CONFIG",
+    help="The config file (default: ./batchdrop.yaml, or $BATCHDROP_CONFIG).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="batchdrop")
 @click.pass_context
@@ -223,8 +247,13 @@ def _run_one(pipeline: Any, file: str, as_json: bool, **options: Any) -> Receipt
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Process what waits now, then exit (do not watch).")
-@click.option("--interval", default=2.0, show_default=True, metavar="SECONDS",
-              help="How often to look for new files while watching.")
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to look for new files while watching.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON receipt per line.")
 def run(once: bool, interval: float, as_json: bool) -> None:
     """Process the files waiting in inbound, oldest first, then watch for new ones.
@@ -239,8 +268,9 @@ def run(once: bool, interval: float, as_json: bool) -> None:
         if stopping["now"]:
             raise KeyboardInterrupt
         stopping["now"] = True
-        click.echo("batchdrop: stopping after the current file (Ctrl-C again to stop now)",
-                   err=True)
+        click.echo(
+            "batchdrop: stopping after the current file (Ctrl-C again to stop now)", err=True
+        )
 
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
@@ -280,8 +310,11 @@ def run(once: bool, interval: float, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--status", type=click.Choice([LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED]),
-              help="Only runs with this outcome.")
+@click.option(
+    "--status",
+    type=click.Choice([LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED]),
+    help="Only runs with this outcome.",
+)
 @click.option("--limit", default=20, show_default=True, help="How many runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one run each).")
 def runs(status: str | None, limit: int, as_json: bool) -> None:
@@ -297,17 +330,33 @@ def runs(status: str | None, limit: int, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("run", "file", "state", "status", "read", "loaded", "rejected", "dup",
-                  "finished", box=None, header_style="bold")
+    table = Table(
+        "run",
+        "file",
+        "state",
+        "status",
+        "read",
+        "loaded",
+        "rejected",
+        "dup",
+        "finished",
+        box=None,
+        header_style="bold",
+    )
     for rec in records:
         style = _status_style(rec["status"] or "")
-        table.add_row(rec["run_id"], rec["file"], rec["state"],
-                      f"[{style}]{rec['status'] or ''}[/{style}]" if style else rec["status"] or "",
-                      *(str(rec[k] if rec[k] is not None else "") for k in
-                        ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")),
-                      rec["finished_at"] or "")
-    Console(width=None if sys.stdout.isatty() else 200).print(
-        table if records else "no runs yet")
+        table.add_row(
+            rec["run_id"],
+            rec["file"],
+            rec["state"],
+            f"[{style}]{rec['status'] or ''}[/{style}]" if style else rec["status"] or "",
+            *(
+                str(rec[k] if rec[k] is not None else "")
+                for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
+            ),
+            rec["finished_at"] or "",
+        )
+    Console(width=None if sys.stdout.isatty() else 200).print(table if records else "no runs yet")
 
 
 @cli.command()
@@ -316,8 +365,9 @@ def runs(status: str | None, limit: int, as_json: bool) -> None:
 @click.option("--begins-with", metavar="PREFIX", help="Only sort keys starting with PREFIX.")
 @click.option("--limit", type=int, default=None, help="At most this many items.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one item each).")
-def get(partition: str, sort: str | None, begins_with: str | None, limit: int | None,
-        as_json: bool) -> None:
+def get(
+    partition: str, sort: str | None, begins_with: str | None, limit: int | None, as_json: bool
+) -> None:
     """Read the table: one item by its full key (PARTITION SORT), or all items of PARTITION
     in sort-key order.
 
@@ -330,8 +380,11 @@ def get(partition: str, sort: str | None, begins_with: str | None, limit: int | 
     schema = config.schema_
     try:
         pk = parse_value(schema.field(config.table.partition_key), partition)
-        sk = (parse_value(schema.field(config.table.sort_key), sort)
-              if sort is not None and config.table.sort_key else None)
+        sk = (
+            parse_value(schema.field(config.table.sort_key), sort)
+            if sort is not None and config.table.sort_key
+            else None
+        )
     except ValueError as e:
         raise ConfigError(f"bad key: {e}") from None
     if sort is not None and not config.table.sort_key:
@@ -361,8 +414,15 @@ def _echo_items(items: list[dict[str, Any]], config: Config, as_json: bool) -> N
 
     if as_json:
         for item in items:
-            click.echo(json.dumps({k: to_text(v) if not isinstance(v, int | bool) else v
-                                   for k, v in item.items()}, ensure_ascii=False))
+            click.echo(
+                json.dumps(
+                    {
+                        k: to_text(v) if not isinstance(v, int | bool) else v
+                        for k, v in item.items()
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
     if not items:
         return
@@ -377,10 +437,15 @@ def _echo_items(items: list[dict[str, Any]], config: Config, as_json: bool) -> N
 
 
 @cli.command()
-@click.option("--from", "sample", type=click.Path(exists=True, dir_okay=False),
-              help="A sample CSV: the schema and key are inferred from it.")
-@click.option("--output", "-o", default="batchdrop.yaml", show_default=True,
-              help="Where to write the config.")
+@click.option(
+    "--from",
+    "sample",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A sample CSV: the schema and key are inferred from it.",
+)
+@click.option(
+    "--output", "-o", default="batchdrop.yaml", show_default=True, help="Where to write the config."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 def init(sample: str | None, output: str, force: bool) -> None:
     """Write a starting batchdrop.yaml (with --from: the schema inferred from a sample CSV).
@@ -422,6 +487,9 @@ def main() -> None:
     except Exception as e:  # a bug: say so in one line; -v shows where
         if "-v" in sys.argv or "-vv" in sys.argv or "--verbose" in sys.argv:
             raise
-        click.echo(f"batchdrop: internal error: {type(e).__name__}: {e} "
-                   "(run with -v for the traceback, and please report it)", err=True)
+        click.echo(
+            f"batchdrop: internal error: {type(e).__name__}: {e} "
+            "(run with -v for the traceback, and please report it)",
+            err=True,
+        )
         sys.exit(4)

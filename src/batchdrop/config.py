@@ -55,9 +55,11 @@ class SchemaField(Strict):
     format: str = "default"
     description: str | None = None
     title: str | None = None
-    constraints: Constraints = Constraints()
+    constraints: Constraints = Field(default_factory=Constraints)
     true_values: list[str] = Field(default_factory=lambda: list(DEFAULT_TRUE), alias="trueValues")
-    false_values: list[str] = Field(default_factory=lambda: list(DEFAULT_FALSE), alias="falseValues")
+    false_values: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_FALSE), alias="falseValues"
+    )
 
     @field_validator("name")
     @classmethod
@@ -160,15 +162,15 @@ class Config(Strict):
     table: TableConfig
     ledger: str | None = None
     schema_: TableSchema = Field(alias="schema")
-    csv: CsvDialect = CsvDialect()
+    csv: CsvDialect = Field(default_factory=CsvDialect)
     extra_columns: Literal["reject", "ignore"] = "reject"
     on_error: Literal["reject_file", "skip_rows"] = "reject_file"
     max_rejected: MaxRejected | None = None
     duplicates: Literal["last_wins", "first_wins", "reject"] = "last_wins"
     notify: list[str] = Field(default_factory=lambda: ["console"])
     batch_size: int = Field(5000, ge=1, le=100000)
-    aws: AwsConfig = AwsConfig()
-    deploy: DeployConfig = DeployConfig()
+    aws: AwsConfig = Field(default_factory=AwsConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
     source: str | None = Field(None, exclude=True)
 
     @field_validator("max_rejected")
@@ -193,25 +195,34 @@ class Config(Strict):
     @classmethod
     def _notify(cls, v: list[str]) -> list[str]:
         for target in v:
-            if not (target == "console" or target.startswith(("https://", "http://", "sns://"))
-                    or target.endswith(".jsonl")):
+            if not (
+                target == "console"
+                or target.startswith(("https://", "http://", "sns://"))
+                or target.endswith(".jsonl")
+            ):
                 raise ValueError(
                     f"{target!r} is not a notifier: use 'console', a file ending in .jsonl, "
-                    "an https:// webhook URL or sns://TOPIC_ARN")
+                    "an https:// webhook URL or sns://TOPIC_ARN"
+                )
         return v
 
     @model_validator(mode="after")
     def _keys_in_schema(self) -> Config:
         names = [f.name for f in self.schema_.fields]
-        for role, key in (("partition_key", self.table.partition_key),
-                          ("sort_key", self.table.sort_key)):
+        for role, key in (
+            ("partition_key", self.table.partition_key),
+            ("sort_key", self.table.sort_key),
+        ):
             if key is not None and key not in names:
-                raise ValueError(f"table.{role} {key!r} is not a field of the schema "
-                                 f"(fields: {', '.join(names)})")
+                raise ValueError(
+                    f"table.{role} {key!r} is not a field of the schema "
+                    f"(fields: {', '.join(names)})"
+                )
         pk = self.schema_.primary_key
         if pk is not None and list(pk) != list(self.table.key):
-            raise ValueError(f"schema.primaryKey {pk} does not match the table key "
-                             f"{list(self.table.key)}")
+            raise ValueError(
+                f"schema.primaryKey {pk} does not match the table key {list(self.table.key)}"
+            )
         return self
 
     @property
@@ -245,7 +256,9 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"{name} overrides a key that is not a mapping", key=".".join(path))
+                raise ConfigError(
+                    f"{name} overrides a key that is not a mapping", key=".".join(path)
+                )
         node[path[-1]] = yaml.safe_load(value) if value[:1] in "[{" else value
 
 
@@ -259,8 +272,13 @@ def _where(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
-def parse_config(data: Any, *, source: str = "batchdrop.yaml",
-                 environ: dict[str, str] | None = None, base_dir: Path | None = None) -> Config:
+def parse_config(
+    data: Any,
+    *,
+    source: str = "batchdrop.yaml",
+    environ: dict[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping of keys to values", source=source)
     data = dict(data)
@@ -293,26 +311,30 @@ def _resolve_paths(config: Config, base: Path) -> None:
             return loc
         return str((base / loc).resolve())
 
-    config.inbound, config.archive, config.errors = map(fix, (config.inbound, config.archive,
-                                                              config.errors))
+    config.inbound, config.archive, config.errors = map(
+        fix, (config.inbound, config.archive, config.errors)
+    )
     url = config.table.url
     if url.startswith("sqlite:///"):
         config.table.url = "sqlite:///" + fix(url.removeprefix("sqlite:///"))
     if config.ledger and config.ledger.startswith("sqlite:///"):
         config.ledger = "sqlite:///" + fix(config.ledger.removeprefix("sqlite:///"))
-    config.notify = [fix(t) if t.endswith(".jsonl") and "://" not in t else t
-                     for t in config.notify]
+    config.notify = [
+        fix(t) if t.endswith(".jsonl") and "://" not in t else t for t in config.notify
+    ]
 
 
-def load_config(path: str | os.PathLike[str] | None = None,
-                environ: dict[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Config:
     env = dict(os.environ) if environ is None else environ
     p = Path(path or env.get("BATCHDROP_CONFIG") or "batchdrop.yaml")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"no config file at {p} (create one with `batchdrop init`, or pass "
-                          "--config PATH)") from None
+        raise ConfigError(
+            f"no config file at {p} (create one with `batchdrop init`, or pass --config PATH)"
+        ) from None
     except OSError as e:
         raise ConfigError(f"cannot read {p}: {e.strerror}") from None
     try:
@@ -320,6 +342,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"not valid YAML{where}: {getattr(e, 'problem', e)}",
-                          source=str(p)) from None
+        raise ConfigError(
+            f"not valid YAML{where}: {getattr(e, 'problem', e)}", source=str(p)
+        ) from None
     return parse_config(data, source=str(p), environ=env, base_dir=p.resolve().parent)

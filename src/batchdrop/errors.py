@@ -35,7 +35,11 @@ class DataError(BatchdropError):
     """A whole file is unusable (its header, its encoding, its compression)."""
 
     def __init__(
-        self, message: str, *, file: str | None = None, line: int | None = None,
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
         column: str | None = None,
     ):
         self.reason = message
@@ -81,5 +85,9 @@ class RowError:
         return f"{head}line {self.line}{col}: {self.reason} (value {self.short_value()!r})"
 
     def to_dict(self) -> dict[str, object]:
-        return {"line": self.line, "column": self.column, "value": self.short_value(),
-                "reason": self.reason}
+        return {
+            "line": self.line,
+            "column": self.column,
+            "value": self.short_value(),
+            "reason": self.reason,
+        }

@@ -21,12 +21,17 @@ def _infer_type(values: list[str]) -> str:
     present = [v for v in values if v not in MISSING]
     if not present:
         return "string"
-    for name, test in (("integer", INT_RE.fullmatch), ("number", NUM_RE.fullmatch),
-                       ("boolean", lambda v: v in TRUE or v in FALSE),
-                       ("date", ISO_DATE_RE.fullmatch), ("datetime", ISO_DATETIME_RE.fullmatch)):
+    for name, test in (
+        ("integer", INT_RE.fullmatch),
+        ("number", NUM_RE.fullmatch),
+        ("boolean", lambda v: v in TRUE or v in FALSE),
+        ("date", ISO_DATE_RE.fullmatch),
+        ("datetime", ISO_DATETIME_RE.fullmatch),
+    ):
         if all(test(v) for v in present):
-            if name == "integer" and any(len(v) > 1 and v.lstrip("+-").startswith("0")
-                                         for v in present):
+            if name == "integer" and any(
+                len(v) > 1 and v.lstrip("+-").startswith("0") for v in present
+            ):
                 return "string"  # leading zeros: an identifier, not a number
             return name
     return "string"
@@ -41,8 +46,9 @@ def _guess_key(header: list[str], rows: list[list[str]]) -> tuple[str, str | Non
         keys = {tuple(r[i] for i in idx) for r in rows}
         return len(keys) == n and all(all(r[i] not in MISSING for i in idx) for r in rows)
 
-    id_like = sorted(range(len(header)),
-                     key=lambda i: not re.search(r"(^|_)(id|key|code)$", header[i], re.I))
+    id_like = sorted(
+        range(len(header)), key=lambda i: not re.search(r"(^|_)(id|key|code)$", header[i], re.I)
+    )
     for i in id_like:
         if unique(i):
             return header[i], None, True
@@ -56,8 +62,10 @@ def _guess_key(header: list[str], rows: list[list[str]]) -> tuple[str, str | Non
 def infer_config(sample: str | None) -> tuple[str, list[str]]:
     notes: list[str] = []
     if sample is None:
-        fields = [{"name": "id", "type": "string", "constraints": {"required": True}},
-                  {"name": "value", "type": "string"}]
+        fields = [
+            {"name": "id", "type": "string", "constraints": {"required": True}},
+            {"name": "value", "type": "string"},
+        ]
         pk, sk, name = "id", None, "items"
         notes.append("a starting config: edit schema.fields to match your files")
     else:
@@ -94,17 +102,19 @@ def infer_config(sample: str | None) -> tuple[str, list[str]]:
         fields = []
         pk, sk, sure = _guess_key(header, rows)
         for h, values in zip(header, columns, strict=True):
-            f: dict[str, Any] = {"name": h, "type": _infer_type(list(values))}
+            spec: dict[str, Any] = {"name": h, "type": _infer_type(list(values))}
             if values and all(v not in MISSING for v in values) and h not in (pk, sk):
-                f["constraints"] = {"required": True}
-            fields.append(f)
+                spec["constraints"] = {"required": True}
+            fields.append(spec)
         name = re.sub(r"\W+", "_", path.name.split(".")[0]).strip("_").lower() or "items"
         if delimiter != ",":
             notes.append(f"the delimiter looks like {delimiter!r}")
         key = f"{pk} + {sk}" if sk else pk
         notes.append(f"inferred {len(fields)} fields from {len(rows)} sample rows")
-        notes.append(f"CHECK THE KEY: guessed {key}"
-                     + ("" if sure else " (no column or pair is unique in the sample!)"))
+        notes.append(
+            f"CHECK THE KEY: guessed {key}"
+            + ("" if sure else " (no column or pair is unique in the sample!)")
+        )
     config: dict[str, Any] = {
         "inbound": "./inbound",
         "archive": "./archive",
@@ -120,6 +130,9 @@ def infer_config(sample: str | None) -> tuple[str, list[str]]:
         config["table"]["sort_key"] = sk
     if sample is not None and delimiter != ",":
         config["csv"] = {"delimiter": delimiter}
-    head_comment = ("# batchdrop config" + (f", inferred from {Path(sample).name}" if sample else "")
-                    + ".\n# Check the types and the key (table.partition_key / sort_key).\n")
+    head_comment = (
+        "# batchdrop config"
+        + (f", inferred from {Path(sample).name}" if sample else "")
+        + ".\n# Check the types and the key (table.partition_key / sort_key).\n"
+    )
     return head_comment + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), notes

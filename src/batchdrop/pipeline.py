@@ -33,14 +33,18 @@ from .scan import Deadline, Pass, Progress, Scan, _key_text
 log = logging.getLogger("batchdrop")
 
 
-
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Pipeline:
-    def __init__(self, config: Config, *, backends: Backends | None = None,
-                 notifiers: list[Notifier] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        backends: Backends | None = None,
+        notifiers: list[Notifier] | None = None,
+    ):
         self.config = config
         self.inbound = open_store(config.inbound, config)
         self.archive = open_store(config.archive, config)
@@ -75,13 +79,21 @@ class Pipeline:
             out.append(receipt)
         return out
 
-    def process(self, name: str, *, force: bool = False, dry_run: bool = False,
-                deadline: Deadline | None = None, progress: Progress | None = None) -> Receipt:
+    def process(
+        self,
+        name: str,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        deadline: Deadline | None = None,
+        progress: Progress | None = None,
+    ) -> Receipt:
         ref = self.inbound.stat(name)
         if ref is None:
             raise FileNotFoundError(f"{name}: no such file in {self.inbound.url}")
-        return self.process_ref(ref, force=force, dry_run=dry_run, deadline=deadline,
-                                progress=progress)
+        return self.process_ref(
+            ref, force=force, dry_run=dry_run, deadline=deadline, progress=progress
+        )
 
     def process_path(self, path: str, **options: Any) -> Receipt:
         """Process a local file wherever it is (it is moved to archive or errors afterwards)."""
@@ -94,12 +106,20 @@ class Pipeline:
             raise FileNotFoundError(f"{path}: no such file")
         return self.process_ref(ref, store=store, **options)
 
-    def process_ref(self, ref: FileRef, *, force: bool = False, dry_run: bool = False,
-                    deadline: Deadline | None = None, progress: Progress | None = None,
-                    store: FileStore | None = None) -> Receipt:
+    def process_ref(
+        self,
+        ref: FileRef,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        deadline: Deadline | None = None,
+        progress: Progress | None = None,
+        store: FileStore | None = None,
+    ) -> Receipt:
         store = store or self.inbound
-        receipt = Receipt(file=ref.name, source=ref.url, version=ref.version, size=ref.size,
-                          dry_run=dry_run)
+        receipt = Receipt(
+            file=ref.name, source=ref.url, version=ref.version, size=ref.size, dry_run=dry_run
+        )
         started = time.time()
         receipt.started_at = _iso(started)
         if dry_run:
@@ -160,12 +180,20 @@ class Pipeline:
 
     # --- loading ------------------------------------------------------------------------------
 
-    def _load_single(self, store: FileStore, claim: Claim, receipt: Receipt, report: RejectedRowsReport,
-                     deadline: Deadline | None, progress: Progress | None) -> None:
+    def _load_single(
+        self,
+        store: FileStore,
+        claim: Claim,
+        receipt: Receipt,
+        report: RejectedRowsReport,
+        deadline: Deadline | None,
+        progress: Progress | None,
+    ) -> None:
         load = self.backends.table.begin(claim, self.backends.ledger)
         try:
-            scan = self._scan(store, claim.ref, receipt, report, load=load, deadline=deadline,
-                              progress=progress)
+            scan = self._scan(
+                store, claim.ref, receipt, report, load=load, deadline=deadline, progress=progress
+            )
             self._conclude(receipt, scan, report)
             if receipt.status == REJECTED:
                 load.abort()
@@ -175,13 +203,25 @@ class Pipeline:
             load.abort()
             raise
 
-    def _load_two_pass(self, store: FileStore, claim: Claim, receipt: Receipt,
-                       report: RejectedRowsReport, deadline: Deadline | None,
-                       progress: Progress | None) -> None:
+    def _load_two_pass(
+        self,
+        store: FileStore,
+        claim: Claim,
+        receipt: Receipt,
+        report: RejectedRowsReport,
+        deadline: Deadline | None,
+        progress: Progress | None,
+    ) -> None:
         """Validate the whole file first, then write: the table cannot roll a file back."""
-        load = self._two_pass(store, claim.ref, receipt, report,
-                              lambda: self.backends.table.begin(claim, self.backends.ledger),
-                              deadline, progress)
+        load = self._two_pass(
+            store,
+            claim.ref,
+            receipt,
+            report,
+            lambda: self.backends.table.begin(claim, self.backends.ledger),
+            deadline,
+            progress,
+        )
         if load is None:
             return
         if receipt.status == REJECTED:
@@ -189,17 +229,31 @@ class Pipeline:
         else:
             self._commit(load, claim, receipt, report)
 
-    def _two_pass(self, store: FileStore, ref: FileRef, receipt: Receipt,
-                  report: RejectedRowsReport, begin: Callable[[], Load] | None,
-                  deadline: Deadline | None, progress: Progress | None) -> Load | None:
+    def _two_pass(
+        self,
+        store: FileStore,
+        ref: FileRef,
+        receipt: Receipt,
+        report: RejectedRowsReport,
+        begin: Callable[[], Load] | None,
+        deadline: Deadline | None,
+        progress: Progress | None,
+    ) -> Load | None:
         """Pass one validates every row and finds the key hashes that repeat. Pass two skips
         the bad rows, holds back the rows whose key hash repeats, settles those by their real
         keys, and writes through the load that ``begin`` starts (a dry run has none). With
         ``duplicates: reject`` the real keys may reject the file, so they are settled in a pass
         of their own before anything is written."""
-        first = self._scan(store, ref, receipt, report, finder=DuplicateFinder(),
-                           row_check=self.backends.table.row_check if begin else None,
-                           deadline=deadline, progress=progress)
+        first = self._scan(
+            store,
+            ref,
+            receipt,
+            report,
+            finder=DuplicateFinder(),
+            row_check=self.backends.table.row_check if begin else None,
+            deadline=deadline,
+            progress=progress,
+        )
         repeats = first.repeated_hashes
         skip = (first.bad_lines, set(repeats))
         if self._rejects_file(first.invalid, first.read) or (begin is None and not repeats):
@@ -216,8 +270,9 @@ class Pipeline:
         sink_receipt = Receipt(**receipt.to_dict()) if settled else receipt
         sink_report = RejectedRowsReport(ref.name) if settled else report
         try:
-            second = self._scan(store, ref, sink_receipt, sink_report, load=load, skip=skip,
-                                deadline=deadline)
+            second = self._scan(
+                store, ref, sink_receipt, sink_report, load=load, skip=skip, deadline=deadline
+            )
         except BaseException:
             load.abort()
             raise
@@ -235,21 +290,22 @@ class Pipeline:
         second.invalid += first.invalid
         return second
 
-    def _commit(self, load: Load, claim: Claim, receipt: Receipt,
-                report: RejectedRowsReport) -> None:
+    def _commit(
+        self, load: Load, claim: Claim, receipt: Receipt, report: RejectedRowsReport
+    ) -> None:
         """Place the rejected-rows report first, so the committed receipt names it even if the
         run stops before the file is moved."""
         self._place_report(claim.ref, receipt, report)
         receipt.finished_at = _iso(time.time())
         load.commit(receipt)
 
-    def _place_report(self, ref: FileRef, receipt: Receipt,
-                      report: RejectedRowsReport | None) -> None:
+    def _place_report(
+        self, ref: FileRef, receipt: Receipt, report: RejectedRowsReport | None
+    ) -> None:
         path = report.path() if report is not None else None
         if path and not receipt.rejected_rows_report:
             stem = _stem(ref.name, self.suffixes)
-            receipt.rejected_rows_report = self.errors.put(f"{stem}.rejected.csv", path,
-                                                           "text/csv")
+            receipt.rejected_rows_report = self.errors.put(f"{stem}.rejected.csv", path, "text/csv")
 
     def _rejects_file(self, invalid: int, read: int) -> bool:
         if not invalid:
@@ -259,8 +315,14 @@ class Pipeline:
         limit = self.config.rejected_limit(read)
         return limit is not None and invalid > limit
 
-    def _scan(self, store: FileStore, ref: FileRef, receipt: Receipt,
-              report: RejectedRowsReport, **options: Any) -> Scan:
+    def _scan(
+        self,
+        store: FileStore,
+        ref: FileRef,
+        receipt: Receipt,
+        report: RejectedRowsReport,
+        **options: Any,
+    ) -> Scan:
         """One pass over the file (see scan.py). The pass makes millions of short-lived tuples
         and no reference cycles, so the cyclic garbage collector is paused meanwhile."""
         enabled = gc.isenabled()
@@ -278,8 +340,9 @@ class Pipeline:
         duplicates = len(scan.repeated)
         if policy == "reject" and scan.repeated:
             for ln, key in scan.repeated:
-                err = RowError(ln, key_names, _key_text(key),
-                               "duplicate key: an earlier line has the same key")
+                err = RowError(
+                    ln, key_names, _key_text(key), "duplicate key: an earlier line has the same key"
+                )
                 scan.invalid += 1
                 receipt.add_error(err)
                 report.add(err)
@@ -290,9 +353,12 @@ class Pipeline:
             receipt.status = REJECTED
             receipt.rows_loaded, receipt.rows_rejected, receipt.rows_duplicate = 0, scan.read, 0
             limit = self.config.rejected_limit(scan.read)
-            receipt.reason = (f"{scan.invalid} invalid row(s)" if limit is None else
-                              f"{scan.invalid} invalid row(s), more than max_rejected "
-                              f"({self.config.max_rejected})")
+            receipt.reason = (
+                f"{scan.invalid} invalid row(s)"
+                if limit is None
+                else f"{scan.invalid} invalid row(s), more than max_rejected "
+                f"({self.config.max_rejected})"
+            )
         else:
             receipt.rows_rejected = scan.invalid
             receipt.rows_duplicate = duplicates
@@ -328,8 +394,14 @@ class Pipeline:
         self._notify(receipt)
         return receipt
 
-    def _finish(self, store: FileStore, claim: Claim, receipt: Receipt,
-                report: RejectedRowsReport | None, started: float) -> Receipt:
+    def _finish(
+        self,
+        store: FileStore,
+        claim: Claim,
+        receipt: Receipt,
+        report: RejectedRowsReport | None,
+        started: float,
+    ) -> Receipt:
         ref = claim.ref
         try:
             self._place_report(ref, receipt, report)
@@ -355,8 +427,9 @@ class Pipeline:
         import os
         import tempfile
 
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False,
-                                         encoding="utf-8") as tmp:
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=".json", delete=False, encoding="utf-8"
+        ) as tmp:
             tmp.write(receipt.to_json())
         try:
             receipt_name = f"{_stem(ref.name, self.suffixes)}.receipt.json"
@@ -369,8 +442,9 @@ class Pipeline:
             try:
                 notifier.send(receipt)
             except Exception as e:  # one notifier failing must not lose the others
-                log.error("%s: notification by %s failed: %s", receipt.file,
-                          type(notifier).__name__, e)
+                log.error(
+                    "%s: notification by %s failed: %s", receipt.file, type(notifier).__name__, e
+                )
 
 
 def _stem(name: str, suffixes: tuple[str, ...]) -> str:
@@ -378,5 +452,3 @@ def _stem(name: str, suffixes: tuple[str, ...]) -> str:
         if name.endswith(s):
             return name[: -len(s)]
     return name
-
-

@@ -82,9 +82,10 @@ class Table(Protocol):
     def prepare(self) -> None:
         """Create the table if it can (SQLite) or check that it exists (DynamoDB)."""
 
-    #: A per-row check of what only the backend knows (DynamoDB: item size, empty key strings),
-    #: called during validation: returns (column, reason) for a bad row. None when not needed.
-    row_check: Callable[[tuple[Any, ...]], tuple[str, str] | None] | None
+    @property
+    def row_check(self) -> Callable[[tuple[Any, ...]], tuple[str, str] | None] | None:
+        """A per-row check of what only the backend knows (DynamoDB: item size, empty key
+        strings), called during validation: (column, reason) for a bad row. None: no check."""
 
     def begin(self, claim: Claim, ledger: Ledger) -> Load:
         """Start loading one file; ``Load.commit`` records the receipt in ``ledger``."""
@@ -92,8 +93,9 @@ class Table(Protocol):
     def get(self, key: Sequence[Any]) -> dict[str, Any] | None:
         """One item by its full key, or None."""
 
-    def query(self, partition: Any, *, begins_with: str | None = None,
-              after: Any = None, limit: int = 100) -> Page:
+    def query(
+        self, partition: Any, *, begins_with: str | None = None, after: Any = None, limit: int = 100
+    ) -> Page:
         """Items of one partition in sort-key order, ``limit`` at a time from after ``after``."""
 
     def close(self) -> None: ...
@@ -133,8 +135,9 @@ class Ledger(Protocol):
     def record(self, claim: Claim, state: RunState, receipt: Receipt) -> None:
         """Record the run's state and receipt."""
 
-    def runs(self, *, status: str | None = None, limit: int = 50,
-             before: str | None = None) -> list[dict[str, Any]]:
+    def runs(
+        self, *, status: str | None = None, limit: int = 50, before: str | None = None
+    ) -> list[dict[str, Any]]:
         """Run records, newest first."""
 
     def get_run(self, run_id: str) -> dict[str, Any] | None: ...
@@ -152,6 +155,7 @@ def new_run_id() -> str:
 
 
 # --- URL → adapter ------------------------------------------------------------------------
+
 
 def open_store(url: str, config: Config) -> FileStore:
     if url.startswith("s3://"):
@@ -204,8 +208,10 @@ class Backends:
 
                 self._ledger = DynamoLedger.from_config(self.config)
             else:
-                raise ConfigError(f"{url!r} is not a ledger: use sqlite:///file.db or "
-                                  "dynamodb://TABLE", key="ledger")
+                raise ConfigError(
+                    f"{url!r} is not a ledger: use sqlite:///file.db or dynamodb://TABLE",
+                    key="ledger",
+                )
         return self._ledger
 
     def close(self) -> None:

@@ -86,8 +86,7 @@ def open_text(stream: BinaryIO, config: Config, name: str) -> tuple[IO[str], Cal
         position = lambda: counting.position  # noqa: E731
     if head == GZIP_MAGIC:
         raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
-    text = io.TextIOWrapper(raw, encoding=config.csv.encoding, errors="batchdrop-count",
-                            newline="")
+    text = io.TextIOWrapper(raw, encoding=config.csv.encoding, errors="batchdrop-count", newline="")
     return text, position
 
 
@@ -103,8 +102,9 @@ class CsvSource:
         self._decode_errors_before = decode_errors_before
         self.text = text
         csv.field_size_limit(config.csv.max_field_size)
-        self.rows: Any = csv.reader(text, delimiter=config.csv.delimiter,
-                                    quotechar=config.csv.quotechar, strict=True)
+        self.rows: Any = csv.reader(
+            text, delimiter=config.csv.delimiter, quotechar=config.csv.quotechar, strict=True
+        )
         self.header = self._read_header()
         self.header_lines = self.rows.line_num
 
@@ -112,13 +112,15 @@ class CsvSource:
         try:
             for row in self.rows:
                 if row:
-                    if (DecodeErrors.count != self._decode_errors_before
-                            and any(SURROGATE.search(c) for c in row)):
+                    if DecodeErrors.count != self._decode_errors_before and any(
+                        SURROGATE.search(c) for c in row
+                    ):
                         raise DataError("the header is not valid UTF-8", file=self.name, line=1)
                     return [c.strip() for c in row]
         except csv.Error as e:
-            raise DataError(f"the header cannot be read as CSV: {e}", file=self.name,
-                            line=self.rows.line_num) from None
+            raise DataError(
+                f"the header cannot be read as CSV: {e}", file=self.name, line=self.rows.line_num
+            ) from None
         except (OSError, EOFError) as e:
             raise DataError(f"the file cannot be read: {e}", file=self.name) from None
         raise DataError("the file is empty: it has no header row", file=self.name)
@@ -143,19 +145,27 @@ def header_positions(header: list[str], config: Config, name: str) -> list[int]:
         problems.append("missing column " + ", ".join(map(repr, missing)))
     unknown = [h for h in header if h and h not in fields]
     if unknown and config.extra_columns != "ignore":
-        problems.append("unknown column " + ", ".join(map(repr, unknown))
-                        + " (allow with extra_columns: ignore)")
+        problems.append(
+            "unknown column "
+            + ", ".join(map(repr, unknown))
+            + " (allow with extra_columns: ignore)"
+        )
     if problems:
-        raise DataError("bad header: " + "; ".join(problems) + f" (expected: {', '.join(fields)})",
-                        file=name, line=1)
+        raise DataError(
+            "bad header: " + "; ".join(problems) + f" (expected: {', '.join(fields)})",
+            file=name,
+            line=1,
+        )
     return [header.index(f) for f in fields]
 
 
 def csv_error_reason(e: csv.Error, config: Config) -> str:
     text = str(e)
     if "field larger than field limit" in text:
-        return (f"a field is longer than {config.csv.max_field_size} characters "
-                "(csv.max_field_size), or a quote is never closed")
+        return (
+            f"a field is longer than {config.csv.max_field_size} characters "
+            "(csv.max_field_size), or a quote is never closed"
+        )
     if "unexpected end of data" in text:
         return "a quoted field is never closed before the end of the file"
     if "expected after" in text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import tempfile
@@ -64,14 +65,18 @@ class Receipt:
 
 def subject(r: Receipt, limit: int = 100) -> str:
     """One line, within SNS's 100 characters."""
-    verb = {LOADED: "loaded", LOADED_WITH_REJECTS: "loaded with rejects", REJECTED: "REJECTED",
-            FAILED: "FAILED"}.get(r.status, r.status)
+    verb = {
+        LOADED: "loaded",
+        LOADED_WITH_REJECTS: "loaded with rejects",
+        REJECTED: "REJECTED",
+        FAILED: "FAILED",
+    }.get(r.status, r.status)
     counts = f"{r.rows_loaded}/{r.rows_read} rows"
     name = r.file.rsplit("/", 1)[-1]
     text = f"batchdrop: {name} {verb} ({counts})"
     if len(text) > limit:
         room = limit - len(text) + len(name) - 1
-        text = f"batchdrop: {name[:max(room, 1)]}… {verb} ({counts})"[:limit]
+        text = f"batchdrop: {name[: max(room, 1)]}… {verb} ({counts})"[:limit]
     return text
 
 
@@ -125,11 +130,19 @@ class RejectedRowsReport:
     def add(self, err: RowError) -> None:
         if self._writer is None:
             self._tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in discard()
-                "w", newline="", encoding="utf-8", suffix=".rejected.csv", delete=False)
+                "w", newline="", encoding="utf-8", suffix=".rejected.csv", delete=False
+            )
             self._writer = csv.writer(self._tmp)
             self._writer.writerow(self.HEADER)
-        self._writer.writerow((neutralise(self.file_name), err.line, neutralise(err.column),
-                               neutralise(err.value), neutralise(err.reason)))
+        self._writer.writerow(
+            (
+                neutralise(self.file_name),
+                err.line,
+                neutralise(err.column),
+                neutralise(err.value),
+                neutralise(err.reason),
+            )
+        )
         self.count += 1
 
     def path(self) -> str | None:
@@ -143,9 +156,7 @@ class RejectedRowsReport:
             import os
 
             self._tmp.close()
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp.name)
-            except FileNotFoundError:
-                pass
             self._tmp = None
             self._writer = None

@@ -55,11 +55,20 @@ class Pass:
     are recorded to find repeats; ``skip`` (lines to leave out, key hashes whose rows are held
     back and settled by their real keys at the end) is for a second pass."""
 
-    def __init__(self, config: Config, name: str, receipt: Receipt, report: RejectedRowsReport,
-                 *, load: Load | None = None, finder: DuplicateFinder | None = None,
-                 row_check: Callable[[tuple[Any, ...]], tuple[str, str] | None] | None = None,
-                 skip: tuple[set[int], set[int]] | None = None,
-                 deadline: Deadline | None = None, progress: Progress | None = None):
+    def __init__(
+        self,
+        config: Config,
+        name: str,
+        receipt: Receipt,
+        report: RejectedRowsReport,
+        *,
+        load: Load | None = None,
+        finder: DuplicateFinder | None = None,
+        row_check: Callable[[tuple[Any, ...]], tuple[str, str] | None] | None = None,
+        skip: tuple[set[int], set[int]] | None = None,
+        deadline: Deadline | None = None,
+        progress: Progress | None = None,
+    ):
         self.config, self.name, self.receipt, self.report = config, name, receipt, report
         self.load, self.finder, self.row_check = load, finder, row_check
         self.skip_lines, self.hold = skip if skip else (set(), set())
@@ -106,8 +115,9 @@ class Pass:
             except (OSError, EOFError, UnicodeError) as e:
                 scan.read += len(chunk)
                 self.receipt.rows_read = scan.read
-                raise DataError(f"the file cannot be read: {e}", file=self.name,
-                                line=done + 1) from None
+                raise DataError(
+                    f"the file cannot be read: {e}", file=self.name, line=done + 1
+                ) from None
             now = rows.line_num
             if not chunk and error is None:
                 break
@@ -130,13 +140,17 @@ class Pass:
 
     def _take(self, chunk: list[list[str]], lines: Sequence[int]) -> None:
         ncols = len(self.header)
-        if (not self.skip_lines and not self.hold and self.row_check is None
-                and DecodeErrors.count == self.decode_errors
-                and set(map(len, chunk)) == {ncols}):
+        if (
+            not self.skip_lines
+            and not self.hold
+            and self.row_check is None
+            and DecodeErrors.count == self.decode_errors
+            and set(map(len, chunk)) == {ncols}
+        ):
             outs = list(map(self.conv.convert, chunk))
             if None not in outs:  # the ordinary case: no Python loop over the rows
                 self.scan.read += len(outs)
-                self._accept(outs, lines)
+                self._accept(outs, lines)  # type: ignore[arg-type]  # no None in it
                 return
         self._take_slowly(chunk, lines)
 
@@ -153,27 +167,42 @@ class Pass:
             if line in skip:
                 continue
             if len(row) != ncols:
-                self._reject(RowError(line, "", self.config.csv.delimiter.join(row)[:200],
-                                      f"expected {ncols} fields, found {len(row)}"))
+                self._reject(
+                    RowError(
+                        line,
+                        "",
+                        self.config.csv.delimiter.join(row)[:200],
+                        f"expected {ncols} fields, found {len(row)}",
+                    )
+                )
                 continue
             if DecodeErrors.count != self.decode_errors:
                 bad = [c for c in row if SURROGATE.search(c)]
                 if bad:
                     self.decode_errors += sum(len(SURROGATE.findall(c)) for c in bad)
                     value = bad[0].encode("utf-8", "surrogateescape")
-                    self._reject(RowError(line, self.header[row.index(bad[0])],
-                                          repr(value)[2:-1], "bytes that are not valid UTF-8"))
+                    self._reject(
+                        RowError(
+                            line,
+                            self.header[row.index(bad[0])],
+                            repr(value)[2:-1],
+                            "bytes that are not valid UTF-8",
+                        )
+                    )
                     continue
             out = convert(row)
             if out is None:
-                self._reject(*(RowError(line, col, value, reason)
-                               for col, value, reason in self.conv.explain(row)))
+                self._reject(
+                    *(
+                        RowError(line, col, value, reason)
+                        for col, value, reason in self.conv.explain(row)
+                    )
+                )
                 continue
             if self.row_check is not None:
                 problem = self.row_check(out)
                 if problem is not None:
-                    self._reject(RowError(line, problem[0], _key_text(self.keyof(out)),
-                                          problem[1]))
+                    self._reject(RowError(line, problem[0], _key_text(self.keyof(out)), problem[1]))
                     continue
             if hold and hash(keyof(out)) in hold:
                 self.held.append((line, out))
@@ -207,8 +236,10 @@ class Pass:
             for i in range(0, len(batch), size):
                 part, part_lines = batch[i : i + size], lines[i : i + size]
                 if self.deadline is not None and self.deadline() < DEADLINE_MARGIN_S:
-                    raise TransientError(f"{self.name}: stopped at line {part_lines[0]} with too "
-                                         "little time left; a retry starts it again")
+                    raise TransientError(
+                        f"{self.name}: stopped at line {part_lines[0]} with too "
+                        "little time left; a retry starts it again"
+                    )
                 self.scan.repeated += self.load.write(part, part_lines)  # type: ignore[union-attr]
                 self.scan.written += len(part)
         self.batch, self.lines = [], []
@@ -227,8 +258,14 @@ class Pass:
                 if line == winner[0]:
                     continue
                 if policy == "reject":
-                    self._reject(RowError(line, self.key_names, _key_text(key),
-                                          f"duplicate key: line {winner[0]} has the same key"))
+                    self._reject(
+                        RowError(
+                            line,
+                            self.key_names,
+                            _key_text(key),
+                            f"duplicate key: line {winner[0]} has the same key",
+                        )
+                    )
                 else:
                     self.scan.repeated.append((line, key))
         keep.sort()

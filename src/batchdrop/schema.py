@@ -22,7 +22,8 @@ NUM_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 ISO_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 ISO_DATETIME_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?")
+    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
 
 
 class Invalid(Exception):
@@ -76,8 +77,10 @@ def _template(field: SchemaField, *, with_constraints: bool = True) -> _Snippet:
             regex = ISO_DATE_RE if t == "date" else ISO_DATETIME_RE
             example = "YYYY-MM-DD" if t == "date" else "ISO 8601, e.g. 2026-11-27T08:30:00Z"
             cls = s.name("CLS", date if t == "date" else datetime)
-            add(f"if not {s.name('ISO', regex.fullmatch)}(x): "
-                f"{s.fail(f'not a {kind} (expected {example})')}")
+            add(
+                f"if not {s.name('ISO', regex.fullmatch)}(x): "
+                f"{s.fail(f'not a {kind} (expected {example})')}"
+            )
             add(f"try: o__F = {cls}.fromisoformat(x)")
             add(f"except ValueError: {s.fail(f'not a valid {kind}')} from None")
         else:
@@ -89,18 +92,18 @@ def _template(field: SchemaField, *, with_constraints: bool = True) -> _Snippet:
     if not with_constraints:
         return s
     if c.pattern is not None:
-        add(f"if not {s.name('PATTERN', re.compile(c.pattern).fullmatch)}(x): "
-            f"{s.fail(f'does not match the pattern {c.pattern}')}")
+        add(
+            f"if not {s.name('PATTERN', re.compile(c.pattern).fullmatch)}(x): "
+            f"{s.fail(f'does not match the pattern {c.pattern}')}"
+        )
     if c.enum is not None:
         allowed_values = frozenset(_typed_bound(field, v, "enum") for v in c.enum)
         shown = ", ".join(str(v) for v in c.enum)
         add(f"if o__F not in {s.name('ENUM', allowed_values)}: {s.fail(f'not one of: {shown}')}")
     if c.min_length is not None:
-        add(f"if len(x) < {c.min_length}: "
-            f"{s.fail(f'shorter than {c.min_length} characters')}")
+        add(f"if len(x) < {c.min_length}: {s.fail(f'shorter than {c.min_length} characters')}")
     if c.max_length is not None:
-        add(f"if len(x) > {c.max_length}: "
-            f"{s.fail(f'longer than {c.max_length} characters')}")
+        add(f"if len(x) > {c.max_length}: {s.fail(f'longer than {c.max_length} characters')}")
     if c.minimum is not None:
         low = s.name("MINIMUM", _typed_bound(field, c.minimum, "minimum"))
         add(f"if o__F < {low}: {s.fail(f'less than the minimum {c.minimum}')}")
@@ -124,23 +127,26 @@ def _indent(lines: list[str], by: str) -> list[str]:
     return [by + line for line in lines]
 
 
-def _field_code(field: SchemaField, missing: frozenset[str], required: bool,
-                suffix: str, with_constraints: bool = True) -> tuple[list[str], dict[str, Any]]:
+def _field_code(
+    field: SchemaField,
+    missing: frozenset[str],
+    required: bool,
+    suffix: str,
+    with_constraints: bool = True,
+) -> tuple[list[str], dict[str, Any]]:
     snippet = _template(field, with_constraints=with_constraints)
     head = [line.replace("__F", suffix) for line in _missing_lines(missing, required)]
     body = snippet.code(suffix)
-    if head and head[-1] == "else:":
-        body = head + _indent(body, "    ")
-    else:
-        body = head + body
+    body = head + _indent(body, "    ") if head and head[-1] == "else:" else head + body
     return body, snippet.env_for(suffix)
 
 
 BASE_ENV = {"Invalid": Invalid, "REQUIRED": "a value is required"}
 
 
-def _compile_field(field: SchemaField, missing: frozenset[str], required: bool,
-                   with_constraints: bool = True) -> Callable[[str], Any]:
+def _compile_field(
+    field: SchemaField, missing: frozenset[str], required: bool, with_constraints: bool = True
+) -> Callable[[str], Any]:
     body, env = _field_code(field, missing, required, "", with_constraints)
     code = ["def conv(x):", *_indent(body, "    "), "    return o"]
     ns: dict[str, Any] = {**BASE_ENV, "MISSING": missing, **env}
@@ -180,8 +186,11 @@ class RowConverter:
             fast += _indent(body, "        ")
             self._one.append(_compile_field(field, missing, required))
         out = ", ".join(f"o_{i}" for i in range(len(self.fields)))
-        fast += [f"        return ({out}{',' if len(self.fields) == 1 else ''})",
-                 "    except Exception:", "        return None"]
+        fast += [
+            f"        return ({out}{',' if len(self.fields) == 1 else ''})",
+            "    except Exception:",
+            "        return None",
+        ]
         exec("\n".join(fast), env)
         self.convert: Callable[[list[str]], tuple[Any, ...] | None] = env["convert"]
         self.source = "\n".join(fast)

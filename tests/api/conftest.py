@@ -53,8 +53,11 @@ SOME_BAD = [
     ["C30000", "Mrs", "Hudson", "Baking", "4", "2026-09-01"],
 ]
 
-ITEM_FIELDS = [{"name": "id", "type": "integer"}, {"name": "label", "type": "string"},
-               {"name": "price", "type": "number"}]
+ITEM_FIELDS = [
+    {"name": "id", "type": "integer"},
+    {"name": "label", "type": "string"},
+    {"name": "price", "type": "number"},
+]
 ITEM_ROWS = [["42", "answer", "0.10"], ["7", "seven", "700"]]
 
 
@@ -64,15 +67,22 @@ class Dataset:
     run_ids: dict[str, str]  # file name → run id
 
 
-def make_config(kind: str, root: Path, fields: list[dict[str, Any]], key: tuple[str, ...],
-                table: str) -> Config:
+def make_config(
+    kind: str, root: Path, fields: list[dict[str, Any]], key: tuple[str, ...], table: str
+) -> Config:
     url = f"sqlite:///{root / 'batchdrop.db'}" if kind == "sqlite" else f"dynamodb://{table}"
     data: dict[str, Any] = {
-        "inbound": str(root / "inbound"), "archive": str(root / "archive"),
+        "inbound": str(root / "inbound"),
+        "archive": str(root / "archive"),
         "errors": str(root / "errors"),
-        "table": {"url": url, "partition_key": key[0],
-                  **({"sort_key": key[1]} if len(key) > 1 else {})},
-        "schema": {"fields": fields}, "on_error": "skip_rows", "notify": [],
+        "table": {
+            "url": url,
+            "partition_key": key[0],
+            **({"sort_key": key[1]} if len(key) > 1 else {}),
+        },
+        "schema": {"fields": fields},
+        "on_error": "skip_rows",
+        "notify": [],
     }
     for d in ("inbound", "archive", "errors"):
         (root / d).mkdir(parents=True, exist_ok=True)
@@ -88,11 +98,16 @@ def create_dynamo_tables(config: Config) -> None:
     types = {f.name: f.type for f in config.schema_.fields}
     key = config.table.key
     ddb.create_table(
-        TableName=config.table.table_name, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": KEY_TYPES[types[k]]}
-                              for k in key],
-        KeySchema=[{"AttributeName": k, "KeyType": t}
-                   for k, t in zip(key, ("HASH", "RANGE")[:len(key)], strict=True)])
+        TableName=config.table.table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": k, "AttributeType": KEY_TYPES[types[k]]} for k in key
+        ],
+        KeySchema=[
+            {"AttributeName": k, "KeyType": t}
+            for k, t in zip(key, ("HASH", "RANGE")[: len(key)], strict=True)
+        ],
+    )
     ddb.create_table(**ledger_table_spec(config.ledger_url.removeprefix("dynamodb://")))
 
 
@@ -127,11 +142,14 @@ def dataset(kind: str, which: str, root: Path, unique: str) -> Dataset:
     if (kind, which) in _cache:
         return _cache[(kind, which)]
     if which == "students":
-        config = make_config(kind, root, STUDENT_FIELDS, ("student_id", "course"),
-                             f"students-{unique}")
-        files = {"students.csv": csv_text(HEADER, GOOD),
-                 "some-bad.csv": csv_text(HEADER, SOME_BAD),
-                 "bad-header.csv": "who,what\n1,2\n"}
+        config = make_config(
+            kind, root, STUDENT_FIELDS, ("student_id", "course"), f"students-{unique}"
+        )
+        files = {
+            "students.csv": csv_text(HEADER, GOOD),
+            "some-bad.csv": csv_text(HEADER, SOME_BAD),
+            "bad-header.csv": "who,what\n1,2\n",
+        }
     else:
         config = make_config(kind, root, ITEM_FIELDS, ("id",), f"items-{unique}")
         files = {"items.csv": csv_text(["id", "label", "price"], ITEM_ROWS)}
@@ -170,8 +188,9 @@ def _backend_env(request: pytest.FixtureRequest, kind: str) -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-def students(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-             unique: str) -> Iterator[tuple[Dataset, Api]]:
+def students(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, unique: str
+) -> Iterator[tuple[Dataset, Api]]:
     from batchdrop.api.app import create_app
 
     kind = _backend_env(request, request.param)
@@ -180,8 +199,9 @@ def students(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(params=BACKENDS)
-def keyed_items(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                unique: str) -> Iterator[tuple[Dataset, Api]]:
+def keyed_items(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, unique: str
+) -> Iterator[tuple[Dataset, Api]]:
     """A table with an integer partition key and no sort key."""
     from batchdrop.api.app import create_app
 

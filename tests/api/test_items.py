@@ -29,9 +29,14 @@ def test_one_item_by_full_key(students):
     r = api.get("/items/A10002/Modern%20Forensics")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
-    assert exact(r) == {"student_id": "A10002", "fname": "Sherlock", "lname": "Holmes",
-                        "course": "Modern Forensics", "credits": Decimal(EXACT),
-                        "enrolled": "2026-09-02"}
+    assert exact(r) == {
+        "student_id": "A10002",
+        "fname": "Sherlock",
+        "lname": "Holmes",
+        "course": "Modern Forensics",
+        "credits": Decimal(EXACT),
+        "enrolled": "2026-09-02",
+    }
     # the number is written as its digits, not as a rounded float
     assert EXACT in r.text
 
@@ -43,11 +48,14 @@ def test_missing_values_are_null_on_every_backend(students):
     assert r.json()["credits"] is None and r.json()["enrolled"] is None
 
 
-@pytest.mark.parametrize("url", [
-    f"/items/{seg(ODD_PARTITION)}/{seg(ODD_SORT)}",
-    # a '/' in the sort key may also be sent as is
-    f"/items/{seg(ODD_PARTITION)}/{seg(ODD_SORT).replace('%2F', '/', 1)}",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/items/{seg(ODD_PARTITION)}/{seg(ODD_SORT)}",
+        # a '/' in the sort key may also be sent as is
+        f"/items/{seg(ODD_PARTITION)}/{seg(ODD_SORT).replace('%2F', '/', 1)}",
+    ],
+)
 def test_keys_with_spaces_slashes_plus_and_unicode(students, url):
     _, api = students
     r = api.get(url)
@@ -75,8 +83,11 @@ def test_partition_in_sort_key_order(students):
     r = api.get("/items/A10002")
     assert r.status_code == 200
     body = r.json()
-    assert [i["course"] for i in body["items"]] == ["Chemistry", "Modern Forensics",
-                                                     "Science Of Deduction"]
+    assert [i["course"] for i in body["items"]] == [
+        "Chemistry",
+        "Modern Forensics",
+        "Science Of Deduction",
+    ]
     assert body["count"] == 3 and body["next_cursor"] is None
 
 
@@ -115,18 +126,23 @@ def test_begins_with_on_the_sort_key(students):
     r = api.get(f"/items/{BIG_PARTITION}", params={"begins_with": "Course 0", "limit": 5})
     first = r.json()
     assert len(first["items"]) == 5 and first["next_cursor"]
-    r = api.get(f"/items/{BIG_PARTITION}",
-                params={"begins_with": "Course 0", "limit": 5, "cursor": first["next_cursor"]})
+    r = api.get(
+        f"/items/{BIG_PARTITION}",
+        params={"begins_with": "Course 0", "limit": 5, "cursor": first["next_cursor"]},
+    )
     assert [i["course"] for i in r.json()["items"]] == BIG_COURSES[5:]
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"limit": "0"}, "query parameter 'limit': Input should be greater than or equal to 1"),
-    ({"limit": "1001"}, "query parameter 'limit': Input should be less than or equal to 1000"),
-    ({"limit": "ten"}, "query parameter 'limit': Input should be a valid integer"),
-    ({"cursor": "not a cursor!"}, "cursor is not valid"),
-    ({"cursor": "eyJ2IjoxfQ"}, "cursor is not valid"),  # base64url of {"v":1}
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"limit": "0"}, "query parameter 'limit': Input should be greater than or equal to 1"),
+        ({"limit": "1001"}, "query parameter 'limit': Input should be less than or equal to 1000"),
+        ({"limit": "ten"}, "query parameter 'limit': Input should be a valid integer"),
+        ({"cursor": "not a cursor!"}, "cursor is not valid"),
+        ({"cursor": "eyJ2IjoxfQ"}, "cursor is not valid"),  # base64url of {"v":1}
+    ],
+)
 def test_bad_parameters_are_400_with_a_clear_message(students, params, message):
     _, api = students
     r = api.get("/items/A10002", params=params)
@@ -160,24 +176,31 @@ def test_a_key_too_long_to_store_is_not_found(students):
 
 # --- a table with an integer partition key and no sort key -------------------------------
 
+
 def test_no_sort_key_partition_is_a_page_of_at_most_one(keyed_items):
     _, api = keyed_items
     r = api.get("/items/42")
     assert r.status_code == 200
-    assert exact(r) == {"items": [{"id": 42, "label": "answer", "price": Decimal("0.10")}],
-                        "count": 1, "next_cursor": None}
+    assert exact(r) == {
+        "items": [{"id": 42, "label": "answer", "price": Decimal("0.10")}],
+        "count": 1,
+        "next_cursor": None,
+    }
     assert api.get("/items/+42").json()["items"][0]["label"] == "answer"
     assert api.get("/items/43").json() == {"items": [], "count": 0, "next_cursor": None}
     huge = "9" * 30  # beyond what either backend can hold as an integer key
     assert api.get(f"/items/{huge}").json()["items"] == []
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("/items/abc", "partition key 'id': not an integer (got 'abc')"),
-    ("/items/4/2", "partition key 'id': not an integer (got '4/2')"),
-    ("/items/42?begins_with=a", "begins_with: this table has no sort key"),
-    ("/items/42?cursor=abc", "cursor: this table has no sort key"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("/items/abc", "partition key 'id': not an integer (got 'abc')"),
+        ("/items/4/2", "partition key 'id': not an integer (got '4/2')"),
+        ("/items/42?begins_with=a", "begins_with: this table has no sort key"),
+        ("/items/42?cursor=abc", "cursor: this table has no sort key"),
+    ],
+)
 def test_no_sort_key_bad_requests(keyed_items, url, message):
     _, api = keyed_items
     r = api.get(url)

@@ -27,12 +27,24 @@ def http_api_event(raw_path: str, query: str = "") -> dict[str, Any]:
     from urllib.parse import unquote
 
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": query,
-        "headers": {"host": "abc123.execute-api.us-east-1.amazonaws.com",
-                    "x-forwarded-proto": "https"},
-        "requestContext": {"http": {"method": "GET", "path": unquote(raw_path),
-                                    "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1"},
-                           "requestId": "id", "stage": "$default"},
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": query,
+        "headers": {
+            "host": "abc123.execute-api.us-east-1.amazonaws.com",
+            "x-forwarded-proto": "https",
+        },
+        "requestContext": {
+            "http": {
+                "method": "GET",
+                "path": unquote(raw_path),
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.1",
+            },
+            "requestId": "id",
+            "stage": "$default",
+        },
         "isBase64Encoded": False,
     }
 
@@ -93,6 +105,7 @@ def test_lambda_without_config_says_where_it_looked(monkeypatch, tmp_path):
 
 # --- batchdrop serve ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def cli_with(students):
     ds, _ = students
@@ -134,8 +147,9 @@ def test_real_server_keeps_encoded_slashes(students):
 
     ds, _ = students
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ds.config), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(ds.config), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -143,8 +157,10 @@ def test_real_server_keeps_encoded_slashes(students):
             if server.started:
                 break
             time.sleep(0.05)
-        url = (f"http://127.0.0.1:{port}/items/{quote(ODD_PARTITION, safe='')}/"
-               f"{quote(ODD_SORT, safe='')}")
+        url = (
+            f"http://127.0.0.1:{port}/items/{quote(ODD_PARTITION, safe='')}/"
+            f"{quote(ODD_SORT, safe='')}"
+        )
         with urllib.request.urlopen(url, timeout=10) as reply:
             body = json.loads(reply.read())
         assert body["student_id"] == ODD_PARTITION and body["course"] == ODD_SORT

@@ -45,8 +45,13 @@ def test_schemathesis_finds_no_failure(students, mode):
     _ds, api = students
     schema = schemathesis.openapi.from_asgi("/openapi.json", api.app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/items/{partition}", "/items/{partition}/{sort}",
-                                              "/runs", "/runs/{run_id}", "/health"}
+    assert {op.path for op in operations} >= {
+        "/items/{partition}",
+        "/items/{partition}/{sort}",
+        "/runs",
+        "/runs/{run_id}",
+        "/health",
+    }
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
     unsatisfiable: list[str] = []
@@ -55,9 +60,14 @@ def test_schemathesis_finds_no_failure(students, mode):
             continue  # nothing to get wrong in GET /health
 
         @given(case=op.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                  derandomize=True, suppress_health_check=list(HealthCheck),
-                  phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+        )
         def run(case: schemathesis.Case) -> None:
             if mode is GenerationMode.POSITIVE and _cursor_given(case):
                 # a cursor is opaque: a made-up one is refused, which the schema cannot say

@@ -20,8 +20,10 @@ def test_runs_newest_first_with_receipts(students):
     assert good["status"] == "loaded" and good["state"] == "done"
     assert good["rows_read"] == good["rows_loaded"] == 13
     assert good["receipt"]["run_id"] == good["run_id"]
-    assert good["links"] == {"self": f"/runs/{quote(good['run_id'], safe='')}",
-                             "rejected_rows_report": None}
+    assert good["links"] == {
+        "self": f"/runs/{quote(good['run_id'], safe='')}",
+        "rejected_rows_report": None,
+    }
     assert by_file["bad-header.csv"]["status"] == "rejected"
     assert "bad header" in by_file["bad-header.csv"]["reason"]
 

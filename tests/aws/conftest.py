@@ -38,8 +38,15 @@ def event_file(name: str) -> Any:
     return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
 
-def s3_event(bucket: str, key: str, *, size: int = 0, etag: str = "", version: str | None = None,
-             name: str = "ObjectCreated:Put") -> dict[str, Any]:
+def s3_event(
+    bucket: str,
+    key: str,
+    *,
+    size: int = 0,
+    etag: str = "",
+    version: str | None = None,
+    name: str = "ObjectCreated:Put",
+) -> dict[str, Any]:
     """The captured direct S3 event, pointed at ``bucket``/``key`` (encoded as S3 encodes it)."""
     event = event_file("s3_put.json")
     record = event["Records"][0]
@@ -56,9 +63,16 @@ def s3_event(bucket: str, key: str, *, size: int = 0, etag: str = "", version: s
 def sqs_event(*bodies: Any) -> dict[str, Any]:
     """The captured SQS event shape, carrying ``bodies`` (one message each)."""
     template = event_file("sqs_s3.json")["Records"][0]
-    return {"Records": [
-        {**template, "messageId": f"msg-{i}", "body": b if isinstance(b, str) else json.dumps(b)}
-        for i, b in enumerate(bodies)]}
+    return {
+        "Records": [
+            {
+                **template,
+                "messageId": f"msg-{i}",
+                "body": b if isinstance(b, str) else json.dumps(b),
+            }
+            for i, b in enumerate(bodies)
+        ]
+    }
 
 
 @dataclass
@@ -85,8 +99,11 @@ class Stack:
             "inbound": f"s3://{self.inbound}/incoming/",
             "archive": f"s3://{self.archive}/",
             "errors": f"s3://{self.errors}/rejected/",
-            "table": {"url": f"dynamodb://{self.table}", "partition_key": "student_id",
-                      "sort_key": "course"},
+            "table": {
+                "url": f"dynamodb://{self.table}",
+                "partition_key": "student_id",
+                "sort_key": "course",
+            },
             "ledger": f"dynamodb://{self.ledger}",
             "schema": {"fields": STUDENT_FIELDS},
             "notify": [f"sns://{self.topic_arn}"],
@@ -105,32 +122,41 @@ class Stack:
 
     def items(self) -> list[dict[str, Any]]:
         reply = self.ddb.scan(TableName=self.table, ConsistentRead=True)  # tests only
-        return sorted(({k: next(iter(v.values())) for k, v in i.items()} for i in reply["Items"]),
-                      key=lambda i: (i["student_id"], i["course"]))
+        return sorted(
+            ({k: next(iter(v.values())) for k, v in i.items()} for i in reply["Items"]),
+            key=lambda i: (i["student_id"], i["course"]),
+        )
 
     def receipts(self, wait: int = 1) -> list[dict[str, Any]]:
         """The SNS messages delivered to the subscribed queue so far (and delete them)."""
         out: list[dict[str, Any]] = []
         while True:
-            reply = self.sqs.receive_message(QueueUrl=self.receipts_queue,
-                                             MaxNumberOfMessages=10, WaitTimeSeconds=wait,
-                                             MessageAttributeNames=["All"])
+            reply = self.sqs.receive_message(
+                QueueUrl=self.receipts_queue,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=wait,
+                MessageAttributeNames=["All"],
+            )
             msgs = reply.get("Messages", [])
             if not msgs:
                 return out
             for m in msgs:
                 out.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=self.receipts_queue,
-                                        ReceiptHandle=m["ReceiptHandle"])
+                self.sqs.delete_message(
+                    QueueUrl=self.receipts_queue, ReceiptHandle=m["ReceiptHandle"]
+                )
             wait = 0
 
 
 def create_table(ddb: Any, name: str, key: tuple[str, ...] = ("student_id", "course")) -> None:
     ddb.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in key],
-        KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(key, ("HASH", "RANGE"),
-                                                                       strict=False)])
+        KeySchema=[
+            {"AttributeName": k, "KeyType": t} for k, t in zip(key, ("HASH", "RANGE"), strict=False)
+        ],
+    )
 
 
 @pytest.fixture
@@ -147,8 +173,9 @@ def stack(aws_env: str, unique: str) -> Iterator[Stack]:
     st.ddb.create_table(**ledger_table_spec(st.ledger))
     st.topic_arn = st.sns.create_topic(Name=f"receipts-{unique}")["TopicArn"]
     st.receipts_queue = st.sqs.create_queue(QueueName=f"receipts-{unique}")["QueueUrl"]
-    arn = st.sqs.get_queue_attributes(QueueUrl=st.receipts_queue,
-                                      AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = st.sqs.get_queue_attributes(QueueUrl=st.receipts_queue, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
     st.sns.subscribe(TopicArn=st.topic_arn, Protocol="sqs", Endpoint=arn)
     yield st
     clients.clear_cache()

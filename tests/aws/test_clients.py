@@ -7,9 +7,13 @@ import pytest
 from batchdrop.aws import clients
 from batchdrop.config import parse_config
 
-BASE = {"inbound": "s3://in/", "archive": "s3://a/", "errors": "s3://e/",
-        "table": {"url": "dynamodb://t", "partition_key": "id"},
-        "schema": {"fields": [{"name": "id"}]}}
+BASE = {
+    "inbound": "s3://in/",
+    "archive": "s3://a/",
+    "errors": "s3://e/",
+    "table": {"url": "dynamodb://t", "partition_key": "id"},
+    "schema": {"fields": [{"name": "id"}]},
+}
 
 
 @pytest.fixture(autouse=True)
@@ -33,9 +37,13 @@ def test_endpoint_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_client_settings_and_sharing(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = parse_config({**BASE, "aws": {"endpoint_url": "http://127.0.0.1:3",
-                                           "region": "eu-west-1", "max_workers": 16}},
-                          environ={})
+    config = parse_config(
+        {
+            **BASE,
+            "aws": {"endpoint_url": "http://127.0.0.1:3", "region": "eu-west-1", "max_workers": 16},
+        },
+        environ={},
+    )
     s3 = clients.client("s3", config)
     assert s3.meta.endpoint_url == "http://127.0.0.1:3"
     assert s3.meta.region_name == "eu-west-1"

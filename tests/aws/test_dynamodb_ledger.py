@@ -14,20 +14,47 @@ from batchdrop.tables.dynamodb_ledger import DynamoLedger
 from .conftest import Stack
 
 pytestmark = pytest.mark.aws
-RECORD_KEYS = {"run_id", "file", "source", "version", "size", "state", "status", "started_at",
-               "finished_at", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate",
-               "reason", "moved_to", "rejected_rows_report", "receipt"}
+RECORD_KEYS = {
+    "run_id",
+    "file",
+    "source",
+    "version",
+    "size",
+    "state",
+    "status",
+    "started_at",
+    "finished_at",
+    "rows_read",
+    "rows_loaded",
+    "rows_rejected",
+    "rows_duplicate",
+    "reason",
+    "moved_to",
+    "rejected_rows_report",
+    "receipt",
+}
 
 
 def ref(name: str = "in dir/a+b.csv", version: str = "etag1") -> FileRef:
-    return FileRef(name=name, size=42, version=version, modified=0.0,
-                   url=f"s3://bucket/incoming/{name}")
+    return FileRef(
+        name=name, size=42, version=version, modified=0.0, url=f"s3://bucket/incoming/{name}"
+    )
 
 
 def receipt(claim_run: str, r: FileRef, status: str = "loaded") -> Receipt:
-    return Receipt(file=r.name, source=r.url, version=r.version, size=r.size, run_id=claim_run,
-                   status=status, rows_read=3, rows_loaded=3, started_at="2026-11-27T09:00:00Z",
-                   finished_at="2026-11-27T09:00:01Z", moved_to="s3://archive/x.csv")
+    return Receipt(
+        file=r.name,
+        source=r.url,
+        version=r.version,
+        size=r.size,
+        run_id=claim_run,
+        status=status,
+        rows_read=3,
+        rows_loaded=3,
+        started_at="2026-11-27T09:00:00Z",
+        finished_at="2026-11-27T09:00:01Z",
+        moved_to="s3://archive/x.csv",
+    )
 
 
 def test_new_then_done_then_force(stack: Stack) -> None:
@@ -109,8 +136,11 @@ def test_runs_newest_first_filtered_and_paged(stack: Stack) -> None:
         r = ref(name=f"f{i}.csv")
         claim = ledger.claim(r)
         claim.run_id = f"20261127T0900{i:02d}Z-abc{i}"  # run ids sort by time
-        ledger.record(claim, "failed" if status == "failed" else "done",
-                      receipt(claim.run_id, r, status=status))
+        ledger.record(
+            claim,
+            "failed" if status == "failed" else "done",
+            receipt(claim.run_id, r, status=status),
+        )
         ids.append(claim.run_id)
     runs = [x for x in ledger.runs(limit=50) if x["run_id"] in ids]
     assert [x["run_id"] for x in runs] == ids[::-1]

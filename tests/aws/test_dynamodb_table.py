@@ -19,9 +19,12 @@ from .conftest import Stack, create_table
 
 pytestmark = pytest.mark.aws
 TYPED_FIELDS = [
-    {"name": "id", "type": "string"}, {"name": "n", "type": "number"},
-    {"name": "i", "type": "integer"}, {"name": "b", "type": "boolean"},
-    {"name": "d", "type": "date"}, {"name": "ts", "type": "datetime"},
+    {"name": "id", "type": "string"},
+    {"name": "n", "type": "number"},
+    {"name": "i", "type": "integer"},
+    {"name": "b", "type": "boolean"},
+    {"name": "d", "type": "date"},
+    {"name": "ts", "type": "datetime"},
     {"name": "note", "type": "string"},
 ]
 REF = FileRef(name="f.csv", size=1, version="v1", modified=0.0, url="s3://b/f.csv")
@@ -43,13 +46,20 @@ class Flaky:
         return getattr(self.real, name)
 
     def batch_write_item(self, RequestItems: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        (table, requests), = RequestItems.items()
+        ((table, requests),) = RequestItems.items()
         with self.lock:
             self.batches.append([r["PutRequest"]["Item"] for r in requests])
             action = self.script.pop(0) if self.script else self.always
         if action == "throttle":
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
-                                         "Message": "slow down"}}, "BatchWriteItem")
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ProvisionedThroughputExceededException",
+                        "Message": "slow down",
+                    }
+                },
+                "BatchWriteItem",
+            )
         if action == "unprocessed-all":
             return {"UnprocessedItems": {table: requests}}
         if action.startswith("unprocessed-"):
@@ -70,9 +80,11 @@ class FakeLedger:
 def typed_table(stack: Stack, **aws: Any) -> tuple[DynamoTable, Flaky]:
     name = f"typed-{stack.suffix}"
     create_table(stack.ddb, name, key=("id",))
-    config = stack.config(schema={"fields": TYPED_FIELDS},
-                          table={"url": f"dynamodb://{name}", "partition_key": "id"},
-                          aws={"endpoint_url": stack.endpoint, "region": "us-east-1", **aws})
+    config = stack.config(
+        schema={"fields": TYPED_FIELDS},
+        table={"url": f"dynamodb://{name}", "partition_key": "id"},
+        aws={"endpoint_url": stack.endpoint, "region": "us-east-1", **aws},
+    )
     flaky = Flaky(stack.ddb)
     table = DynamoTable(config, client=flaky)
     table.backoff_base = table.backoff_cap = 0.001
@@ -80,9 +92,15 @@ def typed_table(stack: Stack, **aws: Any) -> tuple[DynamoTable, Flaky]:
 
 
 def row(i: int) -> tuple[Any, ...]:
-    return (f"k{i:03d}", Decimal("12345678901234567890.123456789"), i, i % 2 == 0,
-            dt.date(2026, 11, 27), dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.UTC),
-            None if i % 3 else "")
+    return (
+        f"k{i:03d}",
+        Decimal("12345678901234567890.123456789"),
+        i,
+        i % 2 == 0,
+        dt.date(2026, 11, 27),
+        dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.UTC),
+        None if i % 3 else "",
+    )
 
 
 def load(table: DynamoTable, rows: list[tuple[Any, ...]]) -> FakeLedger:
@@ -101,11 +119,16 @@ def test_batches_of_25_exact_values_none_omitted(stack: Stack) -> None:
     assert sorted(len(b) for b in flaky.batches) == [10, 25, 25]
     assert [s for s, _ in ledger.recorded] == ["committed"]
     raw = stack.ddb.get_item(TableName=table.name, Key={"id": {"S": "k003"}})["Item"]
-    assert raw == {"id": {"S": "k003"}, "n": {"N": "12345678901234567890.123456789"},
-                   "i": {"N": "3"}, "b": {"BOOL": False}, "d": {"S": "2026-11-27"},
-                   "ts": {"S": "2026-11-27T09:30:00+00:00"}, "note": {"S": ""}}
-    assert "note" not in stack.ddb.get_item(TableName=table.name,
-                                            Key={"id": {"S": "k001"}})["Item"]
+    assert raw == {
+        "id": {"S": "k003"},
+        "n": {"N": "12345678901234567890.123456789"},
+        "i": {"N": "3"},
+        "b": {"BOOL": False},
+        "d": {"S": "2026-11-27"},
+        "ts": {"S": "2026-11-27T09:30:00+00:00"},
+        "note": {"S": ""},
+    }
+    assert "note" not in stack.ddb.get_item(TableName=table.name, Key={"id": {"S": "k001"}})["Item"]
     item = table.get(["k003"])
     assert item is not None and item["n"] == Decimal("12345678901234567890.123456789")
     assert item["i"] == 3 and isinstance(item["i"], int)
@@ -160,13 +183,20 @@ def test_row_check_finds_what_dynamodb_refuses(stack: Stack) -> None:
 
 
 def test_prepare_checks_existence_and_key(stack: Stack) -> None:
-    missing = DynamoTable(stack.config(table={"url": "dynamodb://nope-" + stack.suffix,
-                                              "partition_key": "student_id",
-                                              "sort_key": "course"}))
+    missing = DynamoTable(
+        stack.config(
+            table={
+                "url": "dynamodb://nope-" + stack.suffix,
+                "partition_key": "student_id",
+                "sort_key": "course",
+            }
+        )
+    )
     with pytest.raises(ConfigError, match="does not exist"):
         missing.prepare()
-    wrong = DynamoTable(stack.config(table={"url": f"dynamodb://{stack.table}",
-                                            "partition_key": "student_id"}))
+    wrong = DynamoTable(
+        stack.config(table={"url": f"dynamodb://{stack.table}", "partition_key": "student_id"})
+    )
     with pytest.raises(ConfigError, match=r"has the key \['student_id', 'course'\]"):
         wrong.prepare()
     DynamoTable(stack.config()).prepare()
@@ -178,7 +208,8 @@ def test_query_pages_in_sort_order_with_begins_with(stack: Stack) -> None:
     table = DynamoTable(config, client=flaky)
     courses = [f"Course {c:02d}" for c in range(7)] + ["Modern Forensics", "Mod/ern + ü"]
     rows = [("A10002", "Sherlock", "Holmes", c) for c in courses] + [
-        ("A10003", "Irene", "Adler", "Opera")]
+        ("A10003", "Irene", "Adler", "Opera")
+    ]
     job = table.begin(Claim("new", "r", REF), FakeLedger())  # type: ignore[arg-type]
     job.write(rows, list(range(len(rows))))
     job.commit(Receipt(file="f", source="s", version="v", size=0))

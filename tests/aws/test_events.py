@@ -12,9 +12,16 @@ from .conftest import event_file
 def test_direct_put_decodes_plus_as_space() -> None:
     parsed = parse_event(event_file("s3_put.json"))
     assert parsed.kind == "s3"
-    assert parsed.objects == [ObjectCreated(
-        bucket="students-inbound", key="incoming/students 2026.csv", version=None,
-        etag="d41d8cd98f00b204e9800998ecf8427e", size=1305, event="ObjectCreated:Put")]
+    assert parsed.objects == [
+        ObjectCreated(
+            bucket="students-inbound",
+            key="incoming/students 2026.csv",
+            version=None,
+            etag="d41d8cd98f00b204e9800998ecf8427e",
+            size=1305,
+            event="ObjectCreated:Put",
+        )
+    ]
 
 
 def test_multipart_upload_counts_and_unicode_key_is_decoded() -> None:
@@ -38,7 +45,9 @@ def test_every_record_is_decoded_not_only_the_first() -> None:
     second["s3"]["object"]["key"] = "incoming/second+file%21.csv"
     event["Records"].append(second)
     assert [o.key for o in parse_event(event).objects] == [
-        "incoming/students 2026.csv", "incoming/second file!.csv"]
+        "incoming/students 2026.csv",
+        "incoming/second file!.csv",
+    ]
 
 
 def test_test_event_is_ignored() -> None:
@@ -50,10 +59,16 @@ def test_test_event_is_ignored() -> None:
 def test_eventbridge_object_created() -> None:
     parsed = parse_event(event_file("eventbridge.json"))
     assert parsed.kind == "eventbridge"
-    assert parsed.objects == [ObjectCreated(
-        bucket="students-inbound", key="incoming/spring term.csv",
-        version="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", etag="b1946ac92492d2347c6235b4d2611184",
-        size=5342, event="ObjectCreated:PutObject")]
+    assert parsed.objects == [
+        ObjectCreated(
+            bucket="students-inbound",
+            key="incoming/spring term.csv",
+            version="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+            etag="b1946ac92492d2347c6235b4d2611184",
+            size=5342,
+            event="ObjectCreated:PutObject",
+        )
+    ]
 
 
 def test_eventbridge_other_detail_types_are_ignored() -> None:

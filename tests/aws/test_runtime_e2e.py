@@ -20,21 +20,31 @@ from .conftest import Stack, event_file, s3_event, sqs_event
 pytestmark = pytest.mark.aws
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "students"
 NAME = "2026/students list+1.csv"  # a folder, a space and a plus sign
-EXPECTED_KEYS = [("A10001", "Military Medicine"), ("A10001", "Science Of Deduction"),
-                 ("A10002", "Chemistry, Advanced"), ("A10002", "Modern Forensics"),
-                 ("A10002", "Science Of Deduction"), ("A10003", "Opera, Performance"),
-                 ("A10004", "Government"), ("A10005", "Housekeeping"),
-                 ("A10007", "Modern Forensics"), ("A10008", "Mathematics, Applied")]
+EXPECTED_KEYS = [
+    ("A10001", "Military Medicine"),
+    ("A10001", "Science Of Deduction"),
+    ("A10002", "Chemistry, Advanced"),
+    ("A10002", "Modern Forensics"),
+    ("A10002", "Science Of Deduction"),
+    ("A10003", "Opera, Performance"),
+    ("A10004", "Government"),
+    ("A10005", "Housekeeping"),
+    ("A10007", "Modern Forensics"),
+    ("A10008", "Mathematics, Applied"),
+]
 
 
 def example_settings(stack: Stack, **overrides: Any) -> dict[str, Any]:
     """The bundled example's config, pointed at this test's buckets, tables and topic."""
     data = yaml.safe_load((EXAMPLE / "batchdrop.yaml").read_text(encoding="utf-8"))
     data.update(
-        inbound=f"s3://{stack.inbound}/incoming/", archive=f"s3://{stack.archive}/",
-        errors=f"s3://{stack.errors}/rejected/", ledger=f"dynamodb://{stack.ledger}",
+        inbound=f"s3://{stack.inbound}/incoming/",
+        archive=f"s3://{stack.archive}/",
+        errors=f"s3://{stack.errors}/rejected/",
+        ledger=f"dynamodb://{stack.ledger}",
         notify=[f"sns://{stack.topic_arn}"],
-        aws={"endpoint_url": stack.endpoint, "region": "us-east-1"})
+        aws={"endpoint_url": stack.endpoint, "region": "us-east-1"},
+    )
     data["table"] = {**data["table"], "url": f"dynamodb://{stack.table}", "name": None}
     data.update(overrides)
     return data
@@ -47,16 +57,16 @@ def example_config(stack: Stack, **overrides: Any) -> Config:
 def upload_example(stack: Stack, name: str = NAME) -> dict[str, Any]:
     body = (EXAMPLE / "students.csv").read_bytes()
     put = stack.upload("incoming/" + name, body)
-    return s3_event(stack.inbound, "incoming/" + name, size=len(body),
-                    etag=put["ETag"].strip('"'))
+    return s3_event(stack.inbound, "incoming/" + name, size=len(body), etag=put["ETag"].strip('"'))
 
 
 def plenty() -> float:
     return 600.0
 
 
-def assert_loaded_once(stack: Stack, receipts: list[dict[str, Any]], name: str = NAME,
-                       report: bool = True) -> None:
+def assert_loaded_once(
+    stack: Stack, receipts: list[dict[str, Any]], name: str = NAME, report: bool = True
+) -> None:
     assert [(i["student_id"], i["course"]) for i in stack.items()] == EXPECTED_KEYS
     assert stack.keys(stack.inbound) == []
     assert name in stack.keys(stack.archive)
@@ -130,8 +140,9 @@ def test_sqs_batch_reports_only_failed_messages(stack: Stack) -> None:
     held = s3_event(stack.inbound, "incoming/held.csv")
     event = sqs_event(good, event_file("s3_test_event.json"), "not json", held)
     reply = runtime.handle(event, plenty)
-    assert reply == {"batchItemFailures": [{"itemIdentifier": "msg-2"},
-                                           {"itemIdentifier": "msg-3"}]}
+    assert reply == {
+        "batchItemFailures": [{"itemIdentifier": "msg-2"}, {"itemIdentifier": "msg-3"}]
+    }
     statuses = {r.key: r.status for r in runtime.last_results}
     assert statuses == {"incoming/good.csv": "loaded_with_rejects", "incoming/held.csv": "busy"}
     assert stack.keys(stack.inbound) == ["incoming/held.csv"]
@@ -166,7 +177,8 @@ def test_no_time_left_fails_the_message_without_starting(stack: Stack) -> None:
     runtime = Runtime(example_config(stack))
     event = sqs_event(upload_example(stack))
     assert runtime.handle(event, lambda: 5.0) == {
-        "batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+        "batchItemFailures": [{"itemIdentifier": "msg-0"}]
+    }
     assert runtime.last_results[0].status == "not_started"
     with pytest.raises(BatchFailed, match="not_started"):
         runtime.handle(json.loads(event["Records"][0]["body"]), lambda: 5.0)
@@ -228,9 +240,12 @@ class FakeContext:
         return 600_000
 
 
-def test_lambda_entrypoint_with_bundled_config_and_env(stack: Stack, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_lambda_entrypoint_with_bundled_config_and_env(
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     settings = example_settings(stack)
     settings["inbound"] = "./local-inbound"  # the bundled value; the environment overrides it
     path = tmp_path / "batchdrop.yaml"
@@ -243,7 +258,8 @@ def test_lambda_entrypoint_with_bundled_config_and_env(stack: Stack, tmp_path: P
     try:
         ctx = FakeContext()
         assert lambda_handler.handler(event_file("s3_test_event.json"), ctx) == {
-            "ignored": "s3:TestEvent"}
+            "ignored": "s3:TestEvent"
+        }
         reply = lambda_handler.handler(sqs_event(upload_example(stack)), ctx)
     finally:
         lambda_handler.logger.registered_handler.setStream(old)
@@ -254,7 +270,10 @@ def test_lambda_entrypoint_with_bundled_config_and_env(stack: Stack, tmp_path: P
     (processed,) = [x for x in logs if x.get("message") == "file processed"]
     assert processed["rows_loaded"] == 10 and processed["status"] == "loaded_with_rejects"
     assert processed["function_request_id"] == FakeContext.aws_request_id
-    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-           if line.startswith('{"_aws"')]
+    emf = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith('{"_aws"')
+    ]
     assert emf[-1]["RowsLoaded"] == [10.0] and emf[-1]["FilesLoadedWithRejects"] == [1.0]
     assert "FilesFailed" not in emf[-1]

@@ -12,8 +12,13 @@ from batchdrop.files.s3 import S3Store, parse_s3_url
 from .conftest import Stack
 
 pytestmark = pytest.mark.aws
-ODD_NAMES = ["with space.csv", "c++ plus+sign.csv", "résumé é.csv", "2026/11/deep/folder.csv",
-             "percent%20literal.csv"]
+ODD_NAMES = [
+    "with space.csv",
+    "c++ plus+sign.csv",
+    "résumé é.csv",
+    "2026/11/deep/folder.csv",
+    "percent%20literal.csv",
+]
 
 
 def test_parse_url() -> None:
@@ -54,8 +59,9 @@ def test_open_streams_the_version_it_was_given(stack: Stack) -> None:
 
 
 def test_versioned_bucket_uses_version_ids(stack: Stack) -> None:
-    stack.s3.put_bucket_versioning(Bucket=stack.inbound,
-                                   VersioningConfiguration={"Status": "Enabled"})
+    stack.s3.put_bucket_versioning(
+        Bucket=stack.inbound, VersioningConfiguration={"Status": "Enabled"}
+    )
     store = S3Store(f"s3://{stack.inbound}/", stack.config())
     first = stack.upload("v.csv", "one\n")["VersionId"]
     second = stack.upload("v.csv", "two\n")["VersionId"]

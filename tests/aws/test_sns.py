@@ -15,10 +15,19 @@ pytestmark = pytest.mark.aws
 
 
 def receipt(**kw: object) -> Receipt:
-    base = dict(file="2026/a very long name " + "x" * 150 + ".csv", source="s3://in/x.csv",
-                version="e1", size=10, run_id="20261127T090000Z-abc123", status="rejected",
-                rows_read=5, rows_loaded=0, rows_rejected=5, reason="bad\nrows",
-                rejected_rows_report="s3://err/rejected/x.rejected.csv")
+    base = dict(
+        file="2026/a very long name " + "x" * 150 + ".csv",
+        source="s3://in/x.csv",
+        version="e1",
+        size=10,
+        run_id="20261127T090000Z-abc123",
+        status="rejected",
+        rows_read=5,
+        rows_loaded=0,
+        rows_rejected=5,
+        reason="bad\nrows",
+        rejected_rows_report="s3://err/rejected/x.rejected.csv",
+    )
     base.update(kw)
     return Receipt(**base)  # type: ignore[arg-type]
 
@@ -40,8 +49,9 @@ def test_subject_message_and_status_attribute(stack: Stack) -> None:
 
 def test_huge_receipt_is_trimmed_under_256_kb(stack: Stack) -> None:
     r = receipt(reason="r" * 300_000)
-    r.errors = [{"line": i, "column": "c", "value": "v" * 80, "reason": "x" * 30_000}
-                for i in range(10)]
+    r.errors = [
+        {"line": i, "column": "c", "value": "v" * 80, "reason": "x" * 30_000} for i in range(10)
+    ]
     _subject, body = build(r)
     assert len(body.encode()) < MAX_BYTES
     SnsNotifier(stack.topic_arn, stack.config()).send(r)

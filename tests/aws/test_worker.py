@@ -21,24 +21,42 @@ pytestmark = pytest.mark.aws
 
 def notify_queue(stack: Stack) -> str:
     """An events queue the inbound bucket notifies on every ObjectCreated (.csv) event."""
-    url = stack.sqs.create_queue(QueueName=f"events-{stack.suffix}",
-                                 Attributes={"VisibilityTimeout": "120"})["QueueUrl"]
-    arn = stack.sqs.get_queue_attributes(QueueUrl=url,
-                                         AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = stack.sqs.create_queue(
+        QueueName=f"events-{stack.suffix}", Attributes={"VisibilityTimeout": "120"}
+    )["QueueUrl"]
+    arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     stack.s3.put_bucket_notification_configuration(
-        Bucket=stack.inbound, NotificationConfiguration={"QueueConfigurations": [{
-            "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
-            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"},
-                                               {"Name": "suffix", "Value": ".csv"}]}}}]})
+        Bucket=stack.inbound,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": "incoming/"},
+                                {"Name": "suffix", "Value": ".csv"},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+    )
     return url
 
 
 def waiting(stack: Stack, url: str) -> int:
     attrs = stack.sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
-                                      "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(
-        attrs["ApproximateNumberOfMessagesNotVisible"])
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )
 
 
 def test_worker_processes_real_s3_notifications(stack: Stack) -> None:
@@ -77,8 +95,9 @@ def test_worker_command(stack: Stack) -> None:
     stack.upload("incoming/cli.csv", (EXAMPLE / "students.csv").read_bytes())
     config = example_config(stack)
     obj: Any = SimpleNamespace(config=lambda: config)
-    result = CliRunner().invoke(worker_command, ["--queue", url, "--wait", "1", "--until-empty"],
-                                obj=obj)
+    result = CliRunner().invoke(
+        worker_command, ["--queue", url, "--wait", "1", "--until-empty"], obj=obj
+    )
     assert result.exit_code == 0, result.output
     assert "0 left for a retry" in result.output
     assert stack.keys(stack.archive) == ["cli.csv"]

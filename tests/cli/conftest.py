@@ -20,8 +20,14 @@ class Result:
 
 def bd(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
     """Run the real ``batchdrop`` command in a subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "batchdrop", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "batchdrop", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 

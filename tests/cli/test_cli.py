@@ -19,8 +19,10 @@ def test_run_once_loads_the_example_and_reports_it(example: Path) -> None:
     assert (example / "archive" / "students.csv").exists()
     assert not (example / "inbound" / "students.csv").exists()
     report = (example / "errors" / "students.rejected.csv").read_text().splitlines()
-    assert report[1:] == ["students.csv,10,student_id,A1006,does not match the pattern A[0-9]{5}",
-                          "students.csv,13,course,,a value is required"]
+    assert report[1:] == [
+        "students.csv,10,student_id,A1006,does not match the pattern A[0-9]{5}",
+        "students.csv,13,course,,a value is required",
+    ]
     receipts = [json.loads(line) for line in (example / "receipts.jsonl").read_text().splitlines()]
     assert [m["receipt"]["status"] for m in receipts] == ["loaded_with_rejects"]
     assert receipts[0]["subject"].startswith("batchdrop: students.csv")
@@ -31,8 +33,12 @@ def test_get_answers_both_access_patterns(example: Path) -> None:
 
     one = bd("get", "A10002", "Modern Forensics", "--json", cwd=example)
     assert one.code == 0
-    assert json.loads(one.out) == {"student_id": "A10002", "fname": "Sherlock",
-                                   "lname": "Holmes", "course": "Modern Forensics"}
+    assert json.loads(one.out) == {
+        "student_id": "A10002",
+        "fname": "Sherlock",
+        "lname": "Holmes",
+        "course": "Modern Forensics",
+    }
     part = bd("get", "A10002", "--json", cwd=example)
     courses = [json.loads(line)["course"] for line in part.out.splitlines()]
     assert courses == ["Chemistry, Advanced", "Modern Forensics", "Science Of Deduction"]
@@ -72,9 +78,12 @@ def test_validate_is_a_dry_run_with_exit_code(example: Path) -> None:
     ok = bd("validate", "inbound/students.csv", cwd=example)
     assert ok.code == 0 and "loaded_with_rejects" in ok.out
     assert (example / "inbound" / "students.csv").exists()
-    assert not (example / "students.db").exists() or not sqlite3.connect(
-        example / "students.db").execute(
-        "SELECT name FROM sqlite_master WHERE name = 'students'").fetchall()
+    assert (
+        not (example / "students.db").exists()
+        or not sqlite3.connect(example / "students.db")
+        .execute("SELECT name FROM sqlite_master WHERE name = 'students'")
+        .fetchall()
+    )
 
     bad = example / "bad.csv"
     bad.write_text("student_id,fname,lname,course\nA1,x,y,z\nA2,x,y,z\n")
@@ -126,8 +135,20 @@ def test_missing_file_is_a_usage_error(example: Path) -> None:
 def test_every_command_has_help() -> None:
     r = bd("--help", cwd=EXAMPLE)
     assert r.code == 0
-    for command in ("init", "validate", "process", "run", "runs", "get", "worker", "template",
-                    "package", "deploy", "destroy", "serve"):
+    for command in (
+        "init",
+        "validate",
+        "process",
+        "run",
+        "runs",
+        "get",
+        "worker",
+        "template",
+        "package",
+        "deploy",
+        "destroy",
+        "serve",
+    ):
         assert command in r.out
         sub = bd(command, "--help", cwd=EXAMPLE)
         assert sub.code == 0, command
@@ -138,10 +159,11 @@ def test_local_mode_never_imports_boto3(example: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from batchdrop.cli import main; sys.argv=['batchdrop','run','--once'];"
-            "\ntry: main()\nexcept SystemExit: pass\n"
-            "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported'")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=example, capture_output=True,
-                          text=True)
+    code = (
+        "import sys; from batchdrop.cli import main; sys.argv=['batchdrop','run','--once'];"
+        "\ntry: main()\nexcept SystemExit: pass\n"
+        "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=example, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (example / "archive" / "students.csv").exists()

@@ -19,7 +19,7 @@ ROWS = 5000
 
 def big_drop(folder: Path, name: str = "big.csv", rows: int = ROWS) -> None:
     lines = ["student_id,fname,lname,course"]
-    lines += [f"A{10000 + i // 5:05d},F{i},L{i},\"Course {i % 5}, part\"" for i in range(rows)]
+    lines += [f'A{10000 + i // 5:05d},F{i},L{i},"Course {i % 5}, part"' for i in range(rows)]
     (folder / "inbound" / name).write_text("\n".join(lines) + "\n")
 
 
@@ -47,13 +47,18 @@ def small_batches(example: Path) -> Path:
     return example
 
 
-@pytest.mark.parametrize("point", ["mid-write", "after-commit", "after-move",
-                                   "mid-write-writer", "after-commit-writer"])
-def test_a_crash_at_any_point_is_finished_by_the_next_run(small_batches: Path,
-                                                          point: str) -> None:
+@pytest.mark.parametrize(
+    "point", ["mid-write", "after-commit", "after-move", "mid-write-writer", "after-commit-writer"]
+)
+def test_a_crash_at_any_point_is_finished_by_the_next_run(small_batches: Path, point: str) -> None:
     folder = small_batches
-    proc = subprocess.run([sys.executable, str(CRASH), "batchdrop.yaml", "big.csv", point],
-                          cwd=folder, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(CRASH), "batchdrop.yaml", "big.csv", point],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 137, proc.stderr
     after_crash = table_rows(folder) if (folder / "students.db").exists() else []
     assert len(after_crash) in (0, ROWS)  # all or nothing: one transaction
@@ -61,11 +66,18 @@ def test_a_crash_at_any_point_is_finished_by_the_next_run(small_batches: Path,
 
     r = bd("run", "--once", cwd=folder)
     if point == "after-move":  # the file had left inbound: the run's receipt still goes out
-        r = subprocess.run([sys.executable, "-c",
-                            "from batchdrop.config import load_config;"
-                            "from batchdrop.pipeline import Pipeline;"
-                            "print(len(Pipeline(load_config('batchdrop.yaml')).recover(0)))"],
-                           cwd=folder, capture_output=True, text=True)  # type: ignore[assignment]
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from batchdrop.config import load_config;"
+                "from batchdrop.pipeline import Pipeline;"
+                "print(len(Pipeline(load_config('batchdrop.yaml')).recover(0)))",
+            ],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        )  # type: ignore[assignment]
         assert r.stdout.strip() == "1", r.stderr
     else:
         assert r.code == 0, r.err
@@ -77,8 +89,10 @@ def test_a_crash_at_any_point_is_finished_by_the_next_run(small_batches: Path,
     assert sent[0]["receipt"]["rows_loaded"] == ROWS
     assert (folder / "archive" / "big.csv").exists()
     assert not (folder / "inbound" / "big.csv").exists()
-    states = {x["state"] for x in (json.loads(line) for line in
-                                   bd("runs", "--json", cwd=folder).out.splitlines())}
+    states = {
+        x["state"]
+        for x in (json.loads(line) for line in bd("runs", "--json", cwd=folder).out.splitlines())
+    }
     assert "running" not in states and "committed" not in states
 
 
@@ -86,9 +100,16 @@ def test_two_runners_on_the_same_folders_never_load_a_file_twice(example: Path) 
     (example / "inbound" / "students.csv").unlink()
     for i in range(6):
         big_drop(example, f"drop{i}.csv", rows=2000)
-    procs = [subprocess.Popen([sys.executable, "-m", "batchdrop", "run", "--once", "--json"],
-                              cwd=example, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "batchdrop", "run", "--once", "--json"],
+            cwd=example,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
 
@@ -97,5 +118,6 @@ def test_two_runners_on_the_same_folders_never_load_a_file_twice(example: Path) 
     assert sorted(r["file"] for r in loaded) == [f"drop{i}.csv" for i in range(6)]
     assert len(notifications(example)) == 6
     assert sorted(p.name for p in (example / "archive").iterdir()) == [
-        f"drop{i}.csv" for i in range(6)]
+        f"drop{i}.csv" for i in range(6)
+    ]
     assert len(table_rows(example)) == 2000  # every drop carries the same keys

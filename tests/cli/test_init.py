@@ -26,8 +26,14 @@ def test_init_from_a_sample_infers_types_key_and_delimiter(tmp_path: Path) -> No
     assert "CHECK THE KEY: guessed order_id" in r.out
     cfg = yaml.safe_load((tmp_path / "batchdrop.yaml").read_text())
     types = {f["name"]: f["type"] for f in cfg["schema"]["fields"]}
-    assert types == {"order_id": "string", "placed_at": "datetime", "customer": "string",
-                     "total": "number", "paid": "boolean", "ship_date": "date"}
+    assert types == {
+        "order_id": "string",
+        "placed_at": "datetime",
+        "customer": "string",
+        "total": "number",
+        "paid": "boolean",
+        "ship_date": "date",
+    }
     assert cfg["table"]["partition_key"] == "order_id" and "sort_key" not in cfg["table"]
     assert cfg["csv"] == {"delimiter": ";"}
     required = {f["name"] for f in cfg["schema"]["fields"] if f.get("constraints")}

@@ -73,8 +73,13 @@ class LocalEnv(Env):
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         return {loc: str(self.root / loc) for loc in LOCATIONS} | {
-            "table": {"url": f"sqlite:///{self.root}/db.sqlite", "name": "students",
-                      "partition_key": "student_id", "sort_key": "course"}}
+            "table": {
+                "url": f"sqlite:///{self.root}/db.sqlite",
+                "name": "students",
+                "partition_key": "student_id",
+                "sort_key": "course",
+            }
+        }
 
     def drop(self, name: str, data: bytes) -> None:
         p = self.root / "inbound" / name
@@ -102,8 +107,10 @@ class LocalEnv(Env):
             return []
         finally:
             pass
-        out = [{k: (None if r[k] is None else str(r[k])) for k in r.keys()
-                if not k.startswith("_batchdrop")} for r in rows]
+        out = [
+            {k: None if r[k] is None else str(r[k]) for k in r.keys() if k[0] != "_"}  # noqa: SIM118
+            for r in rows
+        ]
         conn.close()
         return out
 
@@ -126,19 +133,28 @@ class AwsEnv(Env):
         self.table = f"students-{suffix}"
         self.ledger = f"ledger-{suffix}"
         self.ddb.create_table(
-            TableName=self.table, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"}
-                                  for k in ("student_id", "course")],
-            KeySchema=[{"AttributeName": "student_id", "KeyType": "HASH"},
-                       {"AttributeName": "course", "KeyType": "RANGE"}])
+            TableName=self.table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": k, "AttributeType": "S"} for k in ("student_id", "course")
+            ],
+            KeySchema=[
+                {"AttributeName": "student_id", "KeyType": "HASH"},
+                {"AttributeName": "course", "KeyType": "RANGE"},
+            ],
+        )
         self.ddb.create_table(**ledger_table_spec(self.ledger))
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         return {loc: f"s3://{b}/drop/" for loc, b in self.buckets.items()} | {
-            "table": {"url": f"dynamodb://{self.table}", "partition_key": "student_id",
-                      "sort_key": "course"},
+            "table": {
+                "url": f"dynamodb://{self.table}",
+                "partition_key": "student_id",
+                "sort_key": "course",
+            },
             "ledger": f"dynamodb://{self.ledger}",
-            "aws": {"endpoint_url": self.endpoint, "region": "us-east-1"}}
+            "aws": {"endpoint_url": self.endpoint, "region": "us-east-1"},
+        }
 
     def drop(self, name: str, data: bytes) -> None:
         self.s3.put_object(Bucket=self.buckets["inbound"], Key="drop/" + name, Body=data)
@@ -155,15 +171,19 @@ class AwsEnv(Env):
         reply = self.ddb.scan(TableName=self.table, ConsistentRead=True)  # tests only
         out = []
         for item in reply["Items"]:
-            row = {k: str(next(iter(v.values()))) for k, v in item.items()
-                   if not k.startswith("_batchdrop")}
+            row = {
+                k: str(next(iter(v.values())))
+                for k, v in item.items()
+                if not k.startswith("_batchdrop")
+            }
             out.append(row)
         return sorted(out, key=lambda r: (r["student_id"], r["course"]))
 
 
 @pytest.fixture(params=["local", "local-writer", "aws"])
-def env(request: pytest.FixtureRequest, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+def env(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Env]:
     if request.param.startswith("local"):
         if request.param == "local-writer":  # every file through the SQLite writer process
             from batchdrop.tables import sqlite_load

@@ -17,15 +17,13 @@ def test_corpus_file_outcome(env: Env, name: str) -> None:
     receipt = env.pipeline().process(name)
 
     assert receipt.status == want["status"], receipt.reason
-    counts = (receipt.rows_read, receipt.rows_loaded, receipt.rows_rejected,
-              receipt.rows_duplicate)
+    counts = (receipt.rows_read, receipt.rows_loaded, receipt.rows_rejected, receipt.rows_duplicate)
     assert counts == (want["read"], want["loaded"], want["rejected"], want["duplicate"])
     assert receipt.reconciles
     got = [(e["line"], e["column"], e["reason"]) for e in receipt.errors]
     expected_errors = want.get("errors", [])
     assert len(got) == len(expected_errors), got
-    for (line, column, reason), (wline, wcolumn, wphrase) in zip(got, expected_errors,
-                                                                  strict=True):
+    for (line, column, reason), (wline, wcolumn, wphrase) in zip(got, expected_errors, strict=True):
         assert (line, column) == (wline, wcolumn)
         assert wphrase in reason
     if "reason" in want:
@@ -55,8 +53,10 @@ def test_rows_land_typed(env: Env) -> None:
     assert receipt.status == "loaded"
     items = env.items()
     assert [(i["student_id"], i["course"]) for i in items] == [
-        ("A10001", "Military Medicine"), ("A10002", "Modern Forensics"),
-        ("A10002", "Science Of Deduction")]
+        ("A10001", "Military Medicine"),
+        ("A10002", "Modern Forensics"),
+        ("A10002", "Science Of Deduction"),
+    ]
     first = items[0]
     assert first["credits"] == "5" and first["grade"] == "3.5" and first["enrolled"] == "2026-09-01"
     assert items[1].get("credits") is None  # missing values are not stored as text

@@ -43,30 +43,45 @@ def test_reject_file_lists_every_invalid_row_not_just_the_first(env: Env) -> Non
     assert len(report) == 3
 
 
-@pytest.mark.parametrize(("limit", "status"), [(1, "loaded_with_rejects"), (0, "rejected"),
-                                               ("34%", "loaded_with_rejects"),
-                                               ("33%", "rejected")])
+@pytest.mark.parametrize(
+    ("limit", "status"),
+    [
+        (1, "loaded_with_rejects"),
+        (0, "rejected"),
+        ("34%", "loaded_with_rejects"),
+        ("33%", "rejected"),
+    ],
+)
 def test_max_rejected_is_a_count_or_a_percentage(env: Env, limit: object, status: str) -> None:
     env.drop("batch.csv", csv(*GOOD, "A1003,Bad,Row,Opera,1,,"))
     receipt = env.pipeline(env.config(on_error="skip_rows", max_rejected=limit)).process(
-        "batch.csv")
+        "batch.csv"
+    )
 
     assert receipt.status == status
     assert len(env.items()) == (2 if status == "loaded_with_rejects" else 0)
 
 
-@pytest.mark.parametrize(("policy", "fname", "loaded", "dups", "rejected"), [
-    ("last_wins", "Johnny", 2, 1, 0),
-    ("first_wins", "John", 2, 1, 0),
-    ("reject", "John", 2, 0, 1),
-])
+@pytest.mark.parametrize(
+    ("policy", "fname", "loaded", "dups", "rejected"),
+    [
+        ("last_wins", "Johnny", 2, 1, 0),
+        ("first_wins", "John", 2, 1, 0),
+        ("reject", "John", 2, 0, 1),
+    ],
+)
 def test_duplicate_keys_follow_the_policy_and_are_counted(
-        env: Env, policy: str, fname: str, loaded: int, dups: int, rejected: int) -> None:
+    env: Env, policy: str, fname: str, loaded: int, dups: int, rejected: int
+) -> None:
     env.drop("dups.csv", (CORPUS / "duplicates.csv").read_bytes())
     receipt = env.pipeline(env.config(duplicates=policy)).process("dups.csv")
 
-    assert (receipt.rows_read, receipt.rows_loaded, receipt.rows_duplicate,
-            receipt.rows_rejected) == (3, loaded, dups, rejected)
+    assert (
+        receipt.rows_read,
+        receipt.rows_loaded,
+        receipt.rows_duplicate,
+        receipt.rows_rejected,
+    ) == (3, loaded, dups, rejected)
     assert receipt.reconciles
     watson = [i for i in env.items() if i["student_id"] == "A10001"]
     assert len(watson) == 1 and watson[0]["fname"] == fname
@@ -79,8 +94,7 @@ def test_duplicates_across_batches_are_found(env: Env) -> None:
     rows = [f"A{10000 + i},N{i},L,C{i % 3},1,," for i in range(30)]
     rows.append("A10004,Again,L,C1,1,,")  # repeats line 6's key, several batches later
     env.drop("many.csv", csv(*rows))
-    receipt = env.pipeline(env.config(batch_size=4, duplicates="first_wins")).process(
-        "many.csv")
+    receipt = env.pipeline(env.config(batch_size=4, duplicates="first_wins")).process("many.csv")
 
     assert (receipt.rows_loaded, receipt.rows_duplicate) == (30, 1)
     assert len(env.items()) == 30
@@ -123,8 +137,7 @@ def test_changed_content_under_the_same_name_is_loaded_and_never_overwrites(env:
     assert second.status == "loaded"
     archived = env.names("archive")
     assert len(archived) == 2 and "a.csv" in archived
-    assert sorted(env.read("archive", n) for n in archived) == sorted(
-        [csv(GOOD[0]), csv(GOOD[1])])
+    assert sorted(env.read("archive", n) for n in archived) == sorted([csv(GOOD[0]), csv(GOOD[1])])
     assert len(env.items()) == 2
 
 
@@ -158,7 +171,8 @@ def test_validate_is_a_dry_run(env: Env) -> None:
 def test_validate_counts_duplicates_like_a_load(env: Env) -> None:
     env.drop("dups.csv", (CORPUS / "duplicates.csv").read_bytes())
     receipt = env.pipeline(env.config(duplicates="reject", on_error="reject_file")).process(
-        "dups.csv", dry_run=True)
+        "dups.csv", dry_run=True
+    )
 
     assert receipt.status == "rejected"
     assert receipt.errors[0]["line"] == 3

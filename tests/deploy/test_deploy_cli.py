@@ -53,18 +53,31 @@ def test_deploy_again_then_destroy(aws_env: str, tmp_path: Path, unique: str) ->
     zip_path = tmp_path / "fn.zip"
     assert run(path, "package", "-o", str(zip_path), "--without-dependencies").exit_code == 0
     stack = f"cli-{unique}"
-    first = run(path, "deploy", "--stack", stack, "--package", str(zip_path),
-                "--email", "ops@example.com")
+    first = run(
+        path, "deploy", "--stack", stack, "--package", str(zip_path), "--email", "ops@example.com"
+    )
     assert first.exit_code == 0, first.output
     assert "CREATE_COMPLETE" in first.output
     assert f"InboundBucket    {stack}-inbound-123456789012-us-east-1" in first.output
-    second = run(path, "deploy", "--stack", stack, "--package", str(zip_path),
-                 "--email", "ops@example.com")
+    second = run(
+        path, "deploy", "--stack", stack, "--package", str(zip_path), "--email", "ops@example.com"
+    )
     assert second.exit_code == 0 and "no changes" in second.output
     refused = run(path, "destroy", "--stack", stack, input="n\n")
     assert refused.exit_code == 1 and "Aborted" in refused.output
-    assert "no changes" in run(path, "deploy", "--stack", stack, "--package", str(zip_path),
-                               "--email", "ops@example.com").output  # still there
+    assert (
+        "no changes"
+        in run(
+            path,
+            "deploy",
+            "--stack",
+            stack,
+            "--package",
+            str(zip_path),
+            "--email",
+            "ops@example.com",
+        ).output
+    )  # still there
     gone = run(path, "destroy", "--stack", stack, "--yes")
     assert gone.exit_code == 0, gone.output
     assert f"deleted stack {stack}" in gone.output

@@ -30,14 +30,21 @@ def resolve_notification(template: dict[str, Any], queue_arn: str) -> dict[str, 
     moto's CloudFormation does not apply a bucket's NotificationConfiguration, so the test
     applies exactly what the template says (the template tests check its content)."""
     note = template["Resources"]["InboundBucket"]["Properties"]["NotificationConfiguration"]
-    return {"QueueConfigurations": [
-        {"QueueArn": queue_arn, "Events": [c["Event"]],
-         "Filter": {"Key": {"FilterRules": c["Filter"]["S3Key"]["Rules"]}}}
-        for c in note["QueueConfigurations"]]}
+    return {
+        "QueueConfigurations": [
+            {
+                "QueueArn": queue_arn,
+                "Events": [c["Event"]],
+                "Filter": {"Key": {"FilterRules": c["Filter"]["S3Key"]["Rules"]}},
+            }
+            for c in note["QueueConfigurations"]
+        ]
+    }
 
 
-def test_deploy_upload_worker_rows_archive_receipt(aws_env: str, tmp_path: Path,
-                                                   unique: str) -> None:
+def test_deploy_upload_worker_rows_archive_receipt(
+    aws_env: str, tmp_path: Path, unique: str
+) -> None:
     from batchdrop.aws.handler import Runtime
     from batchdrop.aws.worker import Worker
 
@@ -50,50 +57,72 @@ def test_deploy_upload_worker_rows_archive_receipt(aws_env: str, tmp_path: Path,
 
     s3, sqs, sns = (boto3.client(n, region_name="us-east-1") for n in ("s3", "sqs", "sns"))
     queue_arn = sqs.get_queue_attributes(QueueUrl=out["Queue"], AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
+        "Attributes"
+    ]["QueueArn"]
     s3.put_bucket_notification_configuration(
         Bucket=out["InboundBucket"],
-        NotificationConfiguration=resolve_notification(build_template(config, settings),
-                                                       queue_arn))
+        NotificationConfiguration=resolve_notification(build_template(config, settings), queue_arn),
+    )
     # a subscriber to the stack's topic, to read the receipt back
     inbox = sqs.create_queue(QueueName=f"receipts-{unique}")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=out["Topic"], Protocol="sqs", Endpoint=inbox_arn,
-                  Attributes={"RawMessageDelivery": "false"})
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=out["Topic"],
+        Protocol="sqs",
+        Endpoint=inbox_arn,
+        Attributes={"RawMessageDelivery": "false"},
+    )
 
     s3.upload_file(str(EXAMPLE / "students.csv"), out["InboundBucket"], "students.csv")
 
     # the worker runs with exactly the environment the stack gives the function
     env = boto3.client("lambda", region_name="us-east-1").get_function_configuration(
-        FunctionName=out["Function"])["Environment"]["Variables"]
+        FunctionName=out["Function"]
+    )["Environment"]["Variables"]
     runtime_config = load_config(EXAMPLE / "batchdrop.yaml", environ=env)
     stats = Worker(Runtime(runtime_config), out["Queue"], wait_seconds=1).run(until_empty=True)
     assert stats.received >= 1 and stats.failed == 0
 
     ddb = boto3.client("dynamodb", region_name="us-east-1")
-    items = ddb.query(TableName=out["Table"], KeyConditionExpression="student_id = :s",
-                      ExpressionAttributeValues={":s": {"S": "A10002"}})["Items"]
+    items = ddb.query(
+        TableName=out["Table"],
+        KeyConditionExpression="student_id = :s",
+        ExpressionAttributeValues={":s": {"S": "A10002"}},
+    )["Items"]
     assert sorted(i["course"]["S"] for i in items) == [
-        "Chemistry, Advanced", "Modern Forensics", "Science Of Deduction"]
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=out["InboundBucket"]).get(
-        "Contents", [])] == []
+        "Chemistry, Advanced",
+        "Modern Forensics",
+        "Science Of Deduction",
+    ]
+    assert [
+        o["Key"] for o in s3.list_objects_v2(Bucket=out["InboundBucket"]).get("Contents", [])
+    ] == []
     archived = [o["Key"] for o in s3.list_objects_v2(Bucket=out["ArchiveBucket"])["Contents"]]
     assert archived == ["students.csv"]
 
-    messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                   MessageAttributeNames=["All"]).get("Messages", [])
+    messages = sqs.receive_message(
+        QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+    ).get("Messages", [])
     envelopes = [json.loads(m["Body"]) for m in messages]
     assert len(envelopes) == 1
-    assert envelopes[0]["MessageAttributes"]["status"]["Value"] in (
-        "loaded", "loaded_with_rejects")
+    assert envelopes[0]["MessageAttributes"]["status"]["Value"] in ("loaded", "loaded_with_rejects")
     receipt = json.loads(envelopes[0]["Message"])
     assert "students.csv" in json.dumps(receipt)
-    loaded = sum(len(p["Items"]) for p in ddb.get_paginator("query").paginate(
-        TableName=out["Table"], KeyConditionExpression="student_id = :s",
-        ExpressionAttributeValues={":s": {"S": "A10001"}}))
+    loaded = sum(
+        len(p["Items"])
+        for p in ddb.get_paginator("query").paginate(
+            TableName=out["Table"],
+            KeyConditionExpression="student_id = :s",
+            ExpressionAttributeValues={":s": {"S": "A10001"}},
+        )
+    )
     assert loaded == 2
-    runs = ddb.query(TableName=out["LedgerTable"], IndexName="runs",
-                     KeyConditionExpression="run_list = :r",
-                     ExpressionAttributeValues={":r": {"S": "runs"}})["Items"]
+    runs = ddb.query(
+        TableName=out["LedgerTable"],
+        IndexName="runs",
+        KeyConditionExpression="run_list = :r",
+        ExpressionAttributeValues={":r": {"S": "runs"}},
+    )["Items"]
     assert len(runs) == 1

@@ -49,13 +49,17 @@ def test_package_holds_batchdrop_and_the_config_and_is_reproducible(tmp_path: Pa
     assert "MB zipped" in first.describe()
     # a different config is a different package, hence a different S3 key
     other = make_config(tmp_path, {"memory_mb": 512})
-    assert build_package(other, settings, tmp_path / "c.zip",
-                         with_dependencies=False).sha256 != first.sha256
+    assert (
+        build_package(other, settings, tmp_path / "c.zip", with_dependencies=False).sha256
+        != first.sha256
+    )
 
 
 def test_prune_removes_runtime_provided_distributions(tmp_path: Path) -> None:
-    for dist, files in {"boto3-1.0": ["boto3/__init__.py"],
-                        "pydantic-2.0": ["pydantic/__init__.py"]}.items():
+    for dist, files in {
+        "boto3-1.0": ["boto3/__init__.py"],
+        "pydantic-2.0": ["pydantic/__init__.py"],
+    }.items():
         name = dist.split("-")[0]
         info = tmp_path / f"{dist}.dist-info"
         info.mkdir()
@@ -69,13 +73,19 @@ def test_prune_removes_runtime_provided_distributions(tmp_path: Path) -> None:
     (tmp_path / "pydantic" / "__pycache__").mkdir()
     prune(tmp_path)
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-    assert left == ["pydantic", "pydantic-2.0.dist-info", "pydantic-2.0.dist-info/METADATA",
-                    "pydantic-2.0.dist-info/RECORD", "pydantic/__init__.py"]
+    assert left == [
+        "pydantic",
+        "pydantic-2.0.dist-info",
+        "pydantic-2.0.dist-info/METADATA",
+        "pydantic-2.0.dist-info/RECORD",
+        "pydantic/__init__.py",
+    ]
 
 
 @pytest.mark.parametrize("arch, marker", [("arm64", "aarch64")])
-def test_real_build_has_linux_binaries_for_the_architecture(tmp_path: Path, arch: str,
-                                                            marker: str) -> None:
+def test_real_build_has_linux_binaries_for_the_architecture(
+    tmp_path: Path, arch: str, marker: str
+) -> None:
     """Fetches wheels with pip (network): pydantic-core must be the Linux build for ``arch``."""
     config = make_config(tmp_path, {"architecture": arch})
     built = build_package(config, deploy_settings(config), tmp_path / "lambda.zip")

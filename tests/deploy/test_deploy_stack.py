@@ -27,8 +27,9 @@ def client(name: str) -> Any:
     return boto3.client(name, region_name="us-east-1")
 
 
-def deploy(tmp: Path, stack: str, deploy_cfg: dict[str, Any] | None = None,
-           lines: list[str] | None = None) -> tuple[Config, StackClient, Any]:
+def deploy(
+    tmp: Path, stack: str, deploy_cfg: dict[str, Any] | None = None, lines: list[str] | None = None
+) -> tuple[Config, StackClient, Any]:
     config = make_config(tmp, deploy_cfg)
     settings = deploy_settings(config)
     package = build_package(config, settings, tmp / "lambda.zip", with_dependencies=False)
@@ -37,13 +38,17 @@ def deploy(tmp: Path, stack: str, deploy_cfg: dict[str, Any] | None = None,
     return config, sc, sc.deploy(config, settings, stack, package)
 
 
-def test_deploy_creates_the_resources_with_their_settings(aws_env: str, tmp_path: Path,
-                                                          unique: str) -> None:
+def test_deploy_creates_the_resources_with_their_settings(
+    aws_env: str, tmp_path: Path, unique: str
+) -> None:
     stack = f"bd-{unique}"
     lines: list[str] = []
-    _, _, result = deploy(tmp_path, stack, {"memory_mb": 512, "timeout_s": 120,
-                                            "sequential": True, "log_retention_days": 14},
-                          lines)
+    _, _, result = deploy(
+        tmp_path,
+        stack,
+        {"memory_mb": 512, "timeout_s": 120, "sequential": True, "log_retention_days": 14},
+        lines,
+    )
     assert result.changed
     out = result.outputs
     assert out["InboundBucket"] == f"{stack}-inbound-123456789012-us-east-1"
@@ -51,8 +56,10 @@ def test_deploy_creates_the_resources_with_their_settings(aws_env: str, tmp_path
 
     ddb = client("dynamodb")
     table = ddb.describe_table(TableName=out["Table"])["Table"]
-    assert table["KeySchema"] == [{"AttributeName": "student_id", "KeyType": "HASH"},
-                                  {"AttributeName": "course", "KeyType": "RANGE"}]
+    assert table["KeySchema"] == [
+        {"AttributeName": "student_id", "KeyType": "HASH"},
+        {"AttributeName": "course", "KeyType": "RANGE"},
+    ]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ledger = ddb.describe_table(TableName=out["LedgerTable"])["Table"]
     assert [i["IndexName"] for i in ledger["GlobalSecondaryIndexes"]] == ["runs"]
@@ -60,21 +67,28 @@ def test_deploy_creates_the_resources_with_their_settings(aws_env: str, tmp_path
     sqs = client("sqs")
     attrs = sqs.get_queue_attributes(QueueUrl=out["Queue"], AttributeNames=["All"])["Attributes"]
     assert attrs["VisibilityTimeout"] == "720"
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=out["DeadLetterQueue"],
-                                       AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=out["DeadLetterQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
     assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
 
     lam = client("lambda")
     fn = lam.get_function_configuration(FunctionName=out["Function"])
     assert (fn["Runtime"], fn["Handler"], fn["MemorySize"], fn["Timeout"]) == (
-        "python3.12", "batchdrop.aws.handler.handler", 512, 120)
+        "python3.12",
+        "batchdrop.aws.handler.handler",
+        512,
+        120,
+    )
     env = fn["Environment"]["Variables"]
     assert env["BATCHDROP_TABLE__URL"] == f"dynamodb://{out['Table']}"
     assert env["BATCHDROP_INBOUND"] == f"s3://{out['InboundBucket']}/incoming/"
     assert env["BATCHDROP_ARCHIVE"] == f"s3://{out['ArchiveBucket']}/done/"
     assert json.loads(env["BATCHDROP_NOTIFY"])[0] == f"sns://{out['Topic']}"
-    assert lam.get_function_concurrency(FunctionName=out["Function"])[
-        "ReservedConcurrentExecutions"] == 1
+    assert (
+        lam.get_function_concurrency(FunctionName=out["Function"])["ReservedConcurrentExecutions"]
+        == 1
+    )
     mappings = lam.list_event_source_mappings(FunctionName=out["Function"])["EventSourceMappings"]
     assert [m["EventSourceArn"] for m in mappings] == [attrs["QueueArn"]]
 
@@ -87,8 +101,9 @@ def test_deploy_creates_the_resources_with_their_settings(aws_env: str, tmp_path
     assert [g.get("retentionInDays") for g in groups] == [14]
 
 
-def test_a_second_deploy_with_nothing_changed_changes_nothing(aws_env: str, tmp_path: Path,
-                                                              unique: str) -> None:
+def test_a_second_deploy_with_nothing_changed_changes_nothing(
+    aws_env: str, tmp_path: Path, unique: str
+) -> None:
     stack = f"bd-{unique}"
     config, sc, first = deploy(tmp_path, stack)
     cfn = client("cloudformation")
@@ -96,8 +111,9 @@ def test_a_second_deploy_with_nothing_changed_changes_nothing(aws_env: str, tmp_
     events = len(cfn.describe_stack_events(StackName=stack)["StackEvents"])
     lines: list[str] = []
     sc.echo = lines.append
-    package = build_package(config, deploy_settings(config), tmp_path / "again.zip",
-                            with_dependencies=False)
+    package = build_package(
+        config, deploy_settings(config), tmp_path / "again.zip", with_dependencies=False
+    )
     second = sc.deploy(config, deploy_settings(config), stack, package)
     assert not second.changed
     assert second.outputs == first.outputs
@@ -108,7 +124,8 @@ def test_a_second_deploy_with_nothing_changed_changes_nothing(aws_env: str, tmp_
     assert len(cfn.describe_stack_events(StackName=stack)["StackEvents"]) == events
     assert cfn.list_change_sets(StackName=stack).get("Summaries", []) == [] or all(
         s["ExecutionStatus"] == "EXECUTE_COMPLETE"
-        for s in cfn.list_change_sets(StackName=stack)["Summaries"])
+        for s in cfn.list_change_sets(StackName=stack)["Summaries"]
+    )
 
 
 def test_a_changed_setting_updates_the_stack(aws_env: str, tmp_path: Path, unique: str) -> None:
@@ -118,12 +135,15 @@ def test_a_changed_setting_updates_the_stack(aws_env: str, tmp_path: Path, uniqu
     assert result.changed
     fn = client("lambda").get_function_configuration(FunctionName=result.outputs["Function"])
     assert fn["MemorySize"] == 2048
-    assert client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0][
-        "StackStatus"] == "UPDATE_COMPLETE"
+    assert (
+        client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        == "UPDATE_COMPLETE"
+    )
 
 
 def test_destroy_removes_the_stack_and_keeps_buckets_that_hold_files(
-        aws_env: str, tmp_path: Path, unique: str) -> None:
+    aws_env: str, tmp_path: Path, unique: str
+) -> None:
     stack = f"bd-{unique}"
     _, sc, result = deploy(tmp_path, stack)
     out = result.outputs
@@ -136,15 +156,18 @@ def test_destroy_removes_the_stack_and_keeps_buckets_that_hold_files(
     assert out["ArchiveBucket"] in names
     assert not {out["InboundBucket"], out["ErrorsBucket"]} & names
     assert out["Table"] not in client("dynamodb").list_tables()["TableNames"]
-    assert out["Function"] not in {f["FunctionName"] for f in
-                                   client("lambda").list_functions()["Functions"]}
+    assert out["Function"] not in {
+        f["FunctionName"] for f in client("lambda").list_functions()["Functions"]
+    }
     # kept buckets no longer notify a queue that is gone
     assert "QueueConfigurations" not in s3.get_bucket_notification_configuration(
-        Bucket=out["ArchiveBucket"])
+        Bucket=out["ArchiveBucket"]
+    )
 
 
-def test_destroy_force_deletes_buckets_with_their_files(aws_env: str, tmp_path: Path,
-                                                        unique: str) -> None:
+def test_destroy_force_deletes_buckets_with_their_files(
+    aws_env: str, tmp_path: Path, unique: str
+) -> None:
     stack = f"bd-{unique}"
     _, sc, result = deploy(tmp_path, stack, {"versioning": True})
     s3 = client("s3")
@@ -169,28 +192,56 @@ def test_an_empty_change_set_is_deleted(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
     config = make_config(tmp_path)
     settings = DeploySettings(artifact_bucket="artifacts")
-    sc = StackClient(config, poll=0, echo=lambda _: None,
-                     session=boto3.session.Session(region_name="us-east-1"))
+    sc = StackClient(
+        config, poll=0, echo=lambda _: None, session=boto3.session.Session(region_name="us-east-1")
+    )
     stack_id = "arn:aws:cloudformation:us-east-1:1:stack/s/1"
     cs_id = "arn:aws:cloudformation:us-east-1:1:changeSet/c/1"
     package = Package(tmp_path / "p.zip", 1, 1, "ab" * 32, 1)
     with Stubber(sc.s3) as s3, Stubber(sc.cfn) as cfn:
         s3.add_response("head_bucket", {}, {"Bucket": "artifacts"})
-        s3.add_response("head_object", {}, {"Bucket": "artifacts", "Key": "s/" + "ab" * 16
-                                            + ".zip"})
-        cfn.add_response("describe_stacks", {"Stacks": [{
-            "StackName": "s", "StackId": stack_id, "StackStatus": "UPDATE_COMPLETE",
-            "CreationTime": "2026-01-01T00:00:00Z"}]})
+        s3.add_response(
+            "head_object", {}, {"Bucket": "artifacts", "Key": "s/" + "ab" * 16 + ".zip"}
+        )
+        cfn.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "s",
+                        "StackId": stack_id,
+                        "StackStatus": "UPDATE_COMPLETE",
+                        "CreationTime": "2026-01-01T00:00:00Z",
+                    }
+                ]
+            },
+        )
         cfn.add_response("create_change_set", {"Id": cs_id, "StackId": stack_id})
-        cfn.add_response("describe_change_set", {
-            "Status": "FAILED", "ChangeSetId": cs_id, "StackName": "s",
-            "StatusReason": "The submitted information didn't contain changes. Submit "
-                            "different information to create a change set."})
+        cfn.add_response(
+            "describe_change_set",
+            {
+                "Status": "FAILED",
+                "ChangeSetId": cs_id,
+                "StackName": "s",
+                "StatusReason": "The submitted information didn't contain changes. Submit "
+                "different information to create a change set.",
+            },
+        )
         cfn.add_response("delete_change_set", {}, {"ChangeSetName": cs_id, "StackName": "s"})
-        cfn.add_response("describe_stacks", {"Stacks": [{
-            "StackName": "s", "StackId": stack_id, "StackStatus": "UPDATE_COMPLETE",
-            "CreationTime": "2026-01-01T00:00:00Z",
-            "Outputs": [{"OutputKey": "Table", "OutputValue": "t"}]}]})
+        cfn.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "s",
+                        "StackId": stack_id,
+                        "StackStatus": "UPDATE_COMPLETE",
+                        "CreationTime": "2026-01-01T00:00:00Z",
+                        "Outputs": [{"OutputKey": "Table", "OutputValue": "t"}],
+                    }
+                ]
+            },
+        )
         cfn.add_response("get_template", {"TemplateBody": "Outputs:\n  Table: {Value: t}\n"})
         result = sc.deploy(config, settings, "s", package)
         cfn.assert_no_pending_responses()
@@ -201,19 +252,26 @@ def test_a_failed_change_set_is_an_error(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
     config = make_config(tmp_path)
-    sc = StackClient(config, poll=0, echo=lambda _: None,
-                     session=boto3.session.Session(region_name="us-east-1"))
+    sc = StackClient(
+        config, poll=0, echo=lambda _: None, session=boto3.session.Session(region_name="us-east-1")
+    )
     cs_id = "arn:aws:cloudformation:us-east-1:1:changeSet/c/1"
     with Stubber(sc.s3) as s3, Stubber(sc.cfn) as cfn:
         s3.add_response("head_bucket", {})
         s3.add_response("head_object", {})
         cfn.add_client_error("describe_stacks", "ValidationError", "Stack with id s does not exist")
         cfn.add_response("create_change_set", {"Id": cs_id, "StackId": "sid"})
-        cfn.add_response("describe_change_set", {"Status": "FAILED", "ChangeSetId": cs_id,
-                                                 "StatusReason": "Bucket name is taken"})
+        cfn.add_response(
+            "describe_change_set",
+            {"Status": "FAILED", "ChangeSetId": cs_id, "StatusReason": "Bucket name is taken"},
+        )
         with pytest.raises(DeployError, match="change set for s failed: Bucket name is taken"):
-            sc.deploy(config, DeploySettings(artifact_bucket="artifacts"), "s",
-                      Package(tmp_path / "p.zip", 1, 1, "cd" * 32, 1))
+            sc.deploy(
+                config,
+                DeploySettings(artifact_bucket="artifacts"),
+                "s",
+                Package(tmp_path / "p.zip", 1, 1, "cd" * 32, 1),
+            )
 
 
 def test_the_stack_with_the_api_deploys(aws_env: str, tmp_path: Path, unique: str) -> None:
@@ -224,7 +282,8 @@ def test_the_stack_with_the_api_deploys(aws_env: str, tmp_path: Path, unique: st
     fn = client("lambda").get_function_configuration(FunctionName=result.outputs["ApiFunction"])
     assert fn["Handler"] == "batchdrop.api.lambda_handler.handler"
     assert fn["Environment"]["Variables"]["BATCHDROP_TABLE__URL"] == (
-        f"dynamodb://{result.outputs['Table']}")
+        f"dynamodb://{result.outputs['Table']}"
+    )
     role = fn["Role"].rsplit("/", 1)[1]
     iam = client("iam")
     [policy] = iam.list_role_policies(RoleName=role)["PolicyNames"]
@@ -232,5 +291,9 @@ def test_the_stack_with_the_api_deploys(aws_env: str, tmp_path: Path, unique: st
     if isinstance(doc, str):  # moto returns the inline policy as a Python literal
         doc = ast.literal_eval(urllib.parse.unquote(doc))
     actions = {a for st in doc["Statement"] for a in st["Action"]}
-    assert actions == {"dynamodb:GetItem", "dynamodb:Query", "logs:CreateLogStream",
-                       "logs:PutLogEvents"}
+    assert actions == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }

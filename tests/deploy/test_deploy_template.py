@@ -21,8 +21,10 @@ from batchdrop.tables.dynamodb_ledger import ledger_table_spec
 from .configs import VARIANTS, make_config
 
 # checkov pins an old boto3, so `make test` keeps it in a virtualenv of its own (.venv-checkov)
-CHECKOV = Path(os.environ.get("CHECKOV") or
-               Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov")
+CHECKOV = Path(
+    os.environ.get("CHECKOV")
+    or Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
+)
 
 
 def template_for(tmp: Path, deploy: dict[str, Any] | None = None, **changes: Any) -> dict:
@@ -72,12 +74,28 @@ def test_checkov_passes_every_variant_and_every_skip_has_a_reason(tmp_path: Path
         (out / f"{name}.yaml").write_text(to_yaml(template_for(tmp_path / name, deploy)))
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
     done = subprocess.run(
-        [str(CHECKOV), "-d", str(out), "--framework", "cloudformation", "--output", "json",
-         "--skip-download"], capture_output=True, text=True, env=env, check=False)
+        [
+            str(CHECKOV),
+            "-d",
+            str(out),
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
+            "--skip-download",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     report = json.loads(done.stdout)
     reports = report if isinstance(report, list) else [report]
-    failed = [(c["check_id"], c["resource"], c["file_path"])
-              for r in reports for c in r["results"]["failed_checks"]]
+    failed = [
+        (c["check_id"], c["resource"], c["file_path"])
+        for r in reports
+        for c in r["results"]["failed_checks"]
+    ]
     assert failed == []
     assert done.returncode == 0
     passed = sum(len(r["results"]["passed_checks"]) for r in reports)
@@ -89,27 +107,39 @@ def test_checkov_passes_every_variant_and_every_skip_has_a_reason(tmp_path: Path
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_iam_has_no_wildcard_action_and_no_wildcard_resource_but_xray(
-        tmp_path: Path, variant: str) -> None:
+    tmp_path: Path, variant: str
+) -> None:
     for role, st in statements(template_for(tmp_path, VARIANTS[variant])):
         assert st["Effect"] == "Allow"
         for action in st["Action"]:
             assert "*" not in action, (role, action)
         for resource in st["Resource"]:
             if resource == "*":  # X-Ray supports no resource-level permissions
-                assert set(st["Action"]) <= {"xray:PutTraceSegments",
-                                             "xray:PutTelemetryRecords"}
+                assert set(st["Action"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
             else:
                 assert "*" not in json.dumps(resource) or json.dumps(resource).endswith(
-                    ('*"]]}', '"*"]]}')), (role, resource)  # objects under a bucket, indexes
+                    ('*"]]}', '"*"]]}')
+                ), (role, resource)  # objects under a bucket, indexes
 
 
 RUNTIME_ACTIONS = {
-    "s3:GetObject", "s3:GetObjectTagging", "s3:ListBucket", "s3:PutObject",
+    "s3:GetObject",
+    "s3:GetObjectTagging",
+    "s3:ListBucket",
+    "s3:PutObject",
     "s3:GetBucketVersioning",
-    "s3:PutObjectTagging", "s3:DeleteObject", "s3:AbortMultipartUpload",
-    "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable",
-    "dynamodb:PutItem", "dynamodb:UpdateItem", "sns:Publish",
-    "logs:CreateLogStream", "logs:PutLogEvents",
+    "s3:PutObjectTagging",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:DescribeTable",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "sns:Publish",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
 }
 
 
@@ -127,13 +157,19 @@ def test_dependencies_have_no_cycle(tmp_path: Path, variant: str) -> None:
 def test_the_loader_may_call_exactly_what_the_runtime_calls(tmp_path: Path) -> None:
     queue = template_for(tmp_path)
     assert actions(queue) == RUNTIME_ACTIONS | {
-        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }
     direct = template_for(tmp_path, {"trigger": "direct"})
     assert actions(direct) == RUNTIME_ACTIONS | {"sqs:SendMessage"}
     versioned = template_for(tmp_path, {"versioning": True})
     assert actions(versioned) - actions(queue) == {
-        "s3:GetObjectVersion", "s3:GetObjectVersionTagging", "s3:DeleteObjectVersion",
-        "s3:ListBucketVersions"}
+        "s3:GetObjectVersion",
+        "s3:GetObjectVersionTagging",
+        "s3:DeleteObjectVersion",
+        "s3:ListBucketVersions",
+    }
     by_sid = {st["Sid"]: st for _, st in statements(queue)}
     # the write table is never given ledger writes, and the ledger never BatchWriteItem
     assert "dynamodb:PutItem" not in by_sid["WriteTable"]["Action"]
@@ -147,12 +183,17 @@ def test_the_loader_may_call_exactly_what_the_runtime_calls(tmp_path: Path) -> N
 
 def test_the_api_role_only_reads(tmp_path: Path) -> None:
     t = template_for(tmp_path, {"api": True})
-    assert actions(t, "ApiRole") == {"dynamodb:GetItem", "dynamodb:Query",
-                                     "logs:CreateLogStream", "logs:PutLogEvents"}
+    assert actions(t, "ApiRole") == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
     route = t["Resources"]["ApiRoute"]["Properties"]
     assert route["AuthorizationType"] == "AWS_IAM"
     assert t["Resources"]["ApiFunction"]["Properties"]["Handler"] == (
-        "batchdrop.api.lambda_handler.handler")
+        "batchdrop.api.lambda_handler.handler"
+    )
     perm = t["Resources"]["ApiInvokePermission"]["Properties"]
     assert perm["Principal"] == "apigateway.amazonaws.com"
     assert "${HttpApi}/*" in perm["SourceArn"]["Fn::Sub"]
@@ -163,20 +204,21 @@ def test_the_api_role_only_reads(tmp_path: Path) -> None:
 
 
 def test_queue_trigger(tmp_path: Path) -> None:
-    t = template_for(tmp_path, {"timeout_s": 600, "max_receive_count": 4,
-                                "max_concurrency": 5})
+    t = template_for(tmp_path, {"timeout_s": 600, "max_receive_count": 4, "max_concurrency": 5})
     res = t["Resources"]
     note = res["InboundBucket"]["Properties"]["NotificationConfiguration"]
     assert [c["Event"] for c in note["QueueConfigurations"]] == ["s3:ObjectCreated:*"] * 2
     assert [c["Filter"]["S3Key"]["Rules"] for c in note["QueueConfigurations"]] == [
         [{"Name": "prefix", "Value": "incoming/"}, {"Name": "suffix", "Value": ".csv"}],
-        [{"Name": "prefix", "Value": "incoming/"}, {"Name": "suffix", "Value": ".csv.gz"}]]
+        [{"Name": "prefix", "Value": "incoming/"}, {"Name": "suffix", "Value": ".csv.gz"}],
+    ]
     # the notification is set once the queue policy lets S3 send; the policy names the bucket
     # by its constructed ARN, not a GetAtt, so there is no cycle
     assert res["InboundBucket"]["DependsOn"] == ["QueuePolicy"]
     assert "InboundBucket" not in refs(res["QueuePolicy"])
     assert res["InboundBucket"]["Properties"]["BucketName"] == {
-        "Fn::Sub": "${AWS::StackName}-inbound-${AWS::AccountId}-${AWS::Region}"}
+        "Fn::Sub": "${AWS::StackName}-inbound-${AWS::AccountId}-${AWS::Region}"
+    }
     q = res["Queue"]["Properties"]
     assert q["VisibilityTimeout"] == 3600
     assert q["RedrivePolicy"]["maxReceiveCount"] == 4
@@ -190,7 +232,8 @@ def test_direct_trigger(tmp_path: Path) -> None:
     res = template_for(tmp_path, {"trigger": "direct"})["Resources"]
     note = res["InboundBucket"]["Properties"]["NotificationConfiguration"]
     assert [c["Function"] for c in note["LambdaConfigurations"]] == [
-        {"Fn::GetAtt": ["Function", "Arn"]}] * 2
+        {"Fn::GetAtt": ["Function", "Arn"]}
+    ] * 2
     assert res["InboundBucket"]["DependsOn"] == ["InvokePermission"]
     perm = res["InvokePermission"]["Properties"]
     assert perm["Principal"] == "s3.amazonaws.com"
@@ -219,19 +262,21 @@ def test_existing_buckets_are_used_not_created(tmp_path: Path) -> None:
     t = template_for(tmp_path, VARIANTS["existing-buckets"])
     assert of_type(t, "AWS::S3::Bucket") == {}
     env = t["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
-    assert env["BATCHDROP_INBOUND"] == {"Fn::Join": ["", ["s3://", "corp-inbound",
-                                                          "/incoming/"]]}
+    assert env["BATCHDROP_INBOUND"] == {"Fn::Join": ["", ["s3://", "corp-inbound", "/incoming/"]]}
     assert "corp-archive" in json.dumps([st for _, st in statements(t)])
 
 
 def test_tables_keys_and_billing(tmp_path: Path) -> None:
     t = template_for(tmp_path)
     table = t["Resources"]["Table"]["Properties"]
-    assert table["KeySchema"] == [{"AttributeName": "student_id", "KeyType": "HASH"},
-                                  {"AttributeName": "course", "KeyType": "RANGE"}]
+    assert table["KeySchema"] == [
+        {"AttributeName": "student_id", "KeyType": "HASH"},
+        {"AttributeName": "course", "KeyType": "RANGE"},
+    ]
     assert table["AttributeDefinitions"] == [
         {"AttributeName": "student_id", "AttributeType": "S"},
-        {"AttributeName": "course", "AttributeType": "S"}]
+        {"AttributeName": "course", "AttributeType": "S"},
+    ]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
     single = template_for(tmp_path, VARIANTS["no-sort-key"])["Resources"]
@@ -246,12 +291,16 @@ def test_tables_keys_and_billing(tmp_path: Path) -> None:
     assert ledger["KeySchema"] == spec["KeySchema"]
     assert ledger["AttributeDefinitions"] == spec["AttributeDefinitions"]
     assert ledger["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"] == {
-        "ReadCapacityUnits": 3, "WriteCapacityUnits": 7}
+        "ReadCapacityUnits": 3,
+        "WriteCapacityUnits": 7,
+    }
 
 
 def test_function_settings_and_environment(tmp_path: Path) -> None:
-    t = template_for(tmp_path, {"memory_mb": 2048, "timeout_s": 120, "architecture": "x86_64",
-                                "log_retention_days": 14})
+    t = template_for(
+        tmp_path,
+        {"memory_mb": 2048, "timeout_s": 120, "architecture": "x86_64", "log_retention_days": 14},
+    )
     p = t["Resources"]["Function"]["Properties"]
     assert (p["Runtime"], p["Handler"]) == ("python3.12", "batchdrop.aws.handler.handler")
     assert (p["MemorySize"], p["Timeout"], p["Architectures"]) == (2048, 120, ["x86_64"])
@@ -261,23 +310,34 @@ def test_function_settings_and_environment(tmp_path: Path) -> None:
     env = p["Environment"]["Variables"]
     assert env["BATCHDROP_TABLE__URL"] == {"Fn::Sub": "dynamodb://${Table}"}
     assert env["BATCHDROP_LEDGER"] == {"Fn::Sub": "dynamodb://${LedgerTable}"}
-    assert env["BATCHDROP_NOTIFY"] == {"Fn::Join": ["", [
-        '["sns://', {"Ref": "Topic"}, '"', ', "https://hooks.example.com/batchdrop"', "]"]]}
+    assert env["BATCHDROP_NOTIFY"] == {
+        "Fn::Join": [
+            "",
+            ['["sns://', {"Ref": "Topic"}, '"', ', "https://hooks.example.com/batchdrop"', "]"],
+        ]
+    }
     sequential = template_for(tmp_path, {"sequential": True})["Resources"]["Function"]
     assert sequential["Properties"]["ReservedConcurrentExecutions"] == 1
 
 
 def test_email_subscription_only_when_an_address_is_given(tmp_path: Path) -> None:
     assert of_type(template_for(tmp_path), "AWS::SNS::Subscription") == {}
-    subs = of_type(template_for(tmp_path, {"email": "ops@example.com"}),
-                   "AWS::SNS::Subscription")
+    subs = of_type(template_for(tmp_path, {"email": "ops@example.com"}), "AWS::SNS::Subscription")
     assert [s["Properties"]["Endpoint"] for s in subs.values()] == ["ops@example.com"]
 
 
 def test_outputs_name_every_resource_a_user_needs(tmp_path: Path) -> None:
     assert set(template_for(tmp_path)["Outputs"]) >= {
-        "InboundBucket", "ArchiveBucket", "ErrorsBucket", "Table", "LedgerTable", "Topic",
-        "Queue", "DeadLetterQueue", "Function"}
+        "InboundBucket",
+        "ArchiveBucket",
+        "ErrorsBucket",
+        "Table",
+        "LedgerTable",
+        "Topic",
+        "Queue",
+        "DeadLetterQueue",
+        "Function",
+    }
 
 
 def test_bad_settings_name_the_key(tmp_path: Path) -> None:
@@ -292,8 +352,11 @@ def test_bad_settings_name_the_key(tmp_path: Path) -> None:
 
 
 def test_a_boolean_key_cannot_be_deployed(tmp_path: Path) -> None:
-    config = make_config(tmp_path, table={"url": "dynamodb://t", "partition_key": "flag"},
-                         schema={"fields": [{"name": "flag", "type": "boolean"}]})
+    config = make_config(
+        tmp_path,
+        table={"url": "dynamodb://t", "partition_key": "flag"},
+        schema={"fields": [{"name": "flag", "type": "boolean"}]},
+    )
     with pytest.raises(ConfigError, match="boolean, which DynamoDB cannot use as a key"):
         build_template(config, deploy_settings(config))
 
@@ -302,6 +365,11 @@ def test_defaults_and_stack_name(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     s = deploy_settings(config, email="me@example.com")
     assert (s.trigger, s.architecture, s.billing, s.api, s.api_auth) == (
-        "queue", "arm64", "on_demand", False, "iam")
+        "queue",
+        "arm64",
+        "on_demand",
+        False,
+        "iam",
+    )
     assert s.email == "me@example.com"
     assert s.resolved_stack_name(config) == "batchdrop-students"

@@ -9,10 +9,13 @@ from batchdrop.config import load_config, parse_config
 from batchdrop.errors import ConfigError
 
 BASE: dict[str, Any] = {
-    "inbound": "in", "archive": "arc", "errors": "err",
+    "inbound": "in",
+    "archive": "arc",
+    "errors": "err",
     "table": {"url": "sqlite:///t.db", "partition_key": "id", "sort_key": "at"},
-    "schema": {"fields": [{"name": "id"}, {"name": "at", "type": "date"}, {"name": "n",
-                                                                           "type": "integer"}]},
+    "schema": {
+        "fields": [{"name": "id"}, {"name": "at", "type": "date"}, {"name": "n", "type": "integer"}]
+    },
 }
 
 
@@ -31,28 +34,44 @@ def error(**changes: Any) -> str:
 def test_defaults_are_the_documented_ones() -> None:
     c = parse()
     assert (c.on_error, c.duplicates, c.suffix, c.extra_columns) == (
-        "reject_file", "last_wins", ".csv", "reject")
+        "reject_file",
+        "last_wins",
+        ".csv",
+        "reject",
+    )
     assert c.schema_.missing_values == [""]
     assert c.notify == ["console"]
     assert c.key == ("id", "at") and c.ledger_url == "sqlite:///t.db"
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"on_error": "skip"}, "t.yaml: on_error: got 'skip'; Input should be 'reject_file' or"),
-    ({"duplicates": "x"}, "duplicates: got 'x'"),
-    ({"table": {"url": "mysql://x", "partition_key": "id"}},
-     "table.url: must be sqlite:///path/to/file.db or dynamodb://TABLE_NAME"),
-    ({"table": {"url": "sqlite:///t.db", "partition_key": "nope"}},
-     "table.partition_key 'nope' is not a field of the schema (fields: id, at, n)"),
-    ({"max_rejected": "ten"}, "max_rejected: must be a count (e.g. 100) or a percentage"),
-    ({"notify": ["slack"]}, "notify: 'slack' is not a notifier"),
-    ({"suffix": "csv"}, "suffix: must start with a dot"),
-    ({"colour": "blue"}, "colour: is not a batchdrop setting (check its spelling)"),
-    ({"schema": {"fields": [{"name": "id", "type": "text"}]}}, "schema.fields[0].type: got 'text'"),
-    ({"schema": {"fields": [{"name": "id", "constraints": {"pattern": "("}}]}},
-     "schema.fields[0].constraints.pattern: not a valid regular expression"),
-    ({"schema": {"fields": [{"name": "id"}, {"name": "id"}]}}, "field 'id' is declared twice"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"on_error": "skip"}, "t.yaml: on_error: got 'skip'; Input should be 'reject_file' or"),
+        ({"duplicates": "x"}, "duplicates: got 'x'"),
+        (
+            {"table": {"url": "mysql://x", "partition_key": "id"}},
+            "table.url: must be sqlite:///path/to/file.db or dynamodb://TABLE_NAME",
+        ),
+        (
+            {"table": {"url": "sqlite:///t.db", "partition_key": "nope"}},
+            "table.partition_key 'nope' is not a field of the schema (fields: id, at, n)",
+        ),
+        ({"max_rejected": "ten"}, "max_rejected: must be a count (e.g. 100) or a percentage"),
+        ({"notify": ["slack"]}, "notify: 'slack' is not a notifier"),
+        ({"suffix": "csv"}, "suffix: must start with a dot"),
+        ({"colour": "blue"}, "colour: is not a batchdrop setting (check its spelling)"),
+        (
+            {"schema": {"fields": [{"name": "id", "type": "text"}]}},
+            "schema.fields[0].type: got 'text'",
+        ),
+        (
+            {"schema": {"fields": [{"name": "id", "constraints": {"pattern": "("}}]}},
+            "schema.fields[0].constraints.pattern: not a valid regular expression",
+        ),
+        ({"schema": {"fields": [{"name": "id"}, {"name": "id"}]}}, "field 'id' is declared twice"),
+    ],
+)
 def test_errors_name_the_key_and_what_is_allowed(changes: dict[str, Any], message: str) -> None:
     assert message in error(**changes)
 
@@ -72,8 +91,12 @@ def test_primary_key_must_match_the_table_key() -> None:
 
 
 def test_environment_overrides_single_keys() -> None:
-    env = {"BATCHDROP_INBOUND": "s3://in/drop/", "BATCHDROP_TABLE__URL": "dynamodb://students",
-           "BATCHDROP_NOTIFY": '["sns://arn:aws:sns:us-east-1:1:t"]', "OTHER": "x"}
+    env = {
+        "BATCHDROP_INBOUND": "s3://in/drop/",
+        "BATCHDROP_TABLE__URL": "dynamodb://students",
+        "BATCHDROP_NOTIFY": '["sns://arn:aws:sns:us-east-1:1:t"]',
+        "OTHER": "x",
+    }
     c = parse_config(dict(BASE), source="t", environ=env)
     assert c.inbound == "s3://in/drop/"
     assert c.table.url == "dynamodb://students" and c.table.table_name == "students"
@@ -90,9 +113,11 @@ def test_max_rejected_percentage() -> None:
 def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     cfg = tmp_path / "sub" / "batchdrop.yaml"
     cfg.parent.mkdir()
-    cfg.write_text("inbound: ./in\narchive: arc\nerrors: /abs/err\n"
-                   "table: {url: 'sqlite:///data.db', partition_key: id}\n"
-                   "schema: {fields: [{name: id}]}\nnotify: [console, log/r.jsonl]\n")
+    cfg.write_text(
+        "inbound: ./in\narchive: arc\nerrors: /abs/err\n"
+        "table: {url: 'sqlite:///data.db', partition_key: id}\n"
+        "schema: {fields: [{name: id}]}\nnotify: [console, log/r.jsonl]\n"
+    )
     c = load_config(cfg, environ={})
     assert c.inbound == str(tmp_path / "sub" / "in")
     assert c.errors == "/abs/err"

@@ -12,7 +12,9 @@ from batchdrop.errors import DataError
 from batchdrop.reader import CsvSource, header_positions, open_text
 
 CONFIG: dict[str, Any] = {
-    "inbound": "i", "archive": "a", "errors": "e",
+    "inbound": "i",
+    "archive": "a",
+    "errors": "e",
     "table": {"url": "sqlite:///t.db", "partition_key": "a"},
     "schema": {"fields": [{"name": "a"}, {"name": "b"}]},
 }
@@ -24,7 +26,8 @@ def config(**changes: Any) -> Any:
 
 @pytest.mark.parametrize(("spill_at", "piece"), [(1 << 17, 1 << 16), (37, 1 << 16), (37, 5)])
 def test_duplicate_finder_counts_repeated_hashes(
-        monkeypatch: pytest.MonkeyPatch, spill_at: int, piece: int) -> None:
+    monkeypatch: pytest.MonkeyPatch, spill_at: int, piece: int
+) -> None:
     monkeypatch.setattr(dedup, "SPILL_AT", spill_at)  # 37: many spills to disk
     monkeypatch.setattr(dedup, "PIECE", piece)  # 5: every partition is split again
     finder = dedup.DuplicateFinder()
@@ -61,14 +64,16 @@ def test_delimiter_and_quote_are_configurable() -> None:
     assert list(src.rows) == [["x;y", "2"]]
 
 
-@pytest.mark.parametrize(("header", "problem"), [
-    (["a"], "missing column 'b'"),
-    (["a", "b", "c"], "unknown column 'c' (allow with extra_columns: ignore)"),
-    (["a", "b", "a"], "duplicated column 'a'"),
-    (["a", "", "b"], "empty column name at position 2"),
-])
-def test_header_problems_reject_the_file_with_one_message(header: list[str],
-                                                          problem: str) -> None:
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        (["a"], "missing column 'b'"),
+        (["a", "b", "c"], "unknown column 'c' (allow with extra_columns: ignore)"),
+        (["a", "b", "a"], "duplicated column 'a'"),
+        (["a", "", "b"], "empty column name at position 2"),
+    ],
+)
+def test_header_problems_reject_the_file_with_one_message(header: list[str], problem: str) -> None:
     with pytest.raises(DataError) as e:
         header_positions(header, config(), "f.csv")
     assert problem in str(e.value)

@@ -14,7 +14,6 @@ it with uvicorn, on AWS ``batchdrop.api.lambda_handler.handler`` runs it behind 
 Every error is ``{"detail": "..."}``; a bad parameter is a 400 that names it.
 """
 
-
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
@@ -36,8 +35,9 @@ from .encoding import CursorError, decode_cursor, dumps, encode_cursor
 from .keys import KeyError400, KeyPath, Keys, key_from_scope
 
 T = TypeVar("T")
-RunStatus = Literal["loaded", "loaded_with_rejects", "rejected", "failed", "already_processed",
-                    "busy"]
+RunStatus = Literal[
+    "loaded", "loaded_with_rejects", "rejected", "failed", "already_processed", "busy"
+]
 assert set(get_args(RunStatus)) == {LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED, SKIPPED, BUSY}
 
 DEFAULT_LIMIT = 100
@@ -72,8 +72,9 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
         await asyncio.get_running_loop().run_in_executor(executor, store.close)
         executor.shutdown(wait=False)
 
-    app = FastAPI(title="batchdrop", version=__version__, lifespan=lifespan,
-                  description=docs.DESCRIPTION)
+    app = FastAPI(
+        title="batchdrop", version=__version__, lifespan=lifespan, description=docs.DESCRIPTION
+    )
 
     async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -95,8 +96,11 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
 
     @app.exception_handler(TransientError)
     async def _transient(_request: Request, exc: TransientError) -> Response:
-        return JSONResponse({"detail": f"the backend is not available right now: {exc}"},
-                            status_code=503, headers={"Retry-After": "1"})
+        return JSONResponse(
+            {"detail": f"the backend is not available right now: {exc}"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(BatchdropError)
     async def _batchdrop_error(_request: Request, exc: BatchdropError) -> Response:
@@ -106,34 +110,56 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
 
     @app.get("/health", summary="Is the API up", responses=docs.health_responses())
     async def health() -> Response:
-        return json_response({"status": "ok", "version": __version__,
-                              "table": config.table.table_name, "key": list(config.table.key)})
+        return json_response(
+            {
+                "status": "ok",
+                "version": __version__,
+                "table": config.table.table_name,
+                "key": list(config.table.key),
+            }
+        )
 
     limit_q = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
     cursor_q = Annotated[str | None, Query(description="next_cursor of the previous page")]
     prefix_q = Annotated[str | None, Query(description="only sort keys that begin with this")]
     partition_p = Annotated[str, Path(description=f"the {keys.partition.name} to read")]
 
-    @app.get("/items/{partition}", summary="All items of a partition, in sort-key order",
-             responses=docs.page_responses(config))
-    async def list_items(request: Request, partition: partition_p,
-                         limit: limit_q = DEFAULT_LIMIT, cursor: cursor_q = None,
-                         begins_with: prefix_q = None) -> Response:
+    @app.get(
+        "/items/{partition}",
+        summary="All items of a partition, in sort-key order",
+        responses=docs.page_responses(config),
+    )
+    async def list_items(
+        request: Request,
+        partition: partition_p,
+        limit: limit_q = DEFAULT_LIMIT,
+        cursor: cursor_q = None,
+        begins_with: prefix_q = None,
+    ) -> Response:
         text, _ = real_key(request, partition, None)
         pk = parse_key(keys, "partition", text)
         if keys.sort is None:
             if begins_with is not None:
-                raise ApiError(400, "begins_with: this table has no sort key "
-                                    f"(its key is {keys.partition.name!r} alone)")
+                raise ApiError(
+                    400,
+                    "begins_with: this table has no sort key "
+                    f"(its key is {keys.partition.name!r} alone)",
+                )
             if cursor is not None:
-                raise ApiError(400, "cursor: this table has no sort key, so a partition holds "
-                                    "one item and there is no next page")
+                raise ApiError(
+                    400,
+                    "cursor: this table has no sort key, so a partition holds "
+                    "one item and there is no next page",
+                )
             item = await call(store.table.get, (pk,)) if keys.storable(pk, "partition") else None
             return json_response(page_body(Page([item] if item else []), None))
         prefix = begins_with or None
         if prefix is not None and keys.sort.type != "string":
-            raise ApiError(400, f"begins_with: the sort key {keys.sort.name!r} is a "
-                                f"{keys.sort.type}; begins_with needs a string sort key")
+            raise ApiError(
+                400,
+                f"begins_with: the sort key {keys.sort.name!r} is a "
+                f"{keys.sort.type}; begins_with needs a string sort key",
+            )
         after = None
         if cursor is not None:
             try:
@@ -143,25 +169,30 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
         if not keys.storable(pk, "partition") or (prefix and not keys.prefix_storable(prefix)):
             return json_response(page_body(Page([]), None))
         try:
-            page = await call(store.table.query, pk, begins_with=prefix, after=after,
-                              limit=limit)
+            page = await call(store.table.query, pk, begins_with=prefix, after=after, limit=limit)
         except ValueError:
             if after is None:
                 raise
             # the backend refused where a (forged) cursor pointed it
-            raise ApiError(400, "cursor is not valid: pass the next_cursor of the previous "
-                                "page unchanged") from None
+            raise ApiError(
+                400, "cursor is not valid: pass the next_cursor of the previous page unchanged"
+            ) from None
         token = encode_cursor(page.next, pk, prefix) if page.next is not None else None
         return json_response(page_body(page, token))
 
     if keys.sort is not None:
         sort_field = keys.sort
 
-        @app.get("/items/{partition}/{sort:path}", summary="One item by its full key",
-                 responses=docs.item_responses(config))
-        async def get_item(request: Request, partition: partition_p,
-                           sort: Annotated[str, Path(description=f"the {sort_field.name}")]
-                           ) -> Response:
+        @app.get(
+            "/items/{partition}/{sort:path}",
+            summary="One item by its full key",
+            responses=docs.item_responses(config),
+        )
+        async def get_item(
+            request: Request,
+            partition: partition_p,
+            sort: Annotated[str, Path(description=f"the {sort_field.name}")],
+        ) -> Response:
             p_text, s_text = real_key(request, partition, sort)
             pk = parse_key(keys, "partition", p_text)
             sk = parse_key(keys, "sort", s_text or "")
@@ -169,25 +200,31 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
             if keys.storable(pk, "partition") and keys.storable(sk, "sort"):
                 item = await call(store.table.get, (pk, sk))
             if item is None:
-                raise ApiError(404, f"no item with {keys.partition.name} = {p_text!r} and "
-                                    f"{sort_field.name} = {s_text!r}")
+                raise ApiError(
+                    404,
+                    f"no item with {keys.partition.name} = {p_text!r} and "
+                    f"{sort_field.name} = {s_text!r}",
+                )
             return json_response(shape(item))
 
     @app.get("/runs", summary="The run ledger, newest first", responses=docs.runs_responses())
     async def list_runs(
         status: Annotated[RunStatus | None, Query(description="only runs with this status")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_RUNS, description="runs per page")] = DEFAULT_RUNS,
-        before: Annotated[str | None, Query(
-            min_length=1, description="next_before of the previous page: runs older than it")
+        before: Annotated[
+            str | None,
+            Query(min_length=1, description="next_before of the previous page: runs older than it"),
         ] = None,
     ) -> Response:
         runs = await call(store.ledger.runs, status=status, limit=limit, before=before)
         more = runs[-1]["run_id"] if len(runs) >= limit and runs else None
-        return json_response({"runs": [run_body(r) for r in runs], "count": len(runs),
-                              "next_before": more})
+        return json_response(
+            {"runs": [run_body(r) for r in runs], "count": len(runs), "next_before": more}
+        )
 
-    @app.get("/runs/{run_id}", summary="One run: its record and receipt",
-             responses=docs.run_responses())
+    @app.get(
+        "/runs/{run_id}", summary="One run: its record and receipt", responses=docs.run_responses()
+    )
     async def get_run(run_id: Annotated[str, Path(description="the run's id")]) -> Response:
         run = await call(store.ledger.get_run, run_id)
         if run is None:
@@ -201,8 +238,11 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
         return {name: item.get(name) for name in names}
 
     def page_body(page: Page, token: str | None) -> dict[str, Any]:
-        return {"items": [shape(i) for i in page.items], "count": len(page.items),
-                "next_cursor": token}
+        return {
+            "items": [shape(i) for i in page.items],
+            "count": len(page.items),
+            "next_cursor": token,
+        }
 
     app.state.backends = store
     app.openapi = docs.openapi_builder(app, config)  # type: ignore[method-assign]
@@ -219,9 +259,25 @@ def parse_key(keys: Keys, role: str, text: str) -> Any:
         raise ApiError(400, str(e)) from None
 
 
-RUN_FIELDS = ("run_id", "file", "source", "version", "size", "state", "status", "started_at",
-              "finished_at", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate",
-              "reason", "moved_to", "rejected_rows_report", "receipt")
+RUN_FIELDS = (
+    "run_id",
+    "file",
+    "source",
+    "version",
+    "size",
+    "state",
+    "status",
+    "started_at",
+    "finished_at",
+    "rows_read",
+    "rows_loaded",
+    "rows_rejected",
+    "rows_duplicate",
+    "reason",
+    "moved_to",
+    "rejected_rows_report",
+    "receipt",
+)
 COUNTS = ("size", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
 
 
@@ -230,6 +286,8 @@ def run_body(run: dict[str, Any]) -> dict[str, Any]:
     body = {k: run.get(k) for k in RUN_FIELDS}
     for k in COUNTS:
         body[k] = int(body[k] or 0)
-    body["links"] = {"self": "/runs/" + quote(str(run.get("run_id", "")), safe=""),
-                     "rejected_rows_report": run.get("rejected_rows_report")}
+    body["links"] = {
+        "self": "/runs/" + quote(str(run.get("run_id", "")), safe=""),
+        "rejected_rows_report": run.get("rejected_rows_report"),
+    }
     return body

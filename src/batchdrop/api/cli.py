@@ -6,10 +6,19 @@ import click
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 exposes the API to the network).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 exposes the API to the network).",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on.",
+)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the query API: items by key, whole partitions, and the run ledger.
@@ -22,6 +31,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     config = ctx.obj.config()
     app = create_app(config)
-    click.echo(f"batchdrop: serving {config.table.url} on http://{host}:{port} "
-               "(docs at /docs, Ctrl-C to stop)", err=True)
+    click.echo(
+        f"batchdrop: serving {config.table.url} on http://{host}:{port} "
+        "(docs at /docs, Ctrl-C to stop)",
+        err=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")

@@ -17,8 +17,7 @@ DESCRIPTION = (
     "Pages: pass `next_cursor` back as `cursor` until it is null."
 )
 
-ERROR = {"type": "object", "required": ["detail"],
-         "properties": {"detail": {"type": "string"}}}
+ERROR = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -39,25 +38,43 @@ def item_schema(config: Config) -> dict[str, Any]:
 
 
 def item_responses(config: Config) -> dict[int | str, dict[str, Any]]:
-    return {200: _json({"$ref": "#/components/schemas/Item"}, "The item"),
-            400: _error("A key does not fit its field's type"),
-            404: _error("No item has this key")}
+    return {
+        200: _json({"$ref": "#/components/schemas/Item"}, "The item"),
+        400: _error("A key does not fit its field's type"),
+        404: _error("No item has this key"),
+    }
 
 
 def page_responses(config: Config) -> dict[int | str, dict[str, Any]]:
-    page = {"type": "object", "required": ["items", "count", "next_cursor"], "properties": {
-        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
-        "count": {"type": "integer", "minimum": 0},
-        "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}],
-                        "description": "pass as cursor for the next page; null at the end"}}}
-    return {200: _json(page, "A page of the partition's items (empty if it has none)"),
-            400: _error("A bad parameter")}
+    page = {
+        "type": "object",
+        "required": ["items", "count", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
+            "count": {"type": "integer", "minimum": 0},
+            "next_cursor": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "description": "pass as cursor for the next page; null at the end",
+            },
+        },
+    }
+    return {
+        200: _json(page, "A page of the partition's items (empty if it has none)"),
+        400: _error("A bad parameter"),
+    }
 
 
 def health_responses() -> dict[int | str, dict[str, Any]]:
-    health = {"type": "object", "required": ["status"], "properties": {
-        "status": {"type": "string", "enum": ["ok"]}, "version": {"type": "string"},
-        "table": {"type": "string"}, "key": {"type": "array", "items": {"type": "string"}}}}
+    health = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok"]},
+            "version": {"type": "string"},
+            "table": {"type": "string"},
+            "key": {"type": "array", "items": {"type": "string"}},
+        },
+    }
     return {200: _json(health, "The API is up")}
 
 
@@ -67,34 +84,53 @@ RUN = {
     "type": "object",
     "required": ["run_id", "file", "state", "links"],
     "properties": {
-        "run_id": {"type": "string"}, "file": {"type": "string"},
-        "source": _NULLABLE_STR, "version": _NULLABLE_STR,
+        "run_id": {"type": "string"},
+        "file": {"type": "string"},
+        "source": _NULLABLE_STR,
+        "version": _NULLABLE_STR,
         "size": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
         "state": {"type": "string", "enum": ["running", "committed", "done", "failed"]},
-        "status": _NULLABLE_STR, "started_at": _NULLABLE_STR, "finished_at": _NULLABLE_STR,
-        "rows_read": _COUNT, "rows_loaded": _COUNT, "rows_rejected": _COUNT,
-        "rows_duplicate": _COUNT, "reason": _NULLABLE_STR, "moved_to": _NULLABLE_STR,
+        "status": _NULLABLE_STR,
+        "started_at": _NULLABLE_STR,
+        "finished_at": _NULLABLE_STR,
+        "rows_read": _COUNT,
+        "rows_loaded": _COUNT,
+        "rows_rejected": _COUNT,
+        "rows_duplicate": _COUNT,
+        "reason": _NULLABLE_STR,
+        "moved_to": _NULLABLE_STR,
         "rejected_rows_report": _NULLABLE_STR,
         "receipt": {"anyOf": [{"type": "object"}, {"type": "null"}]},
-        "links": {"type": "object", "required": ["self", "rejected_rows_report"],
-                  "properties": {"self": {"type": "string"},
-                                 "rejected_rows_report": _NULLABLE_STR}},
+        "links": {
+            "type": "object",
+            "required": ["self", "rejected_rows_report"],
+            "properties": {"self": {"type": "string"}, "rejected_rows_report": _NULLABLE_STR},
+        },
     },
 }
 
 
 def runs_responses() -> dict[int | str, dict[str, Any]]:
-    runs = {"type": "object", "required": ["runs", "count", "next_before"], "properties": {
-        "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
-        "count": _COUNT,
-        "next_before": {"anyOf": [{"type": "string"}, {"type": "null"}],
-                        "description": "pass as before for older runs; null at the end"}}}
+    runs = {
+        "type": "object",
+        "required": ["runs", "count", "next_before"],
+        "properties": {
+            "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+            "count": _COUNT,
+            "next_before": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "description": "pass as before for older runs; null at the end",
+            },
+        },
+    }
     return {200: _json(runs, "Runs, newest first"), 400: _error("A bad parameter")}
 
 
 def run_responses() -> dict[int | str, dict[str, Any]]:
-    return {200: _json({"$ref": "#/components/schemas/Run"}, "The run"),
-            404: _error("No run has this id")}
+    return {
+        200: _json({"$ref": "#/components/schemas/Run"}, "The run"),
+        404: _error("No run has this id"),
+    }
 
 
 def openapi_builder(app: FastAPI, config: Config) -> Callable[[], dict[str, Any]]:
@@ -105,8 +141,9 @@ def openapi_builder(app: FastAPI, config: Config) -> Callable[[], dict[str, Any]
     def build() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        doc = get_openapi(title=app.title, version=app.version, description=app.description,
-                          routes=app.routes)
+        doc = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
         for item in doc.get("paths", {}).values():
             for op in item.values():
                 responses = op.setdefault("responses", {})

@@ -67,6 +67,7 @@ def _write(value: Any, out: Any) -> None:
 
 # --- tagged values: what a cursor carries -------------------------------------------------
 
+
 def _tag(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str | float):
         return value
@@ -135,20 +136,29 @@ def decode_cursor(cursor: str, partition: Any, begins_with: str | None) -> Any:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
         payload = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise CursorError("cursor is not valid: pass the next_cursor of the previous page "
-                          "unchanged") from None
-    if (not isinstance(payload, dict) or payload.get("v") != _CURSOR_VERSION
-            or not isinstance(payload.get("q"), str) or "a" not in payload):
-        raise CursorError("cursor is not valid: pass the next_cursor of the previous page "
-                          "unchanged")
+        raise CursorError(
+            "cursor is not valid: pass the next_cursor of the previous page unchanged"
+        ) from None
+    if (
+        not isinstance(payload, dict)
+        or payload.get("v") != _CURSOR_VERSION
+        or not isinstance(payload.get("q"), str)
+        or "a" not in payload
+    ):
+        raise CursorError(
+            "cursor is not valid: pass the next_cursor of the previous page unchanged"
+        )
     if payload["q"] != query_token(partition, begins_with):
-        raise CursorError("cursor belongs to another query: use it with the same partition and "
-                          "begins_with as the page it came from")
+        raise CursorError(
+            "cursor belongs to another query: use it with the same partition and "
+            "begins_with as the page it came from"
+        )
     try:
         after = _untag(payload["a"])
     except (ValueError, TypeError, KeyError, ArithmeticError):
-        raise CursorError("cursor is not valid: pass the next_cursor of the previous page "
-                          "unchanged") from None
+        raise CursorError(
+            "cursor is not valid: pass the next_cursor of the previous page unchanged"
+        ) from None
     if after is None:
         raise CursorError("cursor is not valid: it points at no page")
     return after

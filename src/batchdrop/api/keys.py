@@ -42,7 +42,7 @@ class KeyPath:
             if route_path.startswith(PREFIX):
                 segments = _raw_segments(scope, route_path)
                 if segments is None:
-                    segments = route_path[len(PREFIX):].split("/")
+                    segments = route_path[len(PREFIX) :].split("/")
                 if self.has_sort_key and len(segments) > 1:
                     key: tuple[str, str | None] = (segments[0], "/".join(segments[1:]))
                 else:
@@ -60,7 +60,7 @@ class KeyPath:
 def _route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root = scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _raw_segments(scope: Scope, route_path: str) -> list[str] | None:
@@ -81,7 +81,7 @@ def _raw_segments(scope: Scope, route_path: str) -> list[str] | None:
     while start != -1:
         rest = text[start:]
         if trusted or unquote(rest) == route_path:
-            return [unquote(s) for s in rest[len(PREFIX):].split("/")]
+            return [unquote(s) for s in rest[len(PREFIX) :].split("/")]
         start = text.find(PREFIX, start + 1)
     return None
 
@@ -101,8 +101,9 @@ class Keys:
     def __init__(self, config: Config):
         schema = config.schema_
         self.partition: SchemaField = schema.field(config.table.partition_key)
-        self.sort: SchemaField | None = (schema.field(config.table.sort_key)
-                                         if config.table.sort_key else None)
+        self.sort: SchemaField | None = (
+            schema.field(config.table.sort_key) if config.table.sort_key else None
+        )
         self.dynamo = config.table.url.startswith("dynamodb://")
 
     def parse(self, field: SchemaField, role: str, text: str) -> Any:
@@ -148,8 +149,11 @@ def param_schema(field: SchemaField) -> dict[str, Any]:
     if field.type == "number":
         return {"type": "number", "description": desc}
     if field.type == "boolean":
-        return {"type": "string", "enum": [*field.true_values, *field.false_values],
-                "description": desc}
+        return {
+            "type": "string",
+            "enum": [*field.true_values, *field.false_values],
+            "description": desc,
+        }
     if field.type == "date" and field.format in ("default", "any"):
         return {"type": "string", "format": "date", "description": desc}
     extra = "" if field.format in ("default", "any") else f", format {field.format}"

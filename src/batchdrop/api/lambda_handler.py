@@ -34,8 +34,9 @@ def build() -> Any:
     from .app import create_app
 
     app = create_app(load_config(_config_path()))
-    return Mangum(app, lifespan="off",
-                  api_gateway_base_path=os.environ.get("BATCHDROP_API_BASE_PATH", "/"))
+    return Mangum(
+        app, lifespan="off", api_gateway_base_path=os.environ.get("BATCHDROP_API_BASE_PATH", "/")
+    )
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

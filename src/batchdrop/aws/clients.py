@@ -67,8 +67,9 @@ def client(service: str, config: Config | None = None, *, pool: int | None = Non
             options["s3"] = {"addressing_style": "path"}
         # A session per client: boto3's default session is not safe to share across threads.
         session = boto3.session.Session()
-        made = session.client(service, endpoint_url=endpoint, region_name=where,
-                              config=BotoConfig(**options))
+        made = session.client(
+            service, endpoint_url=endpoint, region_name=where, config=BotoConfig(**options)
+        )
         _cache[key] = made
         return made
 
@@ -87,11 +88,21 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-THROTTLING_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling",
-    "RequestLimitExceeded", "TooManyRequestsException", "SlowDown", "RequestThrottled",
-    "InternalServerError", "InternalFailure", "ServiceUnavailable", "InternalError",
-})
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+        "RequestThrottled",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "InternalError",
+    }
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -105,8 +116,9 @@ def is_transient(exc: BaseException) -> bool:
         ResponseStreamingError,
     )
 
-    if isinstance(exc, BotoConnectionError | HTTPClientError | ReadTimeoutError
-                  | ResponseStreamingError):
+    if isinstance(
+        exc, BotoConnectionError | HTTPClientError | ReadTimeoutError | ResponseStreamingError
+    ):
         return True
     code = error_code(exc)
     if code in THROTTLING_CODES:

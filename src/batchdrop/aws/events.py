@@ -133,14 +133,16 @@ def _s3_record(record: Any, msg: Message) -> None:
     s3 = record["s3"]
     obj = s3.get("object", {})
     try:
-        msg.objects.append(ObjectCreated(
-            bucket=str(s3["bucket"]["name"]),
-            key=unquote_plus(str(obj["key"])),
-            version=obj.get("versionId") or None,
-            etag=obj.get("eTag") or None,
-            size=_int(obj.get("size")),
-            event=name.removeprefix("s3:"),
-        ))
+        msg.objects.append(
+            ObjectCreated(
+                bucket=str(s3["bucket"]["name"]),
+                key=unquote_plus(str(obj["key"])),
+                version=obj.get("versionId") or None,
+                etag=obj.get("eTag") or None,
+                size=_int(obj.get("size")),
+                event=name.removeprefix("s3:"),
+            )
+        )
     except (KeyError, TypeError):
         msg.ignored.append(f"{name} without a bucket name or object key")
 
@@ -152,14 +154,16 @@ def _eventbridge(doc: dict[str, Any], msg: Message) -> None:
         return
     detail = doc.get("detail") or {}
     try:
-        msg.objects.append(ObjectCreated(
-            bucket=str(detail["bucket"]["name"]),
-            key=unquote_plus(str(detail["object"]["key"])),
-            version=detail["object"].get("version-id") or None,
-            etag=detail["object"].get("etag") or None,
-            size=_int(detail["object"].get("size")),
-            event="ObjectCreated:" + str(detail.get("reason") or "EventBridge"),
-        ))
+        msg.objects.append(
+            ObjectCreated(
+                bucket=str(detail["bucket"]["name"]),
+                key=unquote_plus(str(detail["object"]["key"])),
+                version=detail["object"].get("version-id") or None,
+                etag=detail["object"].get("etag") or None,
+                size=_int(detail["object"].get("size")),
+                event="ObjectCreated:" + str(detail.get("reason") or "EventBridge"),
+            )
+        )
     except (KeyError, TypeError):
         msg.ignored.append("Object Created without a bucket name or object key")
 

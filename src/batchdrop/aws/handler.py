@@ -36,9 +36,14 @@ metrics = Metrics(namespace="batchdrop", service="batchdrop")
 #: itself stops between batches when it runs low, keeping time to record the run)
 MIN_START = 30.0
 OK_STATUSES = {"loaded", "loaded_with_rejects", "rejected", "already_processed"}
-METRIC_NAMES = {"loaded": "FilesLoaded", "loaded_with_rejects": "FilesLoadedWithRejects",
-                "rejected": "FilesRejected", "failed": "FilesFailed",
-                "already_processed": "FilesSkipped", "busy": "FilesBusy"}
+METRIC_NAMES = {
+    "loaded": "FilesLoaded",
+    "loaded_with_rejects": "FilesLoadedWithRejects",
+    "rejected": "FilesRejected",
+    "failed": "FilesFailed",
+    "already_processed": "FilesSkipped",
+    "busy": "FilesBusy",
+}
 
 
 class BatchFailed(Exception):
@@ -59,8 +64,7 @@ class Runtime:
 
     def __init__(self, config: Config, pipeline: Any = None):
         if not config.inbound.startswith("s3://"):
-            raise ConfigError("the AWS runtime needs an s3:// inbound location",
-                              key="inbound")
+            raise ConfigError("the AWS runtime needs an s3:// inbound location", key="inbound")
         self.config = config
         self.bucket, self.prefix = parse_s3_url(config.inbound)
         if pipeline is None:
@@ -68,8 +72,9 @@ class Runtime:
 
             pipeline = Pipeline(config)
         self.pipeline = pipeline
-        self.suffixes = tuple(getattr(pipeline, "suffixes", None)
-                              or (config.suffix, config.suffix + ".gz"))
+        self.suffixes = tuple(
+            getattr(pipeline, "suffixes", None) or (config.suffix, config.suffix + ".gz")
+        )
         self.last_results: list[Result] = []
 
     def handle(self, event: Any, remaining: Callable[[], float] | None = None) -> dict[str, Any]:
@@ -85,8 +90,9 @@ class Runtime:
             results.extend(done)
             if msg.error or any(r.retry for r in done):
                 if msg.error:
-                    logger.error("unreadable message", extra={"message_id": msg.id,
-                                                              "error": msg.error})
+                    logger.error(
+                        "unreadable message", extra={"message_id": msg.id, "error": msg.error}
+                    )
                 failures.append({"itemIdentifier": msg.id or ""})
         self.last_results = results
         summary = [r.__dict__ for r in results]
@@ -97,8 +103,13 @@ class Runtime:
             logger.error("event not understood", extra={"error": parsed.messages[0].error})
             return {"error": parsed.messages[0].error, "results": []}
         if failures:
-            raise BatchFailed("; ".join(f"s3://{r.bucket}/{r.key}: {r.status} {r.detail}".strip()
-                                        for r in results if r.retry))
+            raise BatchFailed(
+                "; ".join(
+                    f"s3://{r.bucket}/{r.key}: {r.status} {r.detail}".strip()
+                    for r in results
+                    if r.retry
+                )
+            )
         return {"results": summary}
 
     def _message(self, msg: Message, remaining: Callable[[], float] | None) -> list[Result]:
@@ -108,8 +119,15 @@ class Runtime:
         out = []
         for obj in msg.objects:
             if remaining is not None and remaining() < MIN_START:
-                out.append(Result(obj.bucket, obj.key, "not_started", True,
-                                  "too little time left in this invocation"))
+                out.append(
+                    Result(
+                        obj.bucket,
+                        obj.key,
+                        "not_started",
+                        True,
+                        "too little time left in this invocation",
+                    )
+                )
                 continue
             out.append(self.process(obj, remaining))
         return out
@@ -118,7 +136,7 @@ class Runtime:
         """The object's name in the inbound store, or None when it is not an inbound file."""
         if obj.bucket != self.bucket or not obj.key.startswith(self.prefix):
             return None
-        name = obj.key[len(self.prefix):]
+        name = obj.key[len(self.prefix) :]
         if not name or name.endswith("/") or not name.endswith(self.suffixes):
             return None
         return name
@@ -126,9 +144,15 @@ class Runtime:
     def process(self, obj: ObjectCreated, remaining: Callable[[], float] | None) -> Result:
         name = self.name_of(obj)
         if name is None:
-            logger.info("object ignored: not a file of the inbound location",
-                        extra={"bucket": obj.bucket, "key": obj.key, "inbound": self.config.inbound,
-                               "suffixes": list(self.suffixes)})
+            logger.info(
+                "object ignored: not a file of the inbound location",
+                extra={
+                    "bucket": obj.bucket,
+                    "key": obj.key,
+                    "inbound": self.config.inbound,
+                    "suffixes": list(self.suffixes),
+                },
+            )
             metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
             return Result(obj.bucket, obj.key, "ignored", False)
         started = time.monotonic()
@@ -137,38 +161,67 @@ class Runtime:
         except FileNotFoundError:
             # Already moved by the run that processed it (S3 delivers events at least once),
             # or deleted: nothing left to do.
-            logger.info("object no longer in the inbound location; nothing to do",
-                        extra={"bucket": obj.bucket, "key": obj.key})
+            logger.info(
+                "object no longer in the inbound location; nothing to do",
+                extra={"bucket": obj.bucket, "key": obj.key},
+            )
             return Result(obj.bucket, obj.key, "gone", False)
         except BatchdropError as e:
-            logger.warning("file not processed; it will be retried",
-                           extra={"bucket": obj.bucket, "key": obj.key, "error": str(e),
-                                  "error_type": type(e).__name__})
+            logger.warning(
+                "file not processed; it will be retried",
+                extra={
+                    "bucket": obj.bucket,
+                    "key": obj.key,
+                    "error": str(e),
+                    "error_type": type(e).__name__,
+                },
+            )
             metrics.add_metric(name="FilesFailed", unit=MetricUnit.Count, value=1)
             return Result(obj.bucket, obj.key, "error", True, str(e))
         except Exception as e:  # a bug or an unexpected fault: log it whole, retry the file
-            logger.exception("file processing crashed; it will be retried",
-                             extra={"bucket": obj.bucket, "key": obj.key})
+            logger.exception(
+                "file processing crashed; it will be retried",
+                extra={"bucket": obj.bucket, "key": obj.key},
+            )
             metrics.add_metric(name="FilesFailed", unit=MetricUnit.Count, value=1)
             return Result(obj.bucket, obj.key, "error", True, f"{type(e).__name__}: {e}")
         self._report(receipt, time.monotonic() - started)
-        return Result(obj.bucket, obj.key, receipt.status, receipt.status not in OK_STATUSES,
-                      receipt.reason or "")
+        return Result(
+            obj.bucket,
+            obj.key,
+            receipt.status,
+            receipt.status not in OK_STATUSES,
+            receipt.reason or "",
+        )
 
     def _report(self, r: Receipt, seconds: float) -> None:
-        logger.info("file processed", extra={
-            "file": r.file, "source": r.source, "version": r.version, "run_id": r.run_id,
-            "status": r.status, "rows_read": r.rows_read, "rows_loaded": r.rows_loaded,
-            "rows_rejected": r.rows_rejected, "rows_duplicate": r.rows_duplicate,
-            "size": r.size, "moved_to": r.moved_to, "reason": r.reason})
-        metrics.add_metric(name=METRIC_NAMES.get(r.status, "FilesOther"), unit=MetricUnit.Count,
-                           value=1)
+        logger.info(
+            "file processed",
+            extra={
+                "file": r.file,
+                "source": r.source,
+                "version": r.version,
+                "run_id": r.run_id,
+                "status": r.status,
+                "rows_read": r.rows_read,
+                "rows_loaded": r.rows_loaded,
+                "rows_rejected": r.rows_rejected,
+                "rows_duplicate": r.rows_duplicate,
+                "size": r.size,
+                "moved_to": r.moved_to,
+                "reason": r.reason,
+            },
+        )
+        metrics.add_metric(
+            name=METRIC_NAMES.get(r.status, "FilesOther"), unit=MetricUnit.Count, value=1
+        )
         if r.status in ("loaded", "loaded_with_rejects", "rejected"):
             metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=r.rows_loaded)
             metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=r.rows_rejected)
             metrics.add_metric(name="FileBytes", unit=MetricUnit.Bytes, value=r.size)
-            metrics.add_metric(name="Duration", unit=MetricUnit.Seconds,
-                               value=r.duration_s or seconds)
+            metrics.add_metric(
+                name="Duration", unit=MetricUnit.Seconds, value=r.duration_s or seconds
+            )
 
 
 _runtime: Runtime | None = None
@@ -194,6 +247,7 @@ def reset() -> None:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.clear_metrics()  # only this invocation's figures (a warm container starts clean)
+
     def remaining() -> float:
         return float(context.get_remaining_time_in_millis()) / 1000
 

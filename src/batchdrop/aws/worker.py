@@ -26,8 +26,15 @@ class WorkerStats:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, queue_url: str, *, client: Any = None,
-                 wait_seconds: int = 20, batch: int = 1):
+    def __init__(
+        self,
+        runtime: Runtime,
+        queue_url: str,
+        *,
+        client: Any = None,
+        wait_seconds: int = 20,
+        batch: int = 1,
+    ):
         self.runtime = runtime
         self.queue_url = queue_url
         self.wait_seconds = wait_seconds
@@ -46,13 +53,20 @@ class Worker:
 
         try:
             attrs = self.client.get_queue_attributes(
-                QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+                QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
         except Exception as e:
             code = error_code(e)
-            if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-                        "AccessDenied", "InvalidAddress"):
-                raise ConfigError(f"cannot use the queue {self.queue_url} ({code}): check "
-                                  "--queue and the permissions") from e
+            if code in (
+                "AWS.SimpleQueueService.NonExistentQueue",
+                "QueueDoesNotExist",
+                "AccessDenied",
+                "InvalidAddress",
+            ):
+                raise ConfigError(
+                    f"cannot use the queue {self.queue_url} ({code}): check "
+                    "--queue and the permissions"
+                ) from e
             raise TransientError(f"SQS did not answer for {self.queue_url}: {e}") from e
         return int(attrs.get("VisibilityTimeout", 30))
 
@@ -60,17 +74,28 @@ class Worker:
         """Receive one batch, process it, delete what succeeded. Returns the messages received."""
         self.stats.polls += 1
         reply = self.client.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch,
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch,
             WaitTimeSeconds=self.wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+        )
         messages = reply.get("Messages", [])
         if not messages:
             return 0
         self.stats.received += len(messages)
-        event = {"Records": [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_url} for m in messages]}
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.queue_url,
+                }
+                for m in messages
+            ]
+        }
         with _Heartbeat(self, [m["ReceiptHandle"] for m in messages]):
             try:
                 reply = self.runtime.handle(event, remaining=None)
@@ -80,15 +105,21 @@ class Worker:
         done = [m for m in messages if m["MessageId"] not in failed]
         self.stats.failed += len(messages) - len(done)
         if done:
-            self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+            self.client.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
             self.stats.deleted += len(done)
         return len(messages)
 
     def run(self, *, until_empty: bool = False) -> WorkerStats:
         """Poll until stopped (or, with ``until_empty``, until a poll finds nothing)."""
-        logger.info("worker started", extra={"queue": self.queue_url,
-                                             "inbound": self.runtime.config.inbound})
+        logger.info(
+            "worker started",
+            extra={"queue": self.queue_url, "inbound": self.runtime.config.inbound},
+        )
         while not self.stop.is_set():
             try:
                 got = self.poll_once()
@@ -124,9 +155,11 @@ class _Heartbeat:
         while not self.done.wait(max(timeout / 2, 1)):
             try:
                 self.worker.client.change_message_visibility_batch(
-                    QueueUrl=self.worker.queue_url, Entries=[
+                    QueueUrl=self.worker.queue_url,
+                    Entries=[
                         {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": timeout}
-                        for i, h in enumerate(self.handles)])
+                        for i, h in enumerate(self.handles)
+                    ],
+                )
             except Exception as e:  # the next beat may succeed; the ledger guards regardless
-                logger.warning("could not extend the messages' visibility",
-                               extra={"error": str(e)})
+                logger.warning("could not extend the messages' visibility", extra={"error": str(e)})

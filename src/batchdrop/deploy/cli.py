@@ -45,16 +45,26 @@ def template(ctx: click.Context, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("dist/batchdrop-lambda.zip"), show_default=True,
-              help="Where to write the zip.")
-@click.option("--architecture", type=click.Choice(["arm64", "x86_64"]),
-              help="Override deploy.architecture.")
-@click.option("--without-dependencies", is_flag=True,
-              help="batchdrop and the config only: for emulators, which never run the code.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("dist/batchdrop-lambda.zip"),
+    show_default=True,
+    help="Where to write the zip.",
+)
+@click.option(
+    "--architecture", type=click.Choice(["arm64", "x86_64"]), help="Override deploy.architecture."
+)
+@click.option(
+    "--without-dependencies",
+    is_flag=True,
+    help="batchdrop and the config only: for emulators, which never run the code.",
+)
 @click.pass_context
-def package(ctx: click.Context, output: Path, architecture: str | None,
-            without_dependencies: bool) -> None:
+def package(
+    ctx: click.Context, output: Path, architecture: str | None, without_dependencies: bool
+) -> None:
     """Build the Lambda deployment zip and print its size."""
     from .package import build_package
 
@@ -67,12 +77,16 @@ def package(ctx: click.Context, output: Path, architecture: str | None,
 @click.command()
 @click.option("--stack", "stack_name", help=STACK_HELP)
 @click.option("--email", help="Subscribe this address to the receipts topic.")
-@click.option("--package", "package_path", type=click.Path(exists=True, dir_okay=False,
-                                                           path_type=Path),
-              help="Deploy this zip (from `batchdrop package`) instead of building one.")
+@click.option(
+    "--package",
+    "package_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Deploy this zip (from `batchdrop package`) instead of building one.",
+)
 @click.pass_context
-def deploy(ctx: click.Context, stack_name: str | None, email: str | None,
-           package_path: Path | None) -> None:
+def deploy(
+    ctx: click.Context, stack_name: str | None, email: str | None, package_path: Path | None
+) -> None:
     """Create or update the stack through a change set, wait, and print its outputs."""
     import hashlib
 
@@ -82,8 +96,10 @@ def deploy(ctx: click.Context, stack_name: str | None, email: str | None,
     config = _config(ctx)
     settings = deploy_settings(config, email=email)
     name = check_stack_name(stack_name) if stack_name else settings.resolved_stack_name(config)
-    with tempfile.TemporaryDirectory(prefix="batchdrop-deploy-") as tmp, \
-            _aws_errors(f"cannot deploy stack {name}"):
+    with (
+        tempfile.TemporaryDirectory(prefix="batchdrop-deploy-") as tmp,
+        _aws_errors(f"cannot deploy stack {name}"),
+    ):
         client = StackClient(config, echo=click.echo)
         if package_path is None:
             built = build_package(config, settings, Path(tmp) / "batchdrop-lambda.zip")
@@ -93,8 +109,10 @@ def deploy(ctx: click.Context, stack_name: str | None, email: str | None,
             built = Package(package_path, len(data), 0, hashlib.sha256(data).hexdigest(), 0)
         result = client.deploy(config, settings, name, built)
     if settings.inbound_bucket:
-        click.echo(f"note: {settings.inbound_bucket} is not managed by the stack; point its "
-                   "ObjectCreated notifications at the stack's queue (see the README)")
+        click.echo(
+            f"note: {settings.inbound_bucket} is not managed by the stack; point its "
+            "ObjectCreated notifications at the stack's queue (see the README)"
+        )
     for key, value in sorted(result.outputs.items()):
         click.echo(f"{key:<16} {value}")
 

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from ..config import Config
 
 #: Provided by the Lambda Python 3.12 runtime.
-RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil",
-                              "urllib3", "six"})
+RUNTIME_PROVIDED = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six"}
+)
 #: Needed only off Lambda (the local API server).
 LOCAL_ONLY = frozenset({"uvicorn"})
 PLATFORM = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
@@ -50,9 +51,11 @@ class Package:
     files: int
 
     def describe(self) -> str:
-        return (f"{self.path}: {self.size / 1e6:.1f} MB zipped, "
-                f"{self.unzipped_size / 1e6:.1f} MB unzipped, {self.files} files "
-                f"(sha256 {self.sha256[:12]})")
+        return (
+            f"{self.path}: {self.size / 1e6:.1f} MB zipped, "
+            f"{self.unzipped_size / 1e6:.1f} MB unzipped, {self.files} files "
+            f"(sha256 {self.sha256[:12]})"
+        )
 
 
 def _canonical(name: str) -> str:
@@ -96,10 +99,25 @@ def runtime_requirements(api: bool) -> list[str]:
 
 
 def pip_install(requirements: list[str], target: Path, architecture: str) -> None:
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-           "--no-compile", "--platform", PLATFORM[architecture], "--implementation", "cp",
-           "--python-version", "3.12", "--only-binary=:all:", "--target", str(target),
-           *requirements]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--platform",
+        PLATFORM[architecture],
+        "--implementation",
+        "cp",
+        "--python-version",
+        "3.12",
+        "--only-binary=:all:",
+        "--target",
+        str(target),
+        *requirements,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
@@ -149,8 +167,9 @@ def write_zip(out: Path, files: Iterable[tuple[str, bytes, bool]]) -> None:
             zf.writestr(info, data)
 
 
-def build_package(config: Config, settings: DeploySettings, out: Path, *,
-                  with_dependencies: bool = True) -> Package:
+def build_package(
+    config: Config, settings: DeploySettings, out: Path, *, with_dependencies: bool = True
+) -> Package:
     """Build the zip at ``out``. ``with_dependencies=False`` packs batchdrop and the config only
     (for emulators, which never run the code)."""
     import batchdrop
@@ -170,10 +189,17 @@ def build_package(config: Config, settings: DeploySettings, out: Path, *,
         files.append(("batchdrop.yaml", config_text(config).encode("utf-8"), False))
         unzipped = sum(len(data) for _, data, _ in files)
         if unzipped > MAX_UNZIPPED:
-            raise ConfigError(f"the package would be {unzipped / 1e6:.0f} MB unzipped; Lambda "
-                              f"allows {MAX_UNZIPPED / 1e6:.0f} MB")
+            raise ConfigError(
+                f"the package would be {unzipped / 1e6:.0f} MB unzipped; Lambda "
+                f"allows {MAX_UNZIPPED / 1e6:.0f} MB"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         write_zip(out, files)
     data = out.read_bytes()
-    return Package(path=out, size=len(data), unzipped_size=unzipped,
-                   sha256=hashlib.sha256(data).hexdigest(), files=len(files))
+    return Package(
+        path=out,
+        size=len(data),
+        unzipped_size=unzipped,
+        sha256=hashlib.sha256(data).hexdigest(),
+        files=len(files),
+    )

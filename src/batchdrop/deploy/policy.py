@@ -35,24 +35,37 @@ def objects_arn(bucket: Json | str, prefix: str = "") -> Json:
 
 
 def statement(sid: str, actions: list[str], resources: list[Any], **extra: Any) -> Json:
-    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources,
-            **extra}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": resources,
+        **extra,
+    }
 
 
 def assume_role(service: str) -> Json:
     return {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": service},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}},
-        }],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}},
+            }
+        ],
     }
 
 
-def loader_statements(s: DeploySettings, *, inbound: Json | str, inbound_prefix: str,
-                      archive: Json | str, errors: Json | str) -> list[Json]:
+def loader_statements(
+    s: DeploySettings,
+    *,
+    inbound: Json | str,
+    inbound_prefix: str,
+    archive: Json | str,
+    errors: Json | str,
+) -> list[Json]:
     """What the Lambda loader (batchdrop.aws.handler) calls."""
     read = ["s3:GetObject", "s3:GetObjectTagging", "s3:DeleteObject"]
     listing = ["s3:ListBucket"]
@@ -63,36 +76,60 @@ def loader_statements(s: DeploySettings, *, inbound: Json | str, inbound_prefix:
     if inbound_prefix:
         list_inbound["Condition"] = {"StringLike": {"s3:prefix": [f"{inbound_prefix}*"]}}
     out = [
-        statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                  [getatt("LogGroup", "Arn")]),
+        statement(
+            "Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], [getatt("LogGroup", "Arn")]
+        ),
         # read the file (CopyObject also reads its tags), delete it once it has been moved
         statement("ReadAndRemoveInbound", read, [objects_arn(inbound, inbound_prefix)]),
         list_inbound,
         # versioned or not decides how a file version is pinned (version id or ETag)
         statement("InboundVersioning", ["s3:GetBucketVersioning"], [bucket_arn(inbound)]),
         # moved files, rejected-rows reports and receipts; a copy above 5 GB is a multipart copy
-        statement("WriteArchiveAndErrors",
-                  ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
-                  [objects_arn(archive), objects_arn(errors)]),
+        statement(
+            "WriteArchiveAndErrors",
+            ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+            [objects_arn(archive), objects_arn(errors)],
+        ),
         # "is this name already taken?" (a missing key answers 403, not 404, without it)
-        statement("ListArchiveAndErrors", ["s3:ListBucket"],
-                  [bucket_arn(archive), bucket_arn(errors)]),
-        statement("WriteTable", ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable",
-                                 "dynamodb:GetItem", "dynamodb:Query"], [getatt("Table", "Arn")]),
+        statement(
+            "ListArchiveAndErrors", ["s3:ListBucket"], [bucket_arn(archive), bucket_arn(errors)]
+        ),
+        statement(
+            "WriteTable",
+            [
+                "dynamodb:BatchWriteItem",
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:Query",
+            ],
+            [getatt("Table", "Arn")],
+        ),
         # claims are conditional puts and updates (some in one TransactWriteItems call)
-        statement("Ledger", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
-                             "dynamodb:UpdateItem"],
-                  [getatt("LedgerTable", "Arn"),
-                   {"Fn::Join": ["/", [getatt("LedgerTable", "Arn"), "index", "*"]]}]),
+        statement(
+            "Ledger",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+            [
+                getatt("LedgerTable", "Arn"),
+                {"Fn::Join": ["/", [getatt("LedgerTable", "Arn"), "index", "*"]]},
+            ],
+        ),
         statement("Notify", ["sns:Publish"], [ref("Topic")]),
     ]
     if s.trigger == "queue":
-        out.append(statement("ConsumeQueue", ["sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                                              "sqs:ReceiveMessage"], [getatt("Queue", "Arn")]))
+        out.append(
+            statement(
+                "ConsumeQueue",
+                ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+                [getatt("Queue", "Arn")],
+            )
+        )
     else:
         # the on-failure destination of asynchronous (S3) invocations
-        out.append(statement("OnFailureDestination", ["sqs:SendMessage"],
-                             [getatt("DeadLetterQueue", "Arn")]))
+        out.append(
+            statement(
+                "OnFailureDestination", ["sqs:SendMessage"], [getatt("DeadLetterQueue", "Arn")]
+            )
+        )
     if s.tracing:
         out.append(xray_statement())
     return out
@@ -106,12 +143,18 @@ def xray_statement() -> Json:
 def api_statements(s: DeploySettings) -> list[Json]:
     """What the query API (batchdrop.api.lambda_handler) calls: reads only."""
     out = [
-        statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                  [getatt("ApiLogGroup", "Arn")]),
+        statement(
+            "Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], [getatt("ApiLogGroup", "Arn")]
+        ),
         statement("ReadTable", ["dynamodb:GetItem", "dynamodb:Query"], [getatt("Table", "Arn")]),
-        statement("ReadLedger", ["dynamodb:GetItem", "dynamodb:Query"],
-                  [getatt("LedgerTable", "Arn"),
-                   {"Fn::Join": ["/", [getatt("LedgerTable", "Arn"), "index", "*"]]}]),
+        statement(
+            "ReadLedger",
+            ["dynamodb:GetItem", "dynamodb:Query"],
+            [
+                getatt("LedgerTable", "Arn"),
+                {"Fn::Join": ["/", [getatt("LedgerTable", "Arn"), "index", "*"]]},
+            ],
+        ),
     ]
     if s.tracing:
         out.append(xray_statement())
@@ -123,9 +166,11 @@ def role(service: str, policy_name: str, statements: list[Json]) -> Json:
         "Type": "AWS::IAM::Role",
         "Properties": {
             "AssumeRolePolicyDocument": assume_role(service),
-            "Policies": [{
-                "PolicyName": policy_name,
-                "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
-            }],
+            "Policies": [
+                {
+                    "PolicyName": policy_name,
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                }
+            ],
         },
     }

@@ -13,8 +13,30 @@ if TYPE_CHECKING:
     from ..config import Config
 
 #: The values CloudWatch Logs accepts for a log group's retention.
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
-                  2192, 2557, 2922, 3288, 3653)
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 #: The inbound bucket is named "<stack>-inbound-<account>-<region>" (the name must be known before
 #: the bucket exists, to scope the queue policy or invoke permission to it without a cycle);
 #: bucket names stop at 63 characters, and the longest region name has 14.
@@ -90,7 +112,8 @@ def check_stack_name(name: str) -> str:
         raise ConfigError(
             f"stack name {name!r} must be {MAX_STACK_NAME} characters at most, lowercase letters, "
             "digits and hyphens, starting with a letter (it is part of the inbound bucket's name)",
-            key="deploy.stack_name")
+            key="deploy.stack_name",
+        )
     return name
 
 

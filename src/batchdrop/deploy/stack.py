@@ -52,8 +52,9 @@ class DeployResult:
 class StackClient:
     """The boto3 clients the deploy commands use, built lazily from the config."""
 
-    def __init__(self, config: Config, *, session: Any = None, poll: float = 5.0,
-                 echo: Echo = print):
+    def __init__(
+        self, config: Config, *, session: Any = None, poll: float = 5.0, echo: Echo = print
+    ):
         import boto3
 
         self.session = session or boto3.session.Session(region_name=config.aws.region)
@@ -110,17 +111,28 @@ class StackClient:
             return name
         except ClientError as e:
             if e.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
-                raise ConfigError(f"artifact bucket {name!r}: {e}",
-                                  key="deploy.artifact_bucket") from None
+                raise ConfigError(
+                    f"artifact bucket {name!r}: {e}", key="deploy.artifact_bucket"
+                ) from None
         args: dict[str, Any] = {"Bucket": name}
         if self.region != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         self.s3.create_bucket(**args)
-        self.s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True})
-        self.s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        self.s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        self.s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
         self.echo(f"created artifact bucket {name}")
         return name
 
@@ -138,8 +150,9 @@ class StackClient:
 
     # --- deploy ---------------------------------------------------------------------------
 
-    def deploy(self, config: Config, settings: DeploySettings, stack_name: str,
-               package: Package) -> DeployResult:
+    def deploy(
+        self, config: Config, settings: DeploySettings, stack_name: str, package: Package
+    ) -> DeployResult:
         from botocore.exceptions import ClientError
 
         bucket = self.artifact_bucket(settings)
@@ -148,12 +161,15 @@ class StackClient:
         current = self.stack(stack_name)
         status = current["StackStatus"] if current else None
         if status == "ROLLBACK_COMPLETE":
-            raise DeployError(f"stack {stack_name} failed to create and was rolled back; delete "
-                              "it with `batchdrop destroy` and deploy again")
+            raise DeployError(
+                f"stack {stack_name} failed to create and was rolled back; delete "
+                "it with `batchdrop destroy` and deploy again"
+            )
         kind = "CREATE" if status in (None, "REVIEW_IN_PROGRESS") else "UPDATE"
         if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
-            raise TransientError(f"stack {stack_name} is busy ({status}); try again when it is "
-                                 "done")
+            raise TransientError(
+                f"stack {stack_name} is busy ({status}); try again when it is done"
+            )
         name = f"batchdrop-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
         try:
             change = self._create_change_set(stack_name, name, kind, body, bucket, key, settings)
@@ -173,8 +189,10 @@ class StackClient:
             raise DeployError(f"change set for {stack_name} failed: {reason}")
         for c in described.get("Changes", []):
             rc = c.get("ResourceChange", {})
-            self.echo(f"  {rc.get('Action', '?'):<8} {rc.get('LogicalResourceId')} "
-                      f"({rc.get('ResourceType')})")
+            self.echo(
+                f"  {rc.get('Action', '?'):<8} {rc.get('LogicalResourceId')} "
+                f"({rc.get('ResourceType')})"
+            )
         seen = self._event_ids(stack_name)
         self.cfn.execute_change_set(ChangeSetName=change["Id"], StackName=stack_name)
         final = self._wait_stack(stack_name, seen)
@@ -183,15 +201,33 @@ class StackClient:
         outputs = self.outputs(stack_name)
         return DeployResult(stack_name, True, outputs)
 
-    def _create_change_set(self, stack_name: str, name: str, kind: str, body: str, bucket: str,
-                           key: str, settings: DeploySettings) -> dict[str, Any]:
-        return dict(self.cfn.create_change_set(
-            StackName=stack_name, ChangeSetName=name, ChangeSetType=kind, TemplateBody=body,
-            Parameters=[{"ParameterKey": "CodeBucket", "ParameterValue": bucket},
-                        {"ParameterKey": "CodeKey", "ParameterValue": key}],
-            Capabilities=["CAPABILITY_IAM"],
-            Tags=[{"Key": k, "Value": v} for k, v in
-                  sorted({"batchdrop:stack": stack_name, **settings.tags}.items())]))
+    def _create_change_set(
+        self,
+        stack_name: str,
+        name: str,
+        kind: str,
+        body: str,
+        bucket: str,
+        key: str,
+        settings: DeploySettings,
+    ) -> dict[str, Any]:
+        return dict(
+            self.cfn.create_change_set(
+                StackName=stack_name,
+                ChangeSetName=name,
+                ChangeSetType=kind,
+                TemplateBody=body,
+                Parameters=[
+                    {"ParameterKey": "CodeBucket", "ParameterValue": bucket},
+                    {"ParameterKey": "CodeKey", "ParameterValue": key},
+                ],
+                Capabilities=["CAPABILITY_IAM"],
+                Tags=[
+                    {"Key": k, "Value": v}
+                    for k, v in sorted({"batchdrop:stack": stack_name, **settings.tags}.items())
+                ],
+            )
+        )
 
     def _wait_change_set(self, change_id: str, stack_name: str) -> dict[str, Any]:
         while True:
@@ -234,8 +270,11 @@ class StackClient:
         if stack is None:
             raise ConfigError(f"there is no stack named {stack_name}", key="--stack")
         resources = self.cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
-        buckets = [r["PhysicalResourceId"] for r in resources
-                   if r.get("ResourceType") == "AWS::S3::Bucket" and r.get("PhysicalResourceId")]
+        buckets = [
+            r["PhysicalResourceId"]
+            for r in resources
+            if r.get("ResourceType") == "AWS::S3::Bucket" and r.get("PhysicalResourceId")
+        ]
         seen = self._event_ids(stack_name)
         self.cfn.delete_stack(StackName=stack_name)
         final = self._wait_stack(stack_name, seen, stack_id=stack["StackId"])
@@ -260,15 +299,19 @@ class StackClient:
         if holds and not force:
             # its events would go to a queue or function that no longer exists
             self.s3.put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration={})
+                Bucket=bucket, NotificationConfiguration={}
+            )
             return False
         if holds:
             pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
             for page in pages:
-                doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                          for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                doomed = [
+                    {"Key": v["Key"], "VersionId": v["VersionId"]}
+                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                ]
                 for i in range(0, len(doomed), 1000):
-                    self.s3.delete_objects(Bucket=bucket,
-                                           Delete={"Objects": doomed[i:i + 1000], "Quiet": True})
+                    self.s3.delete_objects(
+                        Bucket=bucket, Delete={"Objects": doomed[i : i + 1000], "Quiet": True}
+                    )
         self.s3.delete_bucket(Bucket=bucket)
         return True

@@ -42,43 +42,58 @@ def key_attribute_type(config: Config, name: str) -> str:
     if kind in ("integer", "number"):
         return "N"
     if kind == "boolean":
-        raise ConfigError(f"field {name!r} is a boolean, which DynamoDB cannot use as a key",
-                          key="table", source=config.source)
+        raise ConfigError(
+            f"field {name!r} is a boolean, which DynamoDB cannot use as a key",
+            key="table",
+            source=config.source,
+        )
     return "S"  # string, date and datetime keys are stored as their ISO text
 
 
 def build_template(config: Config, settings: DeploySettings) -> Json:
     s = settings
-    prefixes = {role_: s3_prefix(getattr(config, role_))
-                for role_ in ("inbound", "archive", "errors")}
+    prefixes = {
+        role_: s3_prefix(getattr(config, role_)) for role_ in ("inbound", "archive", "errors")
+    }
     res: dict[str, Json] = {}
     buckets: dict[str, Json | str] = {}
-    for role_, logical in (("inbound", "InboundBucket"), ("archive", "ArchiveBucket"),
-                           ("errors", "ErrorsBucket")):
+    for role_, logical in (
+        ("inbound", "InboundBucket"),
+        ("archive", "ArchiveBucket"),
+        ("errors", "ErrorsBucket"),
+    ):
         existing = getattr(s, f"{role_}_bucket")
         if existing:
             buckets[role_] = existing
             continue
-        name = sub("${AWS::StackName}-inbound-${AWS::AccountId}-${AWS::Region}") \
-            if role_ == "inbound" else None
+        name = (
+            sub("${AWS::StackName}-inbound-${AWS::AccountId}-${AWS::Region}")
+            if role_ == "inbound"
+            else None
+        )
         res[logical] = r.bucket(s, name=name)
         res[f"{logical}Policy"] = r.tls_only_policy(logical)
         buckets[role_] = name if name else ref(logical)
     if not s.inbound_bucket:
         trigger_target = "Queue" if s.trigger == "queue" else "Function"
         res["InboundBucket"]["Properties"]["NotificationConfiguration"] = r.notification(
-            s.trigger, getatt(trigger_target, "Arn"), prefixes["inbound"], config.suffix)
-        res["InboundBucket"]["DependsOn"] = ["QueuePolicy" if s.trigger == "queue"
-                                             else "InvokePermission"]
-    inbound_arn = {"Fn::Join": ["", ["arn:", ref("AWS::Partition"), ":s3:::",
-                                     buckets["inbound"]]]}
+            s.trigger, getatt(trigger_target, "Arn"), prefixes["inbound"], config.suffix
+        )
+        res["InboundBucket"]["DependsOn"] = [
+            "QueuePolicy" if s.trigger == "queue" else "InvokePermission"
+        ]
+    inbound_arn = {"Fn::Join": ["", ["arn:", ref("AWS::Partition"), ":s3:::", buckets["inbound"]]]}
 
     res["DeadLetterQueue"] = r.queue(1209600)
     if s.trigger == "queue":
         res["Queue"] = r.queue(
-            4 * 86400, visibility=min(6 * s.timeout_s, 43200),
-            redrive={"deadLetterTargetArn": getatt("DeadLetterQueue", "Arn"),
-                     "maxReceiveCount": s.max_receive_count})
+            4 * 86400,
+            visibility=min(6 * s.timeout_s, 43200),
+            redrive={
+                "deadLetterTargetArn": getatt("DeadLetterQueue", "Arn"),
+                "maxReceiveCount": s.max_receive_count,
+            },
+        )
         res["QueuePolicy"] = r.queue_policy(inbound_arn)
         res["EventSourceMapping"] = r.event_source_mapping(s)
     else:
@@ -90,25 +105,43 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
         key.append((config.table.sort_key, "RANGE"))
     res["Table"] = r.table(s, [(n, key_attribute_type(config, n), kind) for n, kind in key])
     res["LedgerTable"] = r.ledger_table(s)
-    res["Topic"] = {"Type": "AWS::SNS::Topic",
-                    "Properties": {"KmsMasterKeyId": sub("arn:${AWS::Partition}:kms:"
-                                                         "${AWS::Region}:${AWS::AccountId}:"
-                                                         "alias/aws/sns")}}
+    res["Topic"] = {
+        "Type": "AWS::SNS::Topic",
+        "Properties": {
+            "KmsMasterKeyId": sub(
+                "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:alias/aws/sns"
+            )
+        },
+    }
     if s.email:
-        res["EmailSubscription"] = {"Type": "AWS::SNS::Subscription", "Properties": {
-            "TopicArn": ref("Topic"), "Protocol": "email", "Endpoint": s.email}}
+        res["EmailSubscription"] = {
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {"TopicArn": ref("Topic"), "Protocol": "email", "Endpoint": s.email},
+        }
 
     res["LogGroup"] = r.log_group(s)
-    res["Role"] = role("lambda.amazonaws.com", "batchdrop-loader", loader_statements(
-        s, inbound=buckets["inbound"], inbound_prefix=prefixes["inbound"],
-        archive=buckets["archive"], errors=buckets["errors"]))
+    res["Role"] = role(
+        "lambda.amazonaws.com",
+        "batchdrop-loader",
+        loader_statements(
+            s,
+            inbound=buckets["inbound"],
+            inbound_prefix=prefixes["inbound"],
+            archive=buckets["archive"],
+            errors=buckets["errors"],
+        ),
+    )
     env = environment(config, buckets, prefixes)
     res["Function"] = r.loader_function(s, HANDLER, env)
     outputs = {
-        "InboundBucket": buckets["inbound"], "ArchiveBucket": buckets["archive"],
-        "ErrorsBucket": buckets["errors"], "Table": ref("Table"),
-        "LedgerTable": ref("LedgerTable"), "Topic": ref("Topic"),
-        "DeadLetterQueue": ref("DeadLetterQueue"), "Function": ref("Function"),
+        "InboundBucket": buckets["inbound"],
+        "ArchiveBucket": buckets["archive"],
+        "ErrorsBucket": buckets["errors"],
+        "Table": ref("Table"),
+        "LedgerTable": ref("LedgerTable"),
+        "Topic": ref("Topic"),
+        "DeadLetterQueue": ref("DeadLetterQueue"),
+        "Function": ref("Function"),
         "LogGroup": ref("LogGroup"),
     }
     if s.trigger == "queue":
@@ -119,8 +152,7 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
         outputs.update(api_out)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"batchdrop: CSV files into {config.table.table_name} "
-                       f"({s.trigger} trigger)",
+        "Description": f"batchdrop: CSV files into {config.table.table_name} ({s.trigger} trigger)",
         "Parameters": {
             "CodeBucket": {"Type": "String", "Description": "S3 bucket of the Lambda package"},
             "CodeKey": {"Type": "String", "Description": "S3 key of the Lambda package"},
@@ -130,15 +162,19 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
     }
 
 
-def environment(config: Config, buckets: dict[str, Json | str],
-                prefixes: dict[str, str]) -> Json:
+def environment(config: Config, buckets: dict[str, Json | str], prefixes: dict[str, str]) -> Json:
     """BATCHDROP_* variables pointing the bundled config at the stack's resources."""
+
     def location(role_: str) -> Json:
         return {"Fn::Join": ["", ["s3://", buckets[role_], "/" + prefixes[role_]]]}
 
     webhooks = [t for t in config.notify if t.startswith(("https://", "http://"))]
-    notify = {"Fn::Join": ["", ['["sns://', ref("Topic"), '"',
-                                *[f", {json.dumps(w)}" for w in webhooks], "]"]]}
+    notify = {
+        "Fn::Join": [
+            "",
+            ['["sns://', ref("Topic"), '"', *[f", {json.dumps(w)}" for w in webhooks], "]"],
+        ]
+    }
     return {
         "BATCHDROP_CONFIG": CONFIG_PATH,
         "BATCHDROP_INBOUND": location("inbound"),
@@ -160,8 +196,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def to_yaml(template: Json) -> str:
-    return yaml.dump(template, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     width=100)
+    return yaml.dump(template, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
 
 
 def to_json(template: Json) -> str:
@@ -182,5 +217,3 @@ def statements(template: Json) -> list[tuple[str, Json]]:
             for policy in resource["Properties"].get("Policies", []):
                 out += [(logical, st) for st in policy["PolicyDocument"]["Statement"]]
     return out
-
-

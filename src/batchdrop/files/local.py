@@ -51,9 +51,13 @@ class LocalStore:
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
-        return FileRef(name=path.relative_to(self.root).as_posix(), size=st.st_size,
-                       version="sha256:" + digest.hexdigest(), modified=st.st_mtime,
-                       url=str(path))
+        return FileRef(
+            name=path.relative_to(self.root).as_posix(),
+            size=st.st_size,
+            version="sha256:" + digest.hexdigest(),
+            modified=st.st_mtime,
+            url=str(path),
+        )
 
     def list(self, suffixes: Sequence[str]) -> list[FileRef]:
         if not self.root.is_dir():

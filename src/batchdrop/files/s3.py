@@ -92,14 +92,16 @@ class S3Store:
     def _iter_latest(self) -> Iterator[FileRef]:
         if self.versioned():
             pages = self.client.get_paginator("list_object_versions").paginate(
-                Bucket=self.bucket, Prefix=self.prefix)
+                Bucket=self.bucket, Prefix=self.prefix
+            )
             for page in self._pages(pages):
                 for v in page.get("Versions", []):
                     if v.get("IsLatest") and not v["Key"].endswith("/"):
                         yield self._ref(v["Key"], v["Size"], self._version(v), v["LastModified"])
             return
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix)
+            Bucket=self.bucket, Prefix=self.prefix
+        )
         for page in self._pages(pages):
             for o in page.get("Contents", []):
                 if not o["Key"].endswith("/"):  # "folder" markers made by consoles
@@ -118,15 +120,21 @@ class S3Store:
 
     def _ref(self, key: str, size: int, version: str, modified: Any) -> FileRef:
         ts = modified.timestamp() if hasattr(modified, "timestamp") else float(modified or 0)
-        return FileRef(name=key[len(self.prefix):], size=int(size), version=version,
-                       modified=ts, url=self.ref_url(key))
+        return FileRef(
+            name=key[len(self.prefix) :],
+            size=int(size),
+            version=version,
+            modified=ts,
+            url=self.ref_url(key),
+        )
 
     def stat(self, name: str) -> FileRef | None:
         head = self._head(self.key(name))
         if head is None:
             return None
-        return self._ref(self.key(name), head["ContentLength"], self._version(head),
-                         head.get("LastModified"))
+        return self._ref(
+            self.key(name), head["ContentLength"], self._version(head), head.get("LastModified")
+        )
 
     def _head(self, key: str, **extra: Any) -> dict[str, Any] | None:
         from ..aws.clients import error_code
@@ -134,8 +142,15 @@ class S3Store:
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key, **extra)  # type: ignore
         except Exception as e:
-            if error_code(e) in ("404", "NoSuchKey", "NotFound", "405", "MethodNotAllowed",
-                                 "412", "PreconditionFailed"):
+            if error_code(e) in (
+                "404",
+                "NoSuchKey",
+                "NotFound",
+                "405",
+                "MethodNotAllowed",
+                "412",
+                "PreconditionFailed",
+            ):
                 return None  # gone, replaced, or the latest version is a delete marker
             raise self._translate(e, f"read {self.ref_url(key)}") from e
 
@@ -179,8 +194,9 @@ class S3Store:
         if not self._is_copy_of(head, ref):
             # The name was taken: an earlier move may have used a unique variant of it.
             stem = base[: len(base) - len(_suffix(base))]
-            reply = self._call(self.client.list_objects_v2, Bucket=self.bucket,
-                               Prefix=stem + "-", MaxKeys=50)
+            reply = self._call(
+                self.client.list_objects_v2, Bucket=self.bucket, Prefix=stem + "-", MaxKeys=50
+            )
             keys = [o["Key"] for o in reply.get("Contents", [])]
         for key in keys:
             found = head if key == base else self._head(key)
@@ -200,8 +216,11 @@ class S3Store:
         pin = src._pin(ref)
         if "VersionId" in pin:
             source["VersionId"] = pin["VersionId"]
-        args: dict[str, Any] = {"Metadata": meta, "MetadataDirective": "REPLACE",
-                                "ContentType": head.get("ContentType", "text/csv")}
+        args: dict[str, Any] = {
+            "Metadata": meta,
+            "MetadataDirective": "REPLACE",
+            "ContentType": head.get("ContentType", "text/csv"),
+        }
         if "IfMatch" in pin:
             args["CopySourceIfMatch"] = pin["IfMatch"]
         for key in self._candidates(name):
@@ -209,8 +228,14 @@ class S3Store:
                 continue
             if ref.size <= self.copy_threshold:
                 try:
-                    self._call(self.client.copy_object, CopySource=source, Bucket=self.bucket,
-                               Key=key, IfNoneMatch="*", **args)
+                    self._call(
+                        self.client.copy_object,
+                        CopySource=source,
+                        Bucket=self.bucket,
+                        Key=key,
+                        IfNoneMatch="*",
+                        **args,
+                    )
                 except _Taken:
                     continue
             else:
@@ -222,8 +247,11 @@ class S3Store:
         from boto3.s3.transfer import TransferConfig
 
         extra = dict(args)  # with MetadataDirective=REPLACE: our metadata on the parts' upload
-        cfg = TransferConfig(multipart_threshold=self.copy_threshold,
-                             multipart_chunksize=self.copy_part_size, max_concurrency=4)
+        cfg = TransferConfig(
+            multipart_threshold=self.copy_threshold,
+            multipart_chunksize=self.copy_part_size,
+            max_concurrency=4,
+        )
         try:
             self.client.copy(source, self.bucket, key, ExtraArgs=extra, Config=cfg)
         except Exception as e:
@@ -232,8 +260,13 @@ class S3Store:
     def _delete(self, key: str, ref: FileRef) -> None:
         pin = self._pin(ref)
         # Delete exactly the version that was loaded: a newer upload under the same name stays.
-        self._call(self.client.delete_object, Bucket=self.bucket, Key=key, **pin,
-                   allow={"412", "PreconditionFailed", "404", "NoSuchKey"})
+        self._call(
+            self.client.delete_object,
+            Bucket=self.bucket,
+            Key=key,
+            **pin,
+            allow={"412", "PreconditionFailed", "404", "NoSuchKey"},
+        )
 
     def _move_out(self, ref: FileRef, dest: FileStore, name: str) -> str:
         import tempfile
@@ -253,16 +286,23 @@ class S3Store:
             if size < 64 * 1024**2:
                 try:
                     with open(local_path, "rb") as f:
-                        self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=f,
-                                   ContentType=content_type, IfNoneMatch="*")
+                        self._call(
+                            self.client.put_object,
+                            Bucket=self.bucket,
+                            Key=key,
+                            Body=f,
+                            ContentType=content_type,
+                            IfNoneMatch="*",
+                        )
                 except _Taken:
                     continue
             else:
                 if self._head(key) is not None:
                     continue
                 try:
-                    self.client.upload_file(local_path, self.bucket, key,
-                                            ExtraArgs={"ContentType": content_type})
+                    self.client.upload_file(
+                        local_path, self.bucket, key, ExtraArgs={"ContentType": content_type}
+                    )
                 except Exception as e:
                     raise self._translate(e, f"write {self.ref_url(key)}") from e
             return self.ref_url(key)
@@ -297,10 +337,17 @@ class S3Store:
         from ..aws.clients import error_code, is_transient
 
         code = error_code(e)
-        if code in ("NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId",
-                    "403"):
-            return ConfigError(f"S3 refused to {what} ({code}): check the bucket name in the "
-                               f"config and the role's permissions on {self.url}")
+        if code in (
+            "NoSuchBucket",
+            "AccessDenied",
+            "AllAccessDisabled",
+            "InvalidAccessKeyId",
+            "403",
+        ):
+            return ConfigError(
+                f"S3 refused to {what} ({code}): check the bucket name in the "
+                f"config and the role's permissions on {self.url}"
+            )
         if code in ("NoSuchKey", "404", "NotFound"):
             return FileNotFoundError(f"{self.url}: {what}: not found")
         if is_transient(e):
@@ -345,8 +392,9 @@ class _ObjectReader(io.RawIOBase):
             reply = self.store.client.get_object(Bucket=self.store.bucket, Key=self.key, **extra)
         except Exception as e:
             if error_code(e) in ("PreconditionFailed", "412", "NoSuchVersion"):
-                raise FileNotFoundError(f"{self.store.ref_url(self.key)} changed or went away "
-                                        "since it was listed") from e
+                raise FileNotFoundError(
+                    f"{self.store.ref_url(self.key)} changed or went away since it was listed"
+                ) from e
             raise self.store._translate(e, f"read {self.store.ref_url(self.key)}") from e
         self.body = reply["Body"]
 
@@ -363,8 +411,9 @@ class _ObjectReader(io.RawIOBase):
                 break
             except Exception as e:
                 if attempt == READ_RETRIES or not (is_transient(e) or isinstance(e, OSError)):
-                    raise TransientError(f"reading {self.store.ref_url(self.key)} broke at "
-                                         f"byte {self.pos}: {e}") from e
+                    raise TransientError(
+                        f"reading {self.store.ref_url(self.key)} broke at byte {self.pos}: {e}"
+                    ) from e
                 self.body.close()
                 time.sleep(0.2 * 2**attempt)
                 self._get()

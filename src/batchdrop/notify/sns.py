@@ -81,7 +81,9 @@ class SnsNotifier:
     def send(self, receipt: Receipt) -> None:
         subject, body = build(receipt)
         args: dict[str, Any] = {
-            "TopicArn": self.topic_arn, "Subject": subject, "Message": body,
+            "TopicArn": self.topic_arn,
+            "Subject": subject,
+            "Message": body,
             "MessageStructure": "json",
             "MessageAttributes": {
                 "status": {"DataType": "String", "StringValue": receipt.status},
@@ -96,5 +98,7 @@ class SnsNotifier:
         except Exception as e:
             from ..aws.clients import error_code
 
-            raise TransientError(f"SNS did not take the receipt for {receipt.file} "
-                                 f"({error_code(e) or type(e).__name__}): {e}") from e
+            raise TransientError(
+                f"SNS did not take the receipt for {receipt.file} "
+                f"({error_code(e) or type(e).__name__}): {e}"
+            ) from e

@@ -15,8 +15,7 @@ log = logging.getLogger("batchdrop")
 
 
 class WebhookNotifier:
-    def __init__(self, url: str, *, attempts: int = 3, timeout: float = 10.0,
-                 backoff: float = 0.5):
+    def __init__(self, url: str, *, attempts: int = 3, timeout: float = 10.0, backoff: float = 0.5):
         self.url = url
         self.attempts = attempts
         self.timeout = timeout
@@ -27,8 +26,11 @@ class WebhookNotifier:
         last: Exception | None = None
         for attempt in range(self.attempts):
             req = urllib.request.Request(
-                self.url, data=body, method="POST",
-                headers={"Content-Type": "application/json", "User-Agent": "batchdrop"})
+                self.url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": "batchdrop"},
+            )
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     resp.read()

@@ -70,36 +70,46 @@ class DynamoTable:
                 raise ConfigError(
                     f"DynamoDB table {self.name!r} does not exist: deploy the stack "
                     f"(batchdrop deploy) or create it with partition key "
-                    f"{self.key[0]!r}" + (f" and sort key {self.key[1]!r}" if len(self.key) > 1
-                                          else ""), key="table.url") from e
+                    f"{self.key[0]!r}"
+                    + (f" and sort key {self.key[1]!r}" if len(self.key) > 1 else ""),
+                    key="table.url",
+                ) from e
             raise _transient(e, f"describe table {self.name}") from e
         roles = {k["KeyType"]: k["AttributeName"] for k in desc["KeySchema"]}
         found = (roles.get("HASH"),) + ((roles["RANGE"],) if "RANGE" in roles else ())
         if found != tuple(self.key):
-            raise ConfigError(f"DynamoDB table {self.name!r} has the key {list(found)}, the "
-                              f"config says {list(self.key)}", key="table")
+            raise ConfigError(
+                f"DynamoDB table {self.name!r} has the key {list(found)}, the "
+                f"config says {list(self.key)}",
+                key="table",
+            )
         types = {a["AttributeName"]: a["AttributeType"] for a in desc["AttributeDefinitions"]}
         for name in self.key:
             want = KEY_TYPES.get(self.codec.types[name])
             if types.get(name) != want:
-                raise ConfigError(f"DynamoDB table {self.name!r} stores key {name!r} as type "
-                                  f"{types.get(name)}, but the schema's type "
-                                  f"{self.codec.types[name]!r} needs {want}", key="table")
+                raise ConfigError(
+                    f"DynamoDB table {self.name!r} stores key {name!r} as type "
+                    f"{types.get(name)}, but the schema's type "
+                    f"{self.codec.types[name]!r} needs {want}",
+                    key="table",
+                )
 
     def begin(self, claim: Claim, ledger: Ledger) -> DynamoLoad:
         return DynamoLoad(self, claim, ledger)
 
     def get(self, key: Sequence[Any]) -> dict[str, Any] | None:
         try:
-            reply = self.client.get_item(TableName=self.name, Key=self.codec.key_item(key),
-                                         ConsistentRead=True)
+            reply = self.client.get_item(
+                TableName=self.name, Key=self.codec.key_item(key), ConsistentRead=True
+            )
         except Exception as e:
             raise _transient(e, f"get an item from {self.name}") from e
         item = reply.get("Item")
         return self.codec.decode(item) if item else None
 
-    def query(self, partition: Any, *, begins_with: str | None = None,
-              after: Any = None, limit: int = 100) -> Page:
+    def query(
+        self, partition: Any, *, begins_with: str | None = None, after: Any = None, limit: int = 100
+    ) -> Page:
         """One partition in sort-key order: Query with a key condition, never a Scan."""
         pk = self.key[0]
         names = {"#pk": pk}
@@ -111,9 +121,12 @@ class DynamoTable:
             names["#sk"] = self.key[1]
             values[":prefix"] = {"S": begins_with}
             condition += " AND begins_with(#sk, :prefix)"
-        args: dict[str, Any] = {"TableName": self.name, "KeyConditionExpression": condition,
-                                "ExpressionAttributeNames": names,
-                                "ExpressionAttributeValues": values}
+        args: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
         start = None
         if after is not None and len(self.key) > 1:
             start = {pk: values[":pk"], self.key[1]: self.codec.key_value(self.key[1], after)}
@@ -172,7 +185,7 @@ class DynamoLoad:
             by_key[codec.key_of(row)] = codec.item(row)
         items = list(by_key.values())
         for start in range(0, len(items), BATCH_LIMIT):
-            self._submit(items[start:start + BATCH_LIMIT])
+            self._submit(items[start : start + BATCH_LIMIT])
         return []
 
     def _submit(self, batch: list[dict[str, Any]]) -> None:
@@ -195,10 +208,12 @@ class DynamoLoad:
                 if not is_transient(e):
                     code = error_code(e)
                     if code in ("ResourceNotFoundException", "AccessDeniedException"):
-                        raise ConfigError(f"DynamoDB refused to write {table.name} ({code}): "
-                                          f"{e}") from e
-                    raise DataError(f"DynamoDB refused a batch of {len(requests)} items for "
-                                    f"{table.name}: {e}") from e
+                        raise ConfigError(
+                            f"DynamoDB refused to write {table.name} ({code}): {e}"
+                        ) from e
+                    raise DataError(
+                        f"DynamoDB refused a batch of {len(requests)} items for {table.name}: {e}"
+                    ) from e
                 unprocessed, throttled = requests, error_code(e) or type(e).__name__
             with self._lock:
                 self.requests += 1
@@ -210,7 +225,8 @@ class DynamoLoad:
                 raise TransientError(
                     f"DynamoDB left {len(unprocessed)} item(s) of {table.name} unwritten after "
                     f"{attempt} retries{why}: the table is throttled; the file stays in place "
-                    "and a retry will finish it")
+                    "and a retry will finish it"
+                )
             with self._lock:
                 self.retries += 1
             time.sleep(table.backoff(attempt))
@@ -252,10 +268,15 @@ def _transient(e: Exception, what: str) -> Exception:
     from ..aws.clients import error_code, is_transient
 
     code = error_code(e)
-    if code in ("ResourceNotFoundException", "AccessDeniedException",
-                "UnrecognizedClientException"):
-        return ConfigError(f"DynamoDB refused to {what} ({code}): check the table name in the "
-                           "config and the role's permissions")
+    if code in (
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+    ):
+        return ConfigError(
+            f"DynamoDB refused to {what} ({code}): check the table name in the "
+            "config and the role's permissions"
+        )
     if code == "ValidationException":
         return ValueError(f"DynamoDB refused to {what}: {e}")
     if is_transient(e):

@@ -77,8 +77,7 @@ class ItemCodec:
         self._name_bytes = [len(n.encode("utf-8")) for n in self.fields]
 
     def item(self, row: Sequence[Any]) -> dict[str, Any]:
-        return {name: encode(v) for name, v in zip(self.fields, row, strict=True)
-                if v is not None}
+        return {name: encode(v) for name, v in zip(self.fields, row, strict=True) if v is not None}
 
     def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(row[i] for i in self.key_index)
@@ -109,8 +108,10 @@ class ItemCodec:
                     return name, problem
             size += nbytes + value_size(encode(v))
         if size > MAX_ITEM_BYTES:
-            return "", (f"the item is {size} bytes, over DynamoDB's limit of {MAX_ITEM_BYTES} "
-                        "bytes (400 KB)")
+            return "", (
+                f"the item is {size} bytes, over DynamoDB's limit of {MAX_ITEM_BYTES} "
+                "bytes (400 KB)"
+            )
         return None
 
     def decode(self, item: dict[str, Any]) -> dict[str, Any]:

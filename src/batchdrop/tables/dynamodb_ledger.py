@@ -32,9 +32,24 @@ if TYPE_CHECKING:
 RUNS_INDEX = "runs"
 RUN_LIST = "runs"
 CLAIM_ATTEMPTS = 5
-RECORD_FIELDS = ("run_id", "file", "source", "version", "size", "state", "status", "started_at",
-                 "finished_at", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate",
-                 "reason", "moved_to", "rejected_rows_report")
+RECORD_FIELDS = (
+    "run_id",
+    "file",
+    "source",
+    "version",
+    "size",
+    "state",
+    "status",
+    "started_at",
+    "finished_at",
+    "rows_read",
+    "rows_loaded",
+    "rows_rejected",
+    "rows_duplicate",
+    "reason",
+    "moved_to",
+    "rejected_rows_report",
+)
 
 
 def ledger_table_spec(name: str) -> dict[str, Any]:
@@ -42,16 +57,22 @@ def ledger_table_spec(name: str) -> dict[str, Any]:
     return {
         "TableName": name,
         "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                 {"AttributeName": "run_list", "AttributeType": "S"},
-                                 {"AttributeName": "run_id", "AttributeType": "S"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "run_list", "AttributeType": "S"},
+            {"AttributeName": "run_id", "AttributeType": "S"},
+        ],
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "GlobalSecondaryIndexes": [{
-            "IndexName": RUNS_INDEX,
-            "KeySchema": [{"AttributeName": "run_list", "KeyType": "HASH"},
-                          {"AttributeName": "run_id", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": RUNS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "run_list", "KeyType": "HASH"},
+                    {"AttributeName": "run_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
     }
 
 
@@ -118,23 +139,40 @@ class DynamoLedger:
         for _ in range(CLAIM_ATTEMPTS):
             now = time.time()
             run_id, token = new_run_id(), secrets.token_hex(8)
-            allowed = ["attribute_not_exists(pk)", "#state = :failed",
-                       "(#state = :running AND expires_at < :now)"]
+            allowed = [
+                "attribute_not_exists(pk)",
+                "#state = :failed",
+                "(#state = :running AND expires_at < :now)",
+            ]
             if force:
                 allowed.append("#state = :done")
             try:
                 reply = self._call(
-                    "put_item", TableName=self.name,
-                    Item=_item({"pk": pk, "kind": "file", "state": "running", "run_id": run_id,
-                                "token": token, "expires_at": int(now) + self.ttl,
-                                "file": ref.name, "source": ref.url, "version": ref.version,
-                                "updated_at": _now_iso()}),
+                    "put_item",
+                    TableName=self.name,
+                    Item=_item(
+                        {
+                            "pk": pk,
+                            "kind": "file",
+                            "state": "running",
+                            "run_id": run_id,
+                            "token": token,
+                            "expires_at": int(now) + self.ttl,
+                            "file": ref.name,
+                            "source": ref.url,
+                            "version": ref.version,
+                            "updated_at": _now_iso(),
+                        }
+                    ),
                     ConditionExpression=" OR ".join(allowed),
                     ExpressionAttributeNames={"#state": "state"},
                     ExpressionAttributeValues=_item(
                         {":failed": "failed", ":running": "running", ":now": int(now)}
-                        | ({":done": "done"} if force else {})),
-                    ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                        | ({":done": "done"} if force else {})
+                    ),
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
             except _ConditionFailed as held:
                 old = held.item or self._get(pk)
                 if old is None:
@@ -163,17 +201,27 @@ class DynamoLedger:
         # Rows committed by a run that stopped before moving the file: take its lease, finish it.
         token = secrets.token_hex(8)
         try:
-            self._call("update_item", TableName=self.name, Key=_item({"pk": self.file_pk(ref)}),
-                       UpdateExpression="SET #token = :new, expires_at = :exp",
-                       ConditionExpression="#state = :committed AND #token = :old",
-                       ExpressionAttributeNames={"#state": "state", "#token": "token"},
-                       ExpressionAttributeValues=_item(
-                           {":new": token, ":exp": int(now) + self.ttl,
-                            ":committed": "committed", ":old": old.get("token", "")}))
+            self._call(
+                "update_item",
+                TableName=self.name,
+                Key=_item({"pk": self.file_pk(ref)}),
+                UpdateExpression="SET #token = :new, expires_at = :exp",
+                ConditionExpression="#state = :committed AND #token = :old",
+                ExpressionAttributeNames={"#state": "state", "#token": "token"},
+                ExpressionAttributeValues=_item(
+                    {
+                        ":new": token,
+                        ":exp": int(now) + self.ttl,
+                        ":committed": "committed",
+                        ":old": old.get("token", ""),
+                    }
+                ),
+            )
         except _ConditionFailed:
             return None
-        return Claim("resume", run_id, ref, receipt=receipt,
-                     extra={"token": token, "renewed_at": now})
+        return Claim(
+            "resume", run_id, ref, receipt=receipt, extra={"token": token, "renewed_at": now}
+        )
 
     def renew(self, claim: Claim) -> None:
         """Extend the claim's lease (called as a long load goes on); fails if it was lost."""
@@ -181,24 +229,35 @@ class DynamoLedger:
         if now - float(claim.extra.get("renewed_at", 0)) < self.ttl / 3:
             return
         try:
-            self._call("update_item", TableName=self.name,
-                       Key=_item({"pk": self.file_pk(claim.ref)}),
-                       UpdateExpression="SET expires_at = :exp",
-                       ConditionExpression="#token = :token",
-                       ExpressionAttributeNames={"#token": "token"},
-                       ExpressionAttributeValues=_item({":exp": int(now) + self.ttl,
-                                                        ":token": claim.extra.get("token", "")}))
+            self._call(
+                "update_item",
+                TableName=self.name,
+                Key=_item({"pk": self.file_pk(claim.ref)}),
+                UpdateExpression="SET expires_at = :exp",
+                ConditionExpression="#token = :token",
+                ExpressionAttributeNames={"#token": "token"},
+                ExpressionAttributeValues=_item(
+                    {":exp": int(now) + self.ttl, ":token": claim.extra.get("token", "")}
+                ),
+            )
         except _ConditionFailed:
-            raise TransientError(f"the claim on {claim.ref.url} was taken over by another run "
-                                 "(this one held it past aws.claim_ttl_seconds)") from None
+            raise TransientError(
+                f"the claim on {claim.ref.url} was taken over by another run "
+                "(this one held it past aws.claim_ttl_seconds)"
+            ) from None
         claim.extra["renewed_at"] = now
 
     def record(self, claim: Claim, state: RunState, receipt: Receipt) -> None:
         now = time.time()
         data = receipt.to_json()
         names = {"#state": "state", "#token": "token", "#receipt": "receipt"}
-        values = {":state": state, ":rid": claim.run_id, ":receipt": data, ":at": _now_iso(),
-                  ":token": claim.extra.get("token", "")}
+        values = {
+            ":state": state,
+            ":rid": claim.run_id,
+            ":receipt": data,
+            ":at": _now_iso(),
+            ":token": claim.extra.get("token", ""),
+        }
         update = "SET #state = :state, run_id = :rid, #receipt = :receipt, updated_at = :at"
         if state in ("running", "committed"):
             update += ", expires_at = :exp"
@@ -207,49 +266,83 @@ class DynamoLedger:
             update += " REMOVE expires_at"
         run = self._run_item(claim.run_id, claim.ref, state, receipt)
         try:
-            self._call("transact_write_items", TransactItems=[
-                {"Update": {"TableName": self.name, "Key": _item({"pk": self.file_pk(claim.ref)}),
-                            "UpdateExpression": update, "ConditionExpression": "#token = :token",
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.name,
+                            "Key": _item({"pk": self.file_pk(claim.ref)}),
+                            "UpdateExpression": update,
+                            "ConditionExpression": "#token = :token",
                             "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": _item(values)}},
-                {"Put": {"TableName": self.name, "Item": run}},
-            ])
+                            "ExpressionAttributeValues": _item(values),
+                        }
+                    },
+                    {"Put": {"TableName": self.name, "Item": run}},
+                ],
+            )
         except _ConditionFailed:
-            raise TransientError(f"the claim on {claim.ref.url} was taken over by another run "
-                                 "(this one held it past aws.claim_ttl_seconds)") from None
+            raise TransientError(
+                f"the claim on {claim.ref.url} was taken over by another run "
+                "(this one held it past aws.claim_ttl_seconds)"
+            ) from None
         claim.extra["renewed_at"] = now
 
     # --- run records --------------------------------------------------------------------------
 
-    def _run_item(self, run_id: str, ref: FileRef, state: str,
-                  receipt: Receipt | None) -> dict[str, Any]:
-        values: dict[str, Any] = {"pk": f"run#{run_id}", "kind": "run", "run_list": RUN_LIST,
-                                  "run_id": run_id, "file": ref.name, "source": ref.url,
-                                  "version": ref.version, "size": ref.size, "state": state,
-                                  "started_at": _now_iso()}
+    def _run_item(
+        self, run_id: str, ref: FileRef, state: str, receipt: Receipt | None
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "pk": f"run#{run_id}",
+            "kind": "run",
+            "run_list": RUN_LIST,
+            "run_id": run_id,
+            "file": ref.name,
+            "source": ref.url,
+            "version": ref.version,
+            "size": ref.size,
+            "state": state,
+            "started_at": _now_iso(),
+        }
         if receipt is not None:
             r = receipt.to_dict()
             values.update({k: r.get(k) for k in RECORD_FIELDS if k in r and r.get(k) is not None})
-            values.update(state=state, run_id=run_id, started_at=r.get("started_at") or
-                          values["started_at"], receipt=receipt.to_json())
+            values.update(
+                state=state,
+                run_id=run_id,
+                started_at=r.get("started_at") or values["started_at"],
+                receipt=receipt.to_json(),
+            )
             if state in ("done", "failed"):
                 values["finished_at"] = r.get("finished_at") or _now_iso()
         return _item(values)
 
     def _put_run(self, run_id: str, ref: FileRef, state: str, receipt: Receipt | None) -> None:
-        self._call("put_item", TableName=self.name,
-                   Item=self._run_item(run_id, ref, state, receipt))
+        self._call(
+            "put_item", TableName=self.name, Item=self._run_item(run_id, ref, state, receipt)
+        )
 
     def _mark_abandoned(self, run_id: str) -> None:
         with contextlib.suppress(_ConditionFailed):
-            self._call("update_item", TableName=self.name, Key=_item({"pk": f"run#{run_id}"}),
-                       UpdateExpression="SET #state = :failed, reason = :why, finished_at = :at",
-                       ConditionExpression="#state = :running",
-                       ExpressionAttributeNames={"#state": "state"},
-                       ExpressionAttributeValues=_item({
-                           ":failed": "failed", ":running": "running", ":at": _now_iso(),
-                           ":why": "the run stopped without finishing; its claim expired and "
-                                   "the file was retried"}))
+            self._call(
+                "update_item",
+                TableName=self.name,
+                Key=_item({"pk": f"run#{run_id}"}),
+                UpdateExpression="SET #state = :failed, reason = :why, finished_at = :at",
+                ConditionExpression="#state = :running",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_item(
+                    {
+                        ":failed": "failed",
+                        ":running": "running",
+                        ":at": _now_iso(),
+                        ":why": "the run stopped without finishing; its claim expired and "
+                        "the file was retried",
+                    }
+                ),
+            )
 
     @staticmethod
     def _record(item: dict[str, Any]) -> dict[str, Any]:
@@ -260,12 +353,15 @@ class DynamoLedger:
         out["receipt"] = json.loads(raw["receipt"]) if raw.get("receipt") else None
         return out
 
-    def runs(self, *, status: str | None = None, limit: int = 50,
-             before: str | None = None) -> list[dict[str, Any]]:
+    def runs(
+        self, *, status: str | None = None, limit: int = 50, before: str | None = None
+    ) -> list[dict[str, Any]]:
         args: dict[str, Any] = {
-            "TableName": self.name, "IndexName": RUNS_INDEX, "ScanIndexForward": False,
-            "KeyConditionExpression": "run_list = :all" + (" AND run_id < :before" if before
-                                                           else ""),
+            "TableName": self.name,
+            "IndexName": RUNS_INDEX,
+            "ScanIndexForward": False,
+            "KeyConditionExpression": "run_list = :all"
+            + (" AND run_id < :before" if before else ""),
             "ExpressionAttributeValues": _item({":all": RUN_LIST, ":before": before}),
         }
         if status:
@@ -287,8 +383,9 @@ class DynamoLedger:
         return self._record(item) if item else None
 
     def _get(self, pk: str, raw: bool = False) -> dict[str, Any] | None:
-        reply = self._call("get_item", TableName=self.name, Key=_item({"pk": pk}),
-                           ConsistentRead=True)
+        reply = self._call(
+            "get_item", TableName=self.name, Key=_item({"pk": pk}), ConsistentRead=True
+        )
         item = reply.get("Item")
         if not item:
             return None
@@ -302,19 +399,26 @@ class DynamoLedger:
         except Exception as e:
             code = error_code(e)
             if code == "ConditionalCheckFailedException" or (
-                    code == "TransactionCanceledException" and "ConditionalCheckFailed" in str(e)):
+                code == "TransactionCanceledException" and "ConditionalCheckFailed" in str(e)
+            ):
                 item = getattr(e, "response", {}).get("Item")
                 raise _ConditionFailed(_dec(item) if item else None) from e
             if code == "ResourceNotFoundException":
-                raise ConfigError(f"the ledger table {self.name!r} does not exist: deploy the "
-                                  "stack (batchdrop deploy) or create it (see the README)",
-                                  key="ledger") from e
+                raise ConfigError(
+                    f"the ledger table {self.name!r} does not exist: deploy the "
+                    "stack (batchdrop deploy) or create it (see the README)",
+                    key="ledger",
+                ) from e
             if code == "ValidationException" and "index" in str(e).lower():
-                raise ConfigError(f"the ledger table {self.name!r} has no {RUNS_INDEX!r} index "
-                                  "(see the README for its definition)", key="ledger") from e
+                raise ConfigError(
+                    f"the ledger table {self.name!r} has no {RUNS_INDEX!r} index "
+                    "(see the README for its definition)",
+                    key="ledger",
+                ) from e
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
-                raise ConfigError(f"DynamoDB refused {op} on the ledger {self.name!r} ({code})",
-                                  key="ledger") from e
+                raise ConfigError(
+                    f"DynamoDB refused {op} on the ledger {self.name!r} ({code})", key="ledger"
+                ) from e
             kind = "could not" if is_transient(e) else "failed to"
             raise TransientError(f"the ledger {self.name} {kind} {op} ({code}): {e}") from e
 

@@ -27,8 +27,14 @@ from ..report import LOADED, LOADED_WITH_REJECTS, Receipt
 
 RUNS = "_batchdrop_runs"
 RUN_COL = "_batchdrop_run"
-SQL_TYPES = {"string": "TEXT", "integer": "INTEGER", "number": "TEXT", "boolean": "INTEGER",
-             "date": "TEXT", "datetime": "TEXT"}
+SQL_TYPES = {
+    "string": "TEXT",
+    "integer": "INTEGER",
+    "number": "TEXT",
+    "boolean": "INTEGER",
+    "date": "TEXT",
+    "datetime": "TEXT",
+}
 BUSY_TIMEOUT_S = 60.0
 
 
@@ -39,8 +45,9 @@ def q(name: str) -> str:
 def connect(path: str) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+        )
         conn.execute("PRAGMA journal_mode=DELETE")
         conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.OperationalError as e:
@@ -53,15 +60,18 @@ def connect(path: str) -> sqlite3.Connection:
 def translate(e: sqlite3.Error, path: str) -> Exception:
     text = str(e)
     if "locked" in text or "busy" in text:
-        return TransientError(f"{path}: the database is locked by another batchdrop process "
-                              f"(waited {BUSY_TIMEOUT_S:.0f} s); try again")
+        return TransientError(
+            f"{path}: the database is locked by another batchdrop process "
+            f"(waited {BUSY_TIMEOUT_S:.0f} s); try again"
+        )
     return ConfigError(f"{path}: {text}")
 
 
 def _to_sql(field: SchemaField) -> Callable[[Any], Any] | None:
     if field.type in ("number", "date", "datetime"):
-        return lambda v: None if v is None else (str(v) if isinstance(v, Decimal)
-                                                 else v.isoformat())
+        return lambda v: (
+            None if v is None else (str(v) if isinstance(v, Decimal) else v.isoformat())
+        )
     return None
 
 
@@ -80,7 +90,7 @@ def _from_sql(field: SchemaField) -> Callable[[Any], Any]:
 
 class SqliteTable:
     single_pass = True
-    row_check = None
+    row_check: Callable[[tuple[Any, ...]], tuple[str, str] | None] | None = None
 
     def __init__(self, path: str, name: str, config: Config):
         self.path = path
@@ -99,16 +109,24 @@ class SqliteTable:
         return cls(config.table.url.removeprefix("sqlite:///"), config.table.table_name, config)
 
     def prepare(self) -> None:
-        cols = [f"{q(f.name)} {SQL_TYPES[f.type]}" + (" NOT NULL" if f.name in self.key else "")
-                for f in self.fields]
-        ddl = (f"CREATE TABLE IF NOT EXISTS {q(self.name)} ({', '.join(cols)}, "
-               f"{q(RUN_COL)} INTEGER, PRIMARY KEY ({', '.join(map(q, self.key))})) WITHOUT ROWID")
+        cols = [
+            f"{q(f.name)} {SQL_TYPES[f.type]}" + (" NOT NULL" if f.name in self.key else "")
+            for f in self.fields
+        ]
+        ddl = (
+            f"CREATE TABLE IF NOT EXISTS {q(self.name)} ({', '.join(cols)}, "
+            f"{q(RUN_COL)} INTEGER, PRIMARY KEY ({', '.join(map(q, self.key))})) WITHOUT ROWID"
+        )
         try:
             self.conn.execute(ddl)
             have = [r[1] for r in self.conn.execute(f"PRAGMA table_info({q(self.name)})")]
-            pk = [r[1] for r in sorted(
-                (r for r in self.conn.execute(f"PRAGMA table_info({q(self.name)})") if r[5]),
-                key=lambda r: r[5])]
+            pk = [
+                r[1]
+                for r in sorted(
+                    (r for r in self.conn.execute(f"PRAGMA table_info({q(self.name)})") if r[5]),
+                    key=lambda r: r[5],
+                )
+            ]
         except sqlite3.Error as e:
             raise translate(e, self.path) from None
         missing = [c for c in [*self.columns, RUN_COL] if c not in have]
@@ -116,7 +134,8 @@ class SqliteTable:
             raise ConfigError(
                 f"table {self.name!r} in {self.path} exists with columns {have} and key {pk}, "
                 f"which do not fit the schema (columns {self.columns}, key {list(self.key)}); "
-                "use another table name (table.name) or database")
+                "use another table name (table.name) or database"
+            )
 
     def begin(self, claim: Claim, ledger: Any) -> Any:
         from .sqlite_load import begin_load
@@ -144,8 +163,9 @@ class SqliteTable:
         conv = self._writers[self.columns.index(column)]
         return conv(value) if conv else value
 
-    def query(self, partition: Any, *, begins_with: str | None = None, after: Any = None,
-              limit: int = 100) -> Page:
+    def query(
+        self, partition: Any, *, begins_with: str | None = None, after: Any = None, limit: int = 100
+    ) -> Page:
         pk = self.key[0]
         sk = self.key[1] if len(self.key) > 1 else None
         sql = f"{self._select()} WHERE {q(pk)} = ?"
@@ -210,9 +230,25 @@ CREATE TABLE IF NOT EXISTS {RUNS} (
 );
 CREATE INDEX IF NOT EXISTS {RUNS}_version ON {RUNS} (file, version);
 """
-RECORD_COLS = ("run_id", "file", "source", "version", "size", "state", "status", "started_at",
-               "finished_at", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate",
-               "reason", "moved_to", "rejected_rows_report", "receipt")
+RECORD_COLS = (
+    "run_id",
+    "file",
+    "source",
+    "version",
+    "size",
+    "state",
+    "status",
+    "started_at",
+    "finished_at",
+    "rows_read",
+    "rows_loaded",
+    "rows_rejected",
+    "rows_duplicate",
+    "reason",
+    "moved_to",
+    "rejected_rows_report",
+    "receipt",
+)
 
 
 def _now() -> str:
@@ -252,7 +288,9 @@ class SqliteLedger:
     def _claim(self, ref: FileRef, force: bool) -> Claim:
         rows = self.conn.execute(
             f"SELECT seq, run_id, state, status, pid, host, lease_until, receipt FROM {RUNS} "
-            "WHERE file = ? AND version = ? ORDER BY seq DESC", (ref.name, ref.version)).fetchall()
+            "WHERE file = ? AND version = ? ORDER BY seq DESC",
+            (ref.name, ref.version),
+        ).fetchall()
         now = time.time()
         for seq, run_id, state, status, pid, host, lease_until, receipt in rows:
             mine = pid == os.getpid() and host == socket.gethostname()  # an earlier run of ours
@@ -267,16 +305,28 @@ class SqliteLedger:
                 self.conn.execute(
                     f"UPDATE {RUNS} SET state = 'failed', status = 'failed', finished_at = ?, "
                     "reason = 'interrupted: the run stopped before it finished' WHERE seq = ?",
-                    (_now(), seq))
+                    (_now(), seq),
+                )
             if state == "done" and status in (LOADED, LOADED_WITH_REJECTS) and not force:
-                return Claim("done", run_id, ref, json.loads(receipt) if receipt else None,
-                             {"seq": seq})
+                return Claim(
+                    "done", run_id, ref, json.loads(receipt) if receipt else None, {"seq": seq}
+                )
         run_id = new_run_id()
         cur = self.conn.execute(
             f"INSERT INTO {RUNS} (run_id, file, source, version, size, state, pid, host, "
             "lease_until, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-            (run_id, ref.name, ref.url, ref.version, ref.size, os.getpid(),
-             socket.gethostname(), now + self.claim_ttl, _now()))
+            (
+                run_id,
+                ref.name,
+                ref.url,
+                ref.version,
+                ref.size,
+                os.getpid(),
+                socket.gethostname(),
+                now + self.claim_ttl,
+                _now(),
+            ),
+        )
         return Claim("new", run_id, ref, None, {"seq": cur.lastrowid})
 
     def record(self, claim: Claim, state: str, receipt: Receipt) -> None:
@@ -289,16 +339,30 @@ class SqliteLedger:
     def statement(self, claim: Claim, state: str, receipt: Receipt) -> tuple[str, tuple[Any, ...]]:
         """The UPDATE that records a run's state (a writer process runs it in its transaction)."""
         r = receipt
-        sql = (f"UPDATE {RUNS} SET state = ?, status = ?, finished_at = ?, rows_read = ?, "
-               "rows_loaded = ?, rows_rejected = ?, rows_duplicate = ?, reason = ?, moved_to = ?, "
-               "rejected_rows_report = ?, receipt = ? WHERE run_id = ?")
-        params = (state, r.status, r.finished_at or _now(), r.rows_read, r.rows_loaded,
-                  r.rows_rejected, r.rows_duplicate, r.reason, r.moved_to,
-                  r.rejected_rows_report, r.to_json(), claim.run_id)
+        sql = (
+            f"UPDATE {RUNS} SET state = ?, status = ?, finished_at = ?, rows_read = ?, "
+            "rows_loaded = ?, rows_rejected = ?, rows_duplicate = ?, reason = ?, moved_to = ?, "
+            "rejected_rows_report = ?, receipt = ? WHERE run_id = ?"
+        )
+        params = (
+            state,
+            r.status,
+            r.finished_at or _now(),
+            r.rows_read,
+            r.rows_loaded,
+            r.rows_rejected,
+            r.rows_duplicate,
+            r.reason,
+            r.moved_to,
+            r.rejected_rows_report,
+            r.to_json(),
+            claim.run_id,
+        )
         return sql, params
 
-    def runs(self, *, status: str | None = None, limit: int = 50,
-             before: str | None = None) -> list[dict[str, Any]]:
+    def runs(
+        self, *, status: str | None = None, limit: int = 50, before: str | None = None
+    ) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(RECORD_COLS)} FROM {RUNS} WHERE 1=1"
         params: list[Any] = []
         if status:
@@ -314,15 +378,19 @@ class SqliteLedger:
     def unfinished(self, older_than_s: float = 60.0) -> list[dict[str, Any]]:
         """Runs whose rows were committed but whose file was never recorded as moved."""
         cutoff = datetime.fromtimestamp(time.time() - older_than_s, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ")  # the receipts' own format, so the strings compare
+            "%Y-%m-%dT%H:%M:%S.%fZ"
+        )  # the receipts' own format, so the strings compare
         rows = self.conn.execute(
             f"SELECT {', '.join(RECORD_COLS)} FROM {RUNS} WHERE state = 'committed' "
-            "AND finished_at < ? ORDER BY seq", (cutoff,)).fetchall()
+            "AND finished_at < ? ORDER BY seq",
+            (cutoff,),
+        ).fetchall()
         return [self._record(r) for r in rows]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(f"SELECT {', '.join(RECORD_COLS)} FROM {RUNS} WHERE run_id = ?",
-                                (run_id,)).fetchone()
+        row = self.conn.execute(
+            f"SELECT {', '.join(RECORD_COLS)} FROM {RUNS} WHERE run_id = ?", (run_id,)
+        ).fetchone()
         return self._record(row) if row else None
 
     @staticmethod

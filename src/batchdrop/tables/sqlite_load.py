@@ -35,9 +35,15 @@ WRITER_MIN_BYTES = 16 << 20
 Repeats = list[tuple[int, Any]]
 
 
-def write_batch(conn: sqlite3.Connection, upsert: str, overwrite: str, last_wins: bool,
-                rows: Sequence[Sequence[Any]], lines: Sequence[int],
-                key_at: Sequence[int]) -> Repeats:
+def write_batch(
+    conn: sqlite3.Connection,
+    upsert: str,
+    overwrite: str,
+    last_wins: bool,
+    rows: Sequence[Sequence[Any]],
+    lines: Sequence[int],
+    key_at: Sequence[int],
+) -> Repeats:
     """Upsert ``rows``; (line, key) of those whose key this run wrote before."""
     before = conn.total_changes
     conn.execute("SAVEPOINT batch")
@@ -75,9 +81,12 @@ class Statements:
         writers = table._writers
         self.convert: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
         if any(writers):
+
             def convert(rows: list[tuple[Any, ...]]) -> list[Any]:
-                return [tuple(w(v) if w else v for w, v in zip(writers, r, strict=True))
-                        for r in rows]
+                return [
+                    tuple(w(v) if w else v for w, v in zip(writers, r, strict=True)) for r in rows
+                ]
+
             self.convert = convert
 
 
@@ -106,8 +115,9 @@ class SqliteLoad:
         sql = self.sql
         params = sql.convert(rows) if sql.convert else rows
         try:
-            return write_batch(self.conn, sql.upsert, sql.overwrite, sql.last_wins, params,
-                               lines, sql.key_at)
+            return write_batch(
+                self.conn, sql.upsert, sql.overwrite, sql.last_wins, params, lines, sql.key_at
+            )
         except sqlite3.OperationalError as e:
             raise self._translate(e, self.table.path) from None
 
@@ -135,20 +145,25 @@ class WriterLoad:
         self.sql = Statements(table, int(claim.extra["seq"]))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "batchdrop.tables.sqlite_load"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self._ask("begin", (table.path, self.sql.upsert, self.sql.overwrite,
-                            self.sql.last_wins, self.sql.key_at))
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._ask(
+            "begin",
+            (table.path, self.sql.upsert, self.sql.overwrite, self.sql.last_wins, self.sql.key_at),
+        )
 
     def _send(self, kind: str, payload: Any = None) -> None:
         try:
-            pickle.dump((kind, payload), self.process.stdin, pickle.HIGHEST_PROTOCOL)
+            pickle.dump((kind, payload), self.process.stdin, pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
         except (BrokenPipeError, OSError):
             self._stopped()
 
     def _stopped(self) -> None:
         code = self.process.wait(timeout=30)
-        raise TransientError(f"{self.table.path}: the SQLite writer process stopped "
-                             f"(exit code {code})")
+        raise TransientError(
+            f"{self.table.path}: the SQLite writer process stopped (exit code {code})"
+        )
 
     def _ask(self, kind: str, payload: Any = None) -> Any:
         self._send(kind, payload)
@@ -160,7 +175,8 @@ class WriterLoad:
         if status == "error":
             kind_, message = answer
             raise (TransientError if kind_ == "busy" else ConfigError)(
-                f"{self.table.path}: {message}")
+                f"{self.table.path}: {message}"
+            )
         return answer
 
     def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> Repeats:
@@ -218,8 +234,16 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
                     answer("ok")
                 elif kind == "rows":
                     rows, lines = payload
-                    repeated += write_batch(conn, upsert, overwrite, last_wins,  # type: ignore[arg-type]
-                                            rows, lines, key_at)
+                    assert conn is not None
+                    repeated += write_batch(
+                        conn,
+                        upsert,
+                        overwrite,
+                        last_wins,  # type: ignore[arg-type]
+                        rows,
+                        lines,
+                        key_at,
+                    )
                 elif kind == "finish":
                     answer("ok", repeated)
                     repeated = []
