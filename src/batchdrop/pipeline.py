@@ -16,19 +16,19 @@ from typing import Any
 
 from .config import Config
 from .dedup import DuplicateFinder
-from .errors import DataError, RowError, TransientError
+from .errors import DataError, TransientError
+from .outcome import conclude, reject_whole, rejects_file
 from .ports import Backends, Claim, FileRef, FileStore, Load, Notifier, open_notifiers, open_store
 from .report import (
     BUSY,
     FAILED,
-    LOADED,
     LOADED_WITH_REJECTS,
     REJECTED,
     SKIPPED,
     Receipt,
     RejectedRowsReport,
 )
-from .scan import Deadline, Pass, Progress, Scan, _key_text
+from .scan import Deadline, Pass, Progress, Scan
 
 log = logging.getLogger("batchdrop")
 
@@ -127,7 +127,7 @@ class Pipeline:
             try:
                 self._two_pass(store, ref, receipt, report, None, deadline, progress)
             except DataError as e:
-                self._reject_whole(receipt, e)
+                reject_whole(receipt, e)
             finally:
                 report.discard()
             return self._stamp(receipt, started)
@@ -164,7 +164,7 @@ class Pipeline:
                 else:
                     self._load_two_pass(store, claim, receipt, report, deadline, progress)
             except DataError as e:
-                self._reject_whole(receipt, e)
+                reject_whole(receipt, e)
             except FileNotFoundError:
                 receipt.status, receipt.reason = SKIPPED, "the file left inbound while it was read"
                 self.backends.ledger.record(claim, "failed", self._stamp(receipt, started))
@@ -194,7 +194,7 @@ class Pipeline:
             scan = self._scan(
                 store, claim.ref, receipt, report, load=load, deadline=deadline, progress=progress
             )
-            self._conclude(receipt, scan, report)
+            conclude(self.config, receipt, scan, report)
             if receipt.status == REJECTED:
                 load.abort()
             else:
@@ -256,13 +256,13 @@ class Pipeline:
         )
         repeats = first.repeated_hashes
         skip = (first.bad_lines, set(repeats))
-        if self._rejects_file(first.invalid, first.read) or (begin is None and not repeats):
-            self._conclude(receipt, first, report)
+        if rejects_file(self.config, first.invalid, first.read) or (begin is None and not repeats):
+            conclude(self.config, receipt, first, report)
             return None
         settled = bool(repeats) and (begin is None or self.config.duplicates == "reject")
         if settled:
             check = self._scan(store, ref, receipt, report, skip=skip, deadline=deadline)
-            self._conclude(receipt, self._merged(first, check), report)
+            conclude(self.config, receipt, self._merged(first, check), report)
             if begin is None or receipt.status == REJECTED:
                 return None
         load = begin()  # type: ignore[misc]
@@ -280,7 +280,7 @@ class Pipeline:
             if settled:
                 sink_report.discard()
         if not settled:
-            self._conclude(receipt, self._merged(first, second), report)
+            conclude(self.config, receipt, self._merged(first, second), report)
         return load
 
     @staticmethod
@@ -307,14 +307,6 @@ class Pipeline:
             stem = _stem(ref.name, self.suffixes)
             receipt.rejected_rows_report = self.errors.put(f"{stem}.rejected.csv", path, "text/csv")
 
-    def _rejects_file(self, invalid: int, read: int) -> bool:
-        if not invalid:
-            return False
-        if self.config.on_error == "reject_file":
-            return True
-        limit = self.config.rejected_limit(read)
-        return limit is not None and invalid > limit
-
     def _scan(
         self,
         store: FileStore,
@@ -333,45 +325,6 @@ class Pipeline:
         finally:
             if enabled:
                 gc.enable()
-
-    def _conclude(self, receipt: Receipt, scan: Scan, report: RejectedRowsReport) -> None:
-        """Counts and status from a scan; every row ends in exactly one count."""
-        policy, key_names = self.config.duplicates, "+".join(self.config.key)
-        duplicates = len(scan.repeated)
-        if policy == "reject" and scan.repeated:
-            for ln, key in scan.repeated:
-                err = RowError(
-                    ln, key_names, _key_text(key), "duplicate key: an earlier line has the same key"
-                )
-                scan.invalid += 1
-                receipt.add_error(err)
-                report.add(err)
-            duplicates = 0
-        receipt.rows_read = scan.read
-        receipt.rows_invalid = scan.invalid
-        if self._rejects_file(scan.invalid, scan.read):
-            receipt.status = REJECTED
-            receipt.rows_loaded, receipt.rows_rejected, receipt.rows_duplicate = 0, scan.read, 0
-            limit = self.config.rejected_limit(scan.read)
-            receipt.reason = (
-                f"{scan.invalid} invalid row(s)"
-                if limit is None
-                else f"{scan.invalid} invalid row(s), more than max_rejected "
-                f"({self.config.max_rejected})"
-            )
-        else:
-            receipt.rows_rejected = scan.invalid
-            receipt.rows_duplicate = duplicates
-            receipt.rows_loaded = scan.read - scan.invalid - duplicates
-            receipt.status = LOADED_WITH_REJECTS if scan.invalid else LOADED
-        receipt.errors.sort(key=lambda e: e["line"])
-
-    def _reject_whole(self, receipt: Receipt, e: DataError) -> None:
-        receipt.status = REJECTED
-        receipt.reason = e.reason if e.line is None else f"line {e.line}: {e.reason}"
-        receipt.rows_loaded = receipt.rows_duplicate = 0
-        receipt.rows_rejected = receipt.rows_read
-        receipt.errors = []
 
     # --- finishing ----------------------------------------------------------------------------
 

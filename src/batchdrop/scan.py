@@ -202,7 +202,7 @@ class Pass:
             if self.row_check is not None:
                 problem = self.row_check(out)
                 if problem is not None:
-                    self._reject(RowError(line, problem[0], _key_text(self.keyof(out)), problem[1]))
+                    self._reject(RowError(line, problem[0], key_text(self.keyof(out)), problem[1]))
                     continue
             if hold and hash(keyof(out)) in hold:
                 self.held.append((line, out))
@@ -262,7 +262,7 @@ class Pass:
                         RowError(
                             line,
                             self.key_names,
-                            _key_text(key),
+                            key_text(key),
                             f"duplicate key: line {winner[0]} has the same key",
                         )
                     )
@@ -274,5 +274,5 @@ class Pass:
         self._flush()
 
 
-def _key_text(key: Any) -> str:
+def key_text(key: Any) -> str:
     return " / ".join(map(str, key)) if isinstance(key, tuple) else str(key)
