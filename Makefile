@@ -47,7 +47,7 @@ test: $(DEV_STAMP) $(CHECKOV)
 bench: $(DEV_STAMP)
 	$(PY) bench/run.py
 
-## lint: ruff and mypy
+## lint: ruff (lint and format) and mypy
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
