@@ -139,7 +139,7 @@ def _echo_items(items: list[dict[str, Any]], config: Config, as_json: bool) -> N
     table = Table(*names, box=None, header_style="bold")
     for item in items:
         table.add_row(*(to_text(item.get(n)) or "" for n in names))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @click.command()

@@ -37,23 +37,29 @@ def _infer_type(values: list[str]) -> str:
     return "string"
 
 
-def _guess_key(header: list[str], rows: list[list[str]]) -> tuple[str, str | None, bool]:
-    """(partition key, sort key, sure): the first column that is unique, else the first
-    pair; ``sure`` is False when no column or pair is unique in the sample."""
+def _guess_key(
+    header: list[str], rows: list[list[str]], types: list[str]
+) -> tuple[str, str | None, bool]:
+    """(partition key, sort key, sure). Keys are identifiers: id-like names first, then text
+    columns left to right (a number, flag or timestamp that happens to be unique in a sample is
+    not a key); the first unique column, else the first unique pair; ``sure`` is False when
+    nothing is unique in the sample."""
     n = len(rows)
 
     def unique(*idx: int) -> bool:
         keys = {tuple(r[i] for i in idx) for r in rows}
-        return len(keys) == n and all(all(r[i] not in MISSING for i in idx) for r in rows)
+        return len(keys) == n and all(r[i] not in MISSING for i in idx for r in rows)
 
-    id_like = sorted(
-        range(len(header)), key=lambda i: not re.search(r"(^|_)(id|key|code)$", header[i], re.I)
-    )
-    for i in id_like:
+    def id_like(i: int) -> bool:
+        return bool(re.search(r"(^|_)(id|key|code|sku|ref|no|number)$", header[i], re.I))
+
+    usable = [i for i in range(len(header)) if types[i] == "string" or id_like(i)]
+    usable.sort(key=lambda i: not id_like(i))
+    for i in usable:
         if unique(i):
             return header[i], None, True
-    for i in id_like:
-        for j in range(len(header)):
+    for i in usable:
+        for j in usable:
             if j != i and unique(i, j):
                 return header[i], header[j], True
     return header[0], header[1] if len(header) > 1 else None, False
@@ -100,9 +106,10 @@ def infer_config(sample: str | None) -> tuple[str, list[str]]:
                     break
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
         fields = []
-        pk, sk, sure = _guess_key(header, rows)
-        for h, values in zip(header, columns, strict=True):
-            spec: dict[str, Any] = {"name": h, "type": _infer_type(list(values))}
+        types = [_infer_type(list(values)) for values in columns]
+        pk, sk, sure = _guess_key(header, rows, types)
+        for h, values, kind in zip(header, columns, types, strict=True):
+            spec: dict[str, Any] = {"name": h, "type": kind}
             if values and all(v not in MISSING for v in values) and h not in (pk, sk):
                 spec["constraints"] = {"required": True}
             fields.append(spec)

@@ -364,13 +364,13 @@ class Pipeline:
             except FileNotFoundError:
                 receipt.moved_to = None
                 log.warning("%s: gone from %s before it could be moved", ref.name, store.url)
+            self._stamp(receipt, started)
             if receipt.status in (REJECTED, LOADED_WITH_REJECTS):
                 self._place_receipt(ref, receipt)
         except Exception as e:
             if receipt.status == REJECTED:  # nothing was written: a retry starts over at once
                 return self._fail(claim, receipt, e, started)
             raise  # rows are committed: the run stays "committed" and the next claim resumes it
-        self._stamp(receipt, started)
         self.backends.ledger.record(claim, "done", receipt)
         self._notify(receipt)
         return receipt

@@ -63,3 +63,15 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     r = bd("init", cwd=tmp_path)
     assert r.code == 2 and "exists; pass --force" in r.err
     assert (tmp_path / "batchdrop.yaml").read_text() == "keep: me\n"
+
+
+def test_a_unique_number_is_not_taken_for_the_key(tmp_path: Path) -> None:
+    sample = tmp_path / "stock.csv"
+    sample.write_text(
+        "sku,warehouse,qty,updated_at\n"
+        "SKU-1,LON,12,2026-11-20T10:00:00Z\nSKU-1,MAN,3,2026-11-20T10:05:00Z\n"
+        "SKU-2,LON,0,2026-11-21T08:00:00Z\n"
+    )
+    r = bd("init", "--from", str(sample), cwd=tmp_path)
+
+    assert "guessed sku + warehouse" in r.out
