@@ -24,6 +24,16 @@ from .errors import BatchdropError, ConfigError
 from .report import BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED, Receipt
 
 EXIT_REJECTED, EXIT_USAGE, EXIT_RETRY = 1, 2, 3
+#: optional libraries, and the extra that installs each
+OPTIONAL_EXTRAS = {
+    "boto3": "aws",
+    "botocore": "aws",
+    "aws_lambda_powertools": "aws",
+    "fastapi": "api",
+    "uvicorn": "api",
+    "mangum": "api",
+    "starlette": "api",
+}
 PROGRESS_MIN_BYTES = 4 << 20
 
 
@@ -330,6 +340,16 @@ def main() -> None:
         raise
     except BrokenPipeError:
         os._exit(0)
+    except ModuleNotFoundError as e:
+        extra = OPTIONAL_EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        click.echo(
+            f"batchdrop: error: this command needs {e.name}, which is not installed: "
+            f"pip install 'batchdrop[{extra}]'",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
     except Exception as e:  # a bug: say so in one line; -v shows where
         if "-v" in sys.argv or "-vv" in sys.argv or "--verbose" in sys.argv:
             raise

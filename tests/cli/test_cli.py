@@ -167,3 +167,17 @@ def test_local_mode_never_imports_boto3(example: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=example, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (example / "archive" / "students.csv").exists()
+
+
+def test_a_missing_optional_library_names_the_extra_to_install(example: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"  # as if batchdrop[api] were not installed
+        "from batchdrop.cli import main; sys.argv = ['batchdrop', 'serve']; main()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=example, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "needs uvicorn, which is not installed: pip install 'batchdrop[api]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
