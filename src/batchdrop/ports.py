@@ -122,6 +122,27 @@ class Claim:
 
 RunState = Literal["running", "committed", "done", "failed"]
 
+#: The fields of a run record, the same for every ledger (``runs()`` and ``get_run()`` add
+#: ``receipt``, the full receipt as a dict).
+RUN_FIELDS = (
+    "run_id",
+    "file",
+    "source",
+    "version",
+    "size",
+    "state",
+    "status",
+    "started_at",
+    "finished_at",
+    "rows_read",
+    "rows_loaded",
+    "rows_rejected",
+    "rows_duplicate",
+    "reason",
+    "moved_to",
+    "rejected_rows_report",
+)
+
 
 class Ledger(Protocol):
     def claim(self, ref: FileRef, *, force: bool = False) -> Claim:

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from .. import __version__
 from ..config import Config
 from ..errors import BatchdropError, TransientError
-from ..ports import Backends, Page
+from ..ports import RUN_FIELDS, Backends, Page
 from ..report import BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED
 from . import docs
 from .encoding import CursorError, decode_cursor, dumps, encode_cursor
@@ -259,31 +259,13 @@ def parse_key(keys: Keys, role: str, text: str) -> Any:
         raise ApiError(400, str(e)) from None
 
 
-RUN_FIELDS = (
-    "run_id",
-    "file",
-    "source",
-    "version",
-    "size",
-    "state",
-    "status",
-    "started_at",
-    "finished_at",
-    "rows_read",
-    "rows_loaded",
-    "rows_rejected",
-    "rows_duplicate",
-    "reason",
-    "moved_to",
-    "rejected_rows_report",
-    "receipt",
-)
+RUN_BODY_FIELDS = (*RUN_FIELDS, "receipt")
 COUNTS = ("size", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
 
 
 def run_body(run: dict[str, Any]) -> dict[str, Any]:
     """A ledger record, the same fields on every backend, with its links."""
-    body = {k: run.get(k) for k in RUN_FIELDS}
+    body = {k: run.get(k) for k in RUN_BODY_FIELDS}
     for k in COUNTS:
         body[k] = int(body[k] or 0)
     body["links"] = {

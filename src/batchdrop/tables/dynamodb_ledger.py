@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TransientError
-from ..ports import Claim, FileRef, RunState, new_run_id
+from ..ports import RUN_FIELDS, Claim, FileRef, RunState, new_run_id
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -32,24 +32,7 @@ if TYPE_CHECKING:
 RUNS_INDEX = "runs"
 RUN_LIST = "runs"
 CLAIM_ATTEMPTS = 5
-RECORD_FIELDS = (
-    "run_id",
-    "file",
-    "source",
-    "version",
-    "size",
-    "state",
-    "status",
-    "started_at",
-    "finished_at",
-    "rows_read",
-    "rows_loaded",
-    "rows_rejected",
-    "rows_duplicate",
-    "reason",
-    "moved_to",
-    "rejected_rows_report",
-)
+RECORD_FIELDS = RUN_FIELDS
 
 
 def ledger_table_spec(name: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..config import Config, SchemaField
 from ..errors import ConfigError, TransientError
-from ..ports import Claim, FileRef, Page, new_run_id
+from ..ports import RUN_FIELDS, Claim, FileRef, Page, new_run_id
 from ..report import LOADED, LOADED_WITH_REJECTS, Receipt
 
 RUNS = "_batchdrop_runs"
@@ -230,25 +230,7 @@ CREATE TABLE IF NOT EXISTS {RUNS} (
 );
 CREATE INDEX IF NOT EXISTS {RUNS}_version ON {RUNS} (file, version);
 """
-RECORD_COLS = (
-    "run_id",
-    "file",
-    "source",
-    "version",
-    "size",
-    "state",
-    "status",
-    "started_at",
-    "finished_at",
-    "rows_read",
-    "rows_loaded",
-    "rows_rejected",
-    "rows_duplicate",
-    "reason",
-    "moved_to",
-    "rejected_rows_report",
-    "receipt",
-)
+RECORD_COLS = (*RUN_FIELDS, "receipt")
 
 
 def _now() -> str:
