@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, DataError, TransientError
+from ..errors import ConfigError, TransientError
 from ..ports import Claim, Ledger, Page
 from .dynamodb_items import KEY_TYPES, ItemCodec
 from .dynamodb_ledger import DynamoLedger
@@ -211,7 +211,10 @@ class DynamoLoad:
                         raise ConfigError(
                             f"DynamoDB refused to write {table.name} ({code}): {e}"
                         ) from e
-                    raise DataError(
+                    # Some batches may be in the table already, so the file must not be called
+                    # rejected and moved away: it fails, stays in inbound, and is retried
+                    # (and, on AWS, ends in the dead-letter queue if it keeps failing).
+                    raise TransientError(
                         f"DynamoDB refused a batch of {len(requests)} items for {table.name}: {e}"
                     ) from e
                 unprocessed, throttled = requests, error_code(e) or type(e).__name__
