@@ -266,12 +266,22 @@ def _run_one(pipeline: Any, file: str, as_json: bool, **options: Any) -> Receipt
     metavar="SECONDS",
     help="How often to look for new files while watching.",
 )
+@click.option(
+    "--settle",
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="While watching, take a file only once it has not changed for this long "
+    "(it may still be being written).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON receipt per line.")
-def run(once: bool, interval: float, as_json: bool) -> None:
+def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     """Process the files waiting in inbound, oldest first, then watch for new ones.
 
-    Ctrl-C stops cleanly after the current file; a second Ctrl-C stops at once (the file's
-    rows are rolled back and the next run loads it again).
+    Files whose name starts with '.' or '_' are never taken: write a file under such a name
+    and rename it when it is complete, or rely on --settle. Ctrl-C stops cleanly after the
+    current file; a second Ctrl-C stops at once (the file's rows are rolled back and the next
+    run loads it again).
     """
     pipeline = _state().pipeline()
     stopping = {"now": False}
@@ -294,6 +304,8 @@ def run(once: bool, interval: float, as_json: bool) -> None:
             click.echo(f"batchdrop: watching {pipeline.inbound.url} (Ctrl-C to stop)", err=True)
         while not stopping["now"]:
             pending = pipeline.pending()
+            if not once:  # a file still being written waits for the next look
+                pending = [r for r in pending if time.time() - r.modified >= settle]
             for ref in pending:
                 if stopping["now"]:
                     break

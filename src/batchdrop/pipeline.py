@@ -117,6 +117,11 @@ class Pipeline:
         store: FileStore | None = None,
     ) -> Receipt:
         store = store or self.inbound
+        if not ref.version and not dry_run:  # listed without its version (a content hash)
+            versioned = store.stat(ref.name)
+            if versioned is None:
+                raise FileNotFoundError(f"{ref.name}: no longer in {store.url}")
+            ref = versioned
         receipt = Receipt(
             file=ref.name, source=ref.url, version=ref.version, size=ref.size, dry_run=dry_run
         )

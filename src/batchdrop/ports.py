@@ -34,7 +34,8 @@ class FileStore(Protocol):
     url: str
 
     def list(self, suffixes: Sequence[str]) -> list[FileRef]:
-        """Files waiting here whose name ends with one of ``suffixes``, oldest first."""
+        """Files waiting here whose name ends with one of ``suffixes``, oldest first. A store
+        for which the version costs a read of the file may leave it "" (``stat`` gives it)."""
 
     def stat(self, name: str) -> FileRef | None:
         """The current version of ``name``, or None if it is not (or no longer) here."""

@@ -181,3 +181,46 @@ def test_a_missing_optional_library_names_the_extra_to_install(example: Path) ->
     assert proc.returncode == 2
     assert "needs uvicorn, which is not installed: pip install 'batchdrop[api]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_watch_mode_waits_for_a_file_to_settle_and_ignores_hidden_names(example: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (example / "inbound" / "students.csv").rename(example / "inbound" / ".students.csv.part")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batchdrop",
+            "run",
+            "--interval",
+            "0.2",
+            "--settle",
+            "1.5",
+            "--json",
+        ],
+        cwd=example,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        assert (example / "inbound" / ".students.csv.part").exists()  # a partial upload: untouched
+        os.rename(example / "inbound" / ".students.csv.part", example / "inbound" / "students.csv")
+        os.utime(example / "inbound" / "students.csv")  # just written
+        time.sleep(0.8)
+        assert (example / "inbound" / "students.csv").exists()  # not settled yet
+        deadline = time.time() + 20
+        while (example / "inbound" / "students.csv").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert (example / "archive" / "students.csv").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert json.loads(out.splitlines()[0])["status"] == "loaded_with_rejects"

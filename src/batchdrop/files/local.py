@@ -62,7 +62,7 @@ class LocalStore:
     def list(self, suffixes: Sequence[str]) -> list[FileRef]:
         if not self.root.is_dir():
             return []
-        found: list[tuple[float, str, Path]] = []
+        found: list[FileRef] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(HIDDEN))
             for fn in filenames:
@@ -70,17 +70,18 @@ class LocalStore:
                     continue
                 p = Path(dirpath, fn)
                 try:
-                    found.append((p.stat().st_mtime, p.relative_to(self.root).as_posix(), p))
+                    st = p.stat()
                 except FileNotFoundError:
                     continue  # taken by another process while we looked
-        found.sort()
-        out = []
-        for _, _, p in found:
-            try:
-                out.append(self._ref(p))
-            except FileNotFoundError:
-                continue
-        return out
+                # no content hash yet (version ""): a watch loop must not re-read every file
+                # it sees; the engine asks for the version when it takes the file
+                found.append(
+                    FileRef(
+                        p.relative_to(self.root).as_posix(), st.st_size, "", st.st_mtime, str(p)
+                    )
+                )
+        found.sort(key=lambda ref: (ref.modified, ref.name))
+        return found
 
     def stat(self, name: str) -> FileRef | None:
         try:
