@@ -72,8 +72,10 @@ class Pipeline:
                 continue  # still in inbound: its next claim resumes it
             receipt = Receipt.from_dict(rec["receipt"] or {})
             ref = FileRef(rec["file"], rec["size"] or 0, rec["version"], 0.0, rec["source"] or "")
-            claim = Claim("resume", rec["run_id"], ref)
+            claim = Claim("resume", rec["run_id"], ref, extra=rec.get("claim_extra") or {})
             receipt.reason = receipt.reason or "finished after an interruption"
+            moved = (self.errors if receipt.status == REJECTED else self.archive).stat(rec["file"])
+            receipt.moved_to = moved.url if moved is not None else None  # None: renamed there
             self.backends.ledger.record(claim, "done", receipt)
             self._notify(receipt)
             out.append(receipt)

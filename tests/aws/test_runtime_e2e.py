@@ -227,6 +227,33 @@ def test_crash_between_write_and_move_then_rerun(stack: Stack) -> None:
     assert run["state"] == "done"
 
 
+def test_crash_after_the_move_is_finished_by_the_next_container(stack: Stack) -> None:
+    runtime = Runtime(example_config(stack))
+    runtime.pipeline.backends.ledger.ttl = -120  # the crashed run's lease lapsed long ago
+    event = upload_example(stack)
+    ledger = runtime.pipeline.backends.ledger
+    real_record = ledger.record
+
+    def crash_at_done(claim: Any, state: str, receipt: Any) -> None:
+        if state == "done":
+            raise RuntimeError("killed after the move, before the run was recorded")
+        real_record(claim, state, receipt)
+
+    ledger.record = crash_at_done  # type: ignore[method-assign]
+    with pytest.raises(BatchFailed):
+        runtime.handle(event, plenty)
+    assert stack.keys(stack.inbound) == [] and stack.keys(stack.archive)
+    assert stack.receipts(wait=0) == []
+    (run,) = ledger.runs()
+    assert run["state"] == "committed"
+
+    fresh = Runtime(example_config(stack))  # a new container: looks for what a crash left
+    fresh.handle(event, plenty)  # the event comes again: the file is gone, nothing to load
+    (run,) = fresh.pipeline.backends.ledger.runs()
+    assert run["state"] == "done"
+    assert_loaded_once(stack, stack.receipts())
+
+
 class FakeContext:
     function_name = "batchdrop"
     function_version = "$LATEST"

@@ -76,8 +76,16 @@ class Runtime:
             getattr(pipeline, "suffixes", None) or (config.suffix, config.suffix + ".gz")
         )
         self.last_results: list[Result] = []
+        self._recovered = False
 
     def handle(self, event: Any, remaining: Callable[[], float] | None = None) -> dict[str, Any]:
+        if not self._recovered:  # once per container (and per worker): runs a crash left behind
+            self._recovered = True
+            try:
+                for receipt in self.pipeline.recover():
+                    logger.info("finished an interrupted run", extra={"file": receipt.file})
+            except Exception:
+                logger.exception("could not look for interrupted runs")
         parsed = parse_event(event)
         if parsed.kind == "test":
             logger.info("s3:TestEvent ignored")

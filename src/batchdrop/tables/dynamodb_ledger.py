@@ -361,6 +361,28 @@ class DynamoLedger:
             args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
         return out[:limit]
 
+    def unfinished(self, older_than_s: float = 60.0) -> list[dict[str, Any]]:
+        """Recent runs (the last 200) whose rows were committed and whose claim lapsed without
+        the file being recorded as moved: their run died between the move and the record.
+        Each carries ``claim_extra``, what ``record`` needs to finish it."""
+        out = []
+        now = time.time()
+        for rec in self.runs(status="committed", limit=200):
+            if rec["state"] != "committed":
+                continue
+            ref = FileRef(rec["file"], rec["size"], rec["version"], 0.0, rec["source"] or "")
+            claim = self._get(self.file_pk(ref))
+            if (
+                claim is None
+                or claim.get("state") != "committed"
+                or claim.get("run_id") != rec["run_id"]
+                or float(claim.get("expires_at") or 0) > now - older_than_s
+            ):
+                continue  # finished since, taken over, or its owner may still be at work
+            rec["claim_extra"] = {"token": claim.get("token", "")}
+            out.append(rec)
+        return out
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         item = self._get(f"run#{run_id}", raw=True)
         return self._record(item) if item else None
