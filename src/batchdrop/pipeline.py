@@ -103,7 +103,7 @@ class Pipeline:
 
         p = Path(path).expanduser().resolve()
         store = LocalStore(str(p.parent))
-        ref = store.stat(p.name)
+        ref = store.stat(p.name, versioned=not options.get("dry_run"))  # a dry run needs no hash
         if ref is None:
             raise FileNotFoundError(f"{path}: no such file")
         return self.process_ref(ref, store=store, **options)

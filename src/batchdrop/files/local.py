@@ -45,18 +45,19 @@ class LocalStore:
             raise ValueError(f"{name!r} is outside {self.root}")
         return p
 
-    def _ref(self, path: Path, st: os.stat_result | None = None) -> FileRef:
-        st = st or path.stat()
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+    def _ref(self, path: Path, *, versioned: bool = True) -> FileRef:
+        """The file as a FileRef; its version (a sha256 of the content) only when asked,
+        since it costs a read of the whole file."""
+        st = path.stat()
+        version = ""
+        if versioned:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            version = "sha256:" + digest.hexdigest()
         return FileRef(
-            name=path.relative_to(self.root).as_posix(),
-            size=st.st_size,
-            version="sha256:" + digest.hexdigest(),
-            modified=st.st_mtime,
-            url=str(path),
+            path.relative_to(self.root).as_posix(), st.st_size, version, st.st_mtime, str(path)
         )
 
     def list(self, suffixes: Sequence[str]) -> list[FileRef]:
@@ -68,24 +69,17 @@ class LocalStore:
             for fn in filenames:
                 if fn.startswith(HIDDEN) or not fn.endswith(tuple(suffixes)):
                     continue
-                p = Path(dirpath, fn)
-                try:
-                    st = p.stat()
+                try:  # no version yet: a watch loop must not re-read every file it sees;
+                    # the engine asks for the version when it takes the file
+                    found.append(self._ref(Path(dirpath, fn), versioned=False))
                 except FileNotFoundError:
                     continue  # taken by another process while we looked
-                # no content hash yet (version ""): a watch loop must not re-read every file
-                # it sees; the engine asks for the version when it takes the file
-                found.append(
-                    FileRef(
-                        p.relative_to(self.root).as_posix(), st.st_size, "", st.st_mtime, str(p)
-                    )
-                )
         found.sort(key=lambda ref: (ref.modified, ref.name))
         return found
 
-    def stat(self, name: str) -> FileRef | None:
+    def stat(self, name: str, *, versioned: bool = True) -> FileRef | None:
         try:
-            return self._ref(self._path(name))
+            return self._ref(self._path(name), versioned=versioned)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
