@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -137,6 +145,20 @@ class CsvDialect(Strict):
     max_field_size: int = Field(131072, ge=1024)
 
 
+class Limits(Strict):
+    """Bounds that hold for hostile input: a breach rejects the file with its reason, in
+    bounded time, memory and disk."""
+
+    #: uncompressed bytes read from one file ("20GB", "500MiB" or a number)
+    max_bytes: ByteSize = Field(ByteSize(20 * 1000**3), ge=1)
+    #: a compressed file may expand to at most this many times its own size (a gzip bomb)
+    max_compression_ratio: int = Field(250, ge=1)
+    #: rows read from one file (data rows, blank lines not counted)
+    max_rows: int = Field(200_000_000, ge=1)
+    #: rows written to the rejected-rows report; the rest are counted and the receipt says so
+    max_report_rows: int = Field(100_000, ge=0)
+
+
 class AwsConfig(Strict):
     endpoint_url: str | None = None
     region: str | None = None
@@ -169,6 +191,9 @@ class Config(Strict):
     duplicates: Literal["last_wins", "first_wins", "reject"] = "last_wins"
     notify: list[str] = Field(default_factory=lambda: ["console"])
     batch_size: int = Field(5000, ge=1, le=100000)
+    limits: Limits = Field(default_factory=Limits)
+    #: a file whose run fails (retryable) this many times is set aside in the errors location
+    max_attempts: int = Field(5, ge=1, le=100)
     aws: AwsConfig = Field(default_factory=AwsConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     source: str | None = Field(None, exclude=True)

@@ -6,18 +6,16 @@ Lambda handler, the queue worker — calls ``Pipeline.process`` and nothing else
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .dedup import DuplicateFinder
 from .errors import DataError, TransientError
-from .outcome import conclude, reject_whole, rejects_file
+from .outcome import conclude, reject_whole
+from .passes import scan_file, two_pass
 from .ports import Backends, Claim, FileRef, FileStore, Load, Notifier, open_notifiers, open_store
 from .report import (
     BUSY,
@@ -28,7 +26,7 @@ from .report import (
     Receipt,
     RejectedRowsReport,
 )
-from .scan import Deadline, Pass, Progress, Scan
+from .scan import Deadline, Progress
 
 log = logging.getLogger("batchdrop")
 
@@ -132,7 +130,7 @@ class Pipeline:
         if dry_run:
             report = RejectedRowsReport(ref.name)
             try:
-                self._two_pass(store, ref, receipt, report, None, deadline, progress)
+                two_pass(self.config, store, ref, receipt, report, None, None, deadline, progress)
             except DataError as e:
                 reject_whole(receipt, e)
             finally:
@@ -198,8 +196,15 @@ class Pipeline:
     ) -> None:
         load = self.backends.table.begin(claim, self.backends.ledger)
         try:
-            scan = self._scan(
-                store, claim.ref, receipt, report, load=load, deadline=deadline, progress=progress
+            scan = scan_file(
+                self.config,
+                store,
+                claim.ref,
+                receipt,
+                report,
+                load=load,
+                deadline=deadline,
+                progress=progress,
             )
             conclude(self.config, receipt, scan, report)
             if receipt.status == REJECTED:
@@ -220,12 +225,15 @@ class Pipeline:
         progress: Progress | None,
     ) -> None:
         """Validate the whole file first, then write: the table cannot roll a file back."""
-        load = self._two_pass(
+        table = self.backends.table
+        load = two_pass(
+            self.config,
             store,
             claim.ref,
             receipt,
             report,
-            lambda: self.backends.table.begin(claim, self.backends.ledger),
+            lambda: table.begin(claim, self.backends.ledger),
+            table.row_check,
             deadline,
             progress,
         )
@@ -235,67 +243,6 @@ class Pipeline:
             load.abort()
         else:
             self._commit(load, claim, receipt, report)
-
-    def _two_pass(
-        self,
-        store: FileStore,
-        ref: FileRef,
-        receipt: Receipt,
-        report: RejectedRowsReport,
-        begin: Callable[[], Load] | None,
-        deadline: Deadline | None,
-        progress: Progress | None,
-    ) -> Load | None:
-        """Pass one validates every row and finds the key hashes that repeat. Pass two skips
-        the bad rows, holds back the rows whose key hash repeats, settles those by their real
-        keys, and writes through the load that ``begin`` starts (a dry run has none). With
-        ``duplicates: reject`` the real keys may reject the file, so they are settled in a pass
-        of their own before anything is written."""
-        first = self._scan(
-            store,
-            ref,
-            receipt,
-            report,
-            finder=DuplicateFinder(),
-            row_check=self.backends.table.row_check if begin else None,
-            deadline=deadline,
-            progress=progress,
-        )
-        repeats = first.repeated_hashes
-        skip = (first.bad_lines, set(repeats))
-        if rejects_file(self.config, first.invalid, first.read) or (begin is None and not repeats):
-            conclude(self.config, receipt, first, report)
-            return None
-        settled = bool(repeats) and (begin is None or self.config.duplicates == "reject")
-        if settled:
-            check = self._scan(store, ref, receipt, report, skip=skip, deadline=deadline)
-            conclude(self.config, receipt, self._merged(first, check), report)
-            if begin is None or receipt.status == REJECTED:
-                return None
-        load = begin()  # type: ignore[misc]
-        # once settled, the write pass counts nothing: its findings are already in the receipt
-        sink_receipt = Receipt(**receipt.to_dict()) if settled else receipt
-        sink_report = RejectedRowsReport(ref.name) if settled else report
-        try:
-            second = self._scan(
-                store, ref, sink_receipt, sink_report, load=load, skip=skip, deadline=deadline
-            )
-        except BaseException:
-            load.abort()
-            raise
-        finally:
-            if settled:
-                sink_report.discard()
-        if not settled:
-            conclude(self.config, receipt, self._merged(first, second), report)
-        return load
-
-    @staticmethod
-    def _merged(first: Scan, second: Scan) -> Scan:
-        """The second pass saw only what the first let through: add the first's findings."""
-        second.read = first.read
-        second.invalid += first.invalid
-        return second
 
     def _commit(
         self, load: Load, claim: Claim, receipt: Receipt, report: RejectedRowsReport
@@ -313,25 +260,6 @@ class Pipeline:
         if path and not receipt.rejected_rows_report:
             stem = _stem(ref.name, self.suffixes)
             receipt.rejected_rows_report = self.errors.put(f"{stem}.rejected.csv", path, "text/csv")
-
-    def _scan(
-        self,
-        store: FileStore,
-        ref: FileRef,
-        receipt: Receipt,
-        report: RejectedRowsReport,
-        **options: Any,
-    ) -> Scan:
-        """One pass over the file (see scan.py). The pass makes millions of short-lived tuples
-        and no reference cycles, so the cyclic garbage collector is paused meanwhile."""
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            with store.open(ref) as stream:
-                return Pass(self.config, ref.name, receipt, report, **options).run(stream)
-        finally:
-            if enabled:
-                gc.enable()
 
     # --- finishing ----------------------------------------------------------------------------
 

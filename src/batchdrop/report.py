@@ -42,6 +42,8 @@ class Receipt:
     moved_to: str | None = None
     rejected_rows_report: str | None = None
     dry_run: bool = False
+    attempt: int = 1  # which run of this file version this is (failed runs count)
+    set_aside: bool = False  # failed max_attempts times: moved to errors, never retried again
 
     def add_error(self, err: RowError) -> None:
         if len(self.errors) < MAX_ERRORS_IN_RECEIPT:
