@@ -297,23 +297,36 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
     receipts: list[Receipt] = []
+    errors = 0
     for receipt in pipeline.recover():
         _echo_receipt(receipt, as_json)
+    #: while watching, a file that failed waits before its next try, longer each time
+    retry_at: dict[str, float] = {}
     try:
         if not once and not as_json:
             click.echo(f"batchdrop: watching {pipeline.inbound.url} (Ctrl-C to stop)", err=True)
         while not stopping["now"]:
+            now = time.time()
             pending = pipeline.pending()
             if not once:  # a file still being written waits for the next look
-                pending = [r for r in pending if time.time() - r.modified >= settle]
+                pending = [
+                    r
+                    for r in pending
+                    if now - r.modified >= settle and retry_at.get(r.name, 0) <= now
+                ]
             for ref in pending:
                 if stopping["now"]:
                     break
-                with _progress(ref.size, ref.name, not as_json) as progress:
-                    try:
-                        receipt = pipeline.process_ref(ref, progress=progress)
-                    except FileNotFoundError:
-                        continue  # another process took it
+                try:
+                    receipt = _take(pipeline, ref, as_json)
+                except FileNotFoundError:
+                    continue  # another process took it
+                if receipt is None:
+                    errors += 1
+                    retry_at[ref.name] = time.time() + _backoff(interval, errors)
+                    continue
+                if receipt.status == FAILED:
+                    retry_at[ref.name] = time.time() + _backoff(interval, receipt.attempt)
                 if receipt.status != BUSY:
                     _echo_receipt(receipt, as_json)
                 receipts.append(receipt)
@@ -328,9 +341,34 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
-    if once and not receipts and not as_json:
+    if once and not receipts and not errors and not as_json:
         click.echo(f"batchdrop: nothing waiting in {pipeline.inbound.url}", err=True)
-    sys.exit(_exit_code(receipts))
+    sys.exit(EXIT_RETRY if errors else _exit_code(receipts))
+
+
+def _take(pipeline: Any, ref: Any, as_json: bool) -> Receipt | None:
+    """Process one waiting file. Whatever goes wrong with it is said in one line and the run
+    goes on to the next file (None); only a config error, which every file would meet, stops
+    the run."""
+    with _progress(ref.size, ref.name, not as_json) as progress:
+        try:
+            return pipeline.process_ref(ref, progress=progress)  # type: ignore[no-any-return]
+        except (ConfigError, FileNotFoundError):
+            raise
+        except BatchdropError as e:
+            click.echo(f"batchdrop: {ref.name}: not processed, retried later: {e}", err=True)
+        except Exception as e:
+            logging.getLogger("batchdrop").debug("traceback", exc_info=True)
+            click.echo(
+                f"batchdrop: {ref.name}: internal error, retried later: {type(e).__name__}: {e} "
+                "(run with -vv for the traceback, and please report it)",
+                err=True,
+            )
+    return None
+
+
+def _backoff(interval: float, attempt: int) -> float:
+    return float(min(interval * 2 ** max(attempt, 1), 300.0))
 
 
 def main() -> None:

@@ -7,13 +7,15 @@ Lambda handler, the queue worker — calls ``Pipeline.process`` and nothing else
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .errors import DataError, TransientError
+from .errors import TransientError
+from .intake import as_data_error, check_entry, safe_name, stem
 from .outcome import conclude, reject_whole
 from .passes import scan_file, two_pass
 from .ports import Backends, Claim, FileRef, FileStore, Load, Notifier, open_notifiers, open_store
@@ -58,23 +60,29 @@ class Pipeline:
         """Files waiting in the inbound location, oldest first."""
         return self.inbound.list(self.suffixes)
 
-    def recover(self, older_than_s: float = 60.0) -> list[Receipt]:
-        """Finish runs that committed their rows and moved the file, then stopped (a crash)
-        before recording it: record them done and send their one notification."""
-        unfinished = getattr(self.backends.ledger, "unfinished", None)
-        if unfinished is None:
-            return []
+    def recover(self) -> list[Receipt]:
+        """Finish what runs that died left behind, and return their receipts: runs that
+        committed their rows and moved the file but stopped before recording it (recorded done
+        now, and notified), and finished runs whose notification never went out (sent now: at
+        least once, keyed by run id)."""
+        ledger = self.backends.ledger
         out = []
-        for rec in unfinished(older_than_s):
+        for rec in ledger.unfinished():
             if self.inbound.stat(rec["file"]) is not None:
                 continue  # still in inbound: its next claim resumes it
             receipt = Receipt.from_dict(rec["receipt"] or {})
             ref = FileRef(rec["file"], rec["size"] or 0, rec["version"], 0.0, rec["source"] or "")
             claim = Claim("resume", rec["run_id"], ref, extra=rec.get("claim_extra") or {})
             receipt.reason = receipt.reason or "finished after an interruption"
-            moved = (self.errors if receipt.status == REJECTED else self.archive).stat(rec["file"])
+            dest = self.errors if receipt.status == REJECTED else self.archive
+            moved = dest.stat(safe_name(rec["file"]))
             receipt.moved_to = moved.url if moved is not None else None  # None: renamed there
-            self.backends.ledger.record(claim, "done", receipt)
+            ledger.record(claim, "done", receipt)
+            self._notify(receipt)
+            out.append(receipt)
+        for rec in ledger.outbox():
+            receipt = Receipt.from_dict(rec["receipt"] or {})
+            log.info("%s: sending the notification of run %s again", receipt.file, rec["run_id"])
             self._notify(receipt)
             out.append(receipt)
         return out
@@ -99,7 +107,7 @@ class Pipeline:
         """Process a local file wherever it is (it is moved to archive or errors afterwards)."""
         from .files.local import LocalStore
 
-        p = Path(path).expanduser().resolve()
+        p = Path(os.path.abspath(Path(path).expanduser()))  # a link stays the link
         store = LocalStore(str(p.parent))
         ref = store.stat(p.name, versioned=not options.get("dry_run"))  # a dry run needs no hash
         if ref is None:
@@ -130,9 +138,13 @@ class Pipeline:
         if dry_run:
             report = RejectedRowsReport(ref.name)
             try:
+                check_entry(ref)
                 two_pass(self.config, store, ref, receipt, report, None, None, deadline, progress)
-            except DataError as e:
-                reject_whole(receipt, e)
+            except Exception as e:
+                data = as_data_error(e, ref.name)
+                if data is None:
+                    raise
+                reject_whole(receipt, data)
             finally:
                 report.discard()
             return self._stamp(receipt, started)
@@ -142,7 +154,7 @@ class Pipeline:
             table.prepare()
             self._prepared = True
         claim = ledger.claim(ref, force=force)
-        receipt.run_id = claim.run_id
+        receipt.run_id, receipt.attempt = claim.run_id, claim.attempt
         if claim.outcome == "done":
             done = Receipt.from_dict(claim.receipt or receipt.to_dict())
             done.status, done.run_id = SKIPPED, claim.run_id
@@ -164,21 +176,26 @@ class Pipeline:
         report = RejectedRowsReport(ref.name)
         try:
             try:
+                check_entry(ref)
                 if table.single_pass:
                     self._load_single(store, claim, receipt, report, deadline, progress)
                 else:
                     self._load_two_pass(store, claim, receipt, report, deadline, progress)
-            except DataError as e:
-                reject_whole(receipt, e)
             except FileNotFoundError:
                 receipt.status, receipt.reason = SKIPPED, "the file left inbound while it was read"
-                self.backends.ledger.record(claim, "failed", self._stamp(receipt, started))
+                ledger.record(claim, "failed", self._stamp(receipt, started))
+                ledger.sent(claim.run_id)  # nothing to tell: the file is gone, not failed
                 return receipt
-            except (TransientError, OSError) as e:
-                return self._fail(claim, receipt, e, started)
-            except Exception as e:
-                self._fail(claim, receipt, e, started)
-                raise
+            except TransientError as e:
+                return self._fail(store, claim, receipt, e, started)
+            except Exception as e:  # one file's problem, whatever it is, stays with that file
+                data = as_data_error(e, ref.name)
+                if data is None:
+                    if not isinstance(e, OSError):  # a bug: its traceback goes to the debug log
+                        log.error("%s: unexpected %s: %s", ref.name, type(e).__name__, e)
+                        log.debug("%s: traceback", ref.name, exc_info=True)
+                    return self._fail(store, claim, receipt, e, started)
+                reject_whole(receipt, data)
             return self._finish(store, claim, receipt, report, started)
         finally:
             report.discard()
@@ -258,8 +275,8 @@ class Pipeline:
     ) -> None:
         path = report.path() if report is not None else None
         if path and not receipt.rejected_rows_report:
-            stem = _stem(ref.name, self.suffixes)
-            receipt.rejected_rows_report = self.errors.put(f"{stem}.rejected.csv", path, "text/csv")
+            base = stem(safe_name(ref.name), self.suffixes)
+            receipt.rejected_rows_report = self.errors.put(f"{base}.rejected.csv", path, "text/csv")
 
     # --- finishing ----------------------------------------------------------------------------
 
@@ -269,11 +286,34 @@ class Pipeline:
         receipt.duration_s = round(now - started, 3)
         return receipt
 
-    def _fail(self, claim: Claim, receipt: Receipt, e: BaseException, started: float) -> Receipt:
+    def _fail(
+        self, store: FileStore, claim: Claim, receipt: Receipt, e: BaseException, started: float
+    ) -> Receipt:
+        """A failed run: the file stays in inbound for a retry, unless this was its
+        ``max_attempts``-th run, when it is set aside in errors with one last notification."""
         receipt.status = FAILED
-        receipt.reason = str(e) or type(e).__name__
+        reason = str(e) or type(e).__name__
+        receipt.reason = reason
         receipt.rows_loaded = receipt.rows_rejected = receipt.rows_duplicate = 0
         receipt.rows_rejected = receipt.rows_read
+        if claim.attempt >= self.config.max_attempts:
+            try:
+                receipt.moved_to = store.move(claim.ref, self.errors, safe_name(claim.ref.name))
+            except FileNotFoundError:
+                receipt.moved_to = None
+            except Exception as move_error:  # it stays in inbound; the next run tries again
+                log.error("%s: could not set it aside: %s", claim.ref.name, move_error)
+            else:
+                receipt.set_aside = True
+                receipt.reason = (
+                    f"failed {claim.attempt} times (max_attempts: {self.config.max_attempts}); "
+                    f"set aside in errors, not retried again. Last error: {reason}"
+                )
+                self._stamp(receipt, started)
+                try:
+                    self._place_receipt(claim.ref, receipt)
+                except Exception as place_error:  # the notification still carries it
+                    log.error("%s: could not place its receipt: %s", claim.ref.name, place_error)
         self._stamp(receipt, started)
         try:
             self.backends.ledger.record(claim, "failed", receipt)
@@ -295,7 +335,7 @@ class Pipeline:
             self._place_report(ref, receipt, report)
             dest = self.errors if receipt.status == REJECTED else self.archive
             try:
-                receipt.moved_to = store.move(ref, dest)
+                receipt.moved_to = store.move(ref, dest, safe_name(ref.name))
             except FileNotFoundError:
                 receipt.moved_to = None
                 log.warning("%s: gone from %s before it could be moved", ref.name, store.url)
@@ -304,7 +344,7 @@ class Pipeline:
                 self._place_receipt(ref, receipt)
         except Exception as e:
             if receipt.status == REJECTED:  # nothing was written: a retry starts over at once
-                return self._fail(claim, receipt, e, started)
+                return self._fail(store, claim, receipt, e, started)
             raise  # rows are committed: the run stays "committed" and the next claim resumes it
         self.backends.ledger.record(claim, "done", receipt)
         self._notify(receipt)
@@ -320,12 +360,14 @@ class Pipeline:
         ) as tmp:
             tmp.write(receipt.to_json())
         try:
-            receipt_name = f"{_stem(ref.name, self.suffixes)}.receipt.json"
+            receipt_name = f"{stem(safe_name(ref.name), self.suffixes)}.receipt.json"
             self.errors.put(receipt_name, tmp.name, "application/json")
         finally:
             os.unlink(tmp.name)
 
     def _notify(self, receipt: Receipt) -> None:
+        """Send the run's notification, then take it out of the ledger's outbox: a process
+        that dies in between leaves it there, and the next ``recover`` sends it again."""
         for notifier in self.notifiers:
             try:
                 notifier.send(receipt)
@@ -333,10 +375,8 @@ class Pipeline:
                 log.error(
                     "%s: notification by %s failed: %s", receipt.file, type(notifier).__name__, e
                 )
-
-
-def _stem(name: str, suffixes: tuple[str, ...]) -> str:
-    for s in sorted(suffixes, key=len, reverse=True):
-        if name.endswith(s):
-            return name[: -len(s)]
-    return name
+        if receipt.run_id:
+            try:
+                self.backends.ledger.sent(receipt.run_id)
+            except Exception as e:  # it stays in the outbox: sent again later, at least once
+                log.error("%s: could not mark the notification sent: %s", receipt.file, e)

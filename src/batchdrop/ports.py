@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
@@ -28,6 +29,9 @@ class FileRef:
     version: str  # what makes this version unique: sha256 (local), versionId or ETag (S3)
     modified: float  # seconds since the epoch; the order files are taken in
     url: str  # where it is, for people: /abs/path or s3://bucket/key
+    #: "" for a regular file; otherwise what it is ("symbolic link", "FIFO", …): never opened,
+    #: rejected and set aside with that reason
+    special: str = ""
 
 
 class FileStore(Protocol):
@@ -119,6 +123,9 @@ class Claim:
     #: for "resume" (rows committed, file not yet moved) and "done": the receipt recorded then
     receipt: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: which run of this file version this is: 1, then one more after each failed run (a crash
+    #: counts), back to 1 once the file is set aside or loaded
+    attempt: int = 1
 
 
 RunState = Literal["running", "committed", "done", "failed"]
@@ -155,7 +162,21 @@ class Ledger(Protocol):
         """
 
     def record(self, claim: Claim, state: RunState, receipt: Receipt) -> None:
-        """Record the run's state and receipt."""
+        """Record the run's state and receipt. "done" and "failed" also put the run's
+        notification in the outbox (see ``outbox``), in the same write. A receipt with
+        ``set_aside`` ends the count of attempts (the next claim of this version is attempt 1)."""
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Run records whose rows were committed but whose run was never recorded done, and
+        whose owner is gone (a dead process, or a lapsed lease). Each carries ``claim_extra``,
+        what ``record`` needs to finish it."""
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Finished runs whose notification may not have gone out: the owner recorded the
+        run, then stopped (or is gone) before ``sent``. Run records, oldest first."""
+
+    def sent(self, run_id: str) -> None:
+        """The run's notification went out: take it out of the outbox."""
 
     def runs(
         self, *, status: str | None = None, limit: int = 50, before: str | None = None
@@ -167,6 +188,12 @@ class Ledger(Protocol):
 
 class Notifier(Protocol):
     def send(self, receipt: Receipt) -> None: ...
+
+
+def iso_time(t: float | None = None) -> str:
+    """UTC to the microsecond, the one time format of receipts and both ledgers."""
+    now = time.time() if t is None else t
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_run_id() -> str:

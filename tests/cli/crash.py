@@ -53,5 +53,18 @@ elif point == "after-move":
 
     LocalStore.move = move_then_die  # type: ignore[method-assign]
 
+elif point == "after-link":  # the archive has the file; inbound still has it too
+    import batchdrop.files.local as local
+
+    link = local.os.link
+
+    def link_then_die(src, dst, **kw):  # type: ignore[no-untyped-def]
+        link(src, dst, **kw)
+        die()
+
+    local.os.link = link_then_die  # type: ignore[assignment]
+elif point == "before-notify":  # recorded done; nothing sent yet
+    Pipeline._notify = lambda self, receipt: die()  # type: ignore[method-assign]
+
 Pipeline(load_config(sys.argv[1])).process(sys.argv[2])
 sys.exit("the crash point was never reached")

@@ -1,18 +1,34 @@
-"""A local directory as a file store (inbound, archive or errors)."""
+"""A local directory as a file store (inbound, archive or errors).
+
+Only regular files are ever opened. Anything else that carries the suffix (a symbolic link, a
+FIFO, a device) is listed with what it is, so the engine rejects it with that reason and moves
+it — the entry itself, never what it points to — to the errors location.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import DataError
 from ..ports import FileRef, FileStore
 
 HIDDEN = (".", "_")  # names the store never lists: dotfiles, partial uploads, our own temp files
+KINDS = {
+    stat.S_IFLNK: "symbolic link",
+    stat.S_IFIFO: "FIFO (named pipe)",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFDIR: "directory",
+}
 
 
 def unique_name(name: str, taken: Callable[[str], bool], tag: str) -> str:
@@ -34,30 +50,54 @@ def time_tag() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
+def sha256_of(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def special_kind(mode: int) -> str:
+    """What an entry that is not a regular file is ("symbolic link", …); "" for a file."""
+    return "" if stat.S_ISREG(mode) else KINDS.get(stat.S_IFMT(mode), "special file")
+
+
 class LocalStore:
     def __init__(self, root: str):
         self.root = Path(root).expanduser().resolve()
         self.url = str(self.root)
 
     def _path(self, name: str) -> Path:
-        p = (self.root / name).resolve()
-        if self.root not in p.parents:
-            raise ValueError(f"{name!r} is outside {self.root}")
+        """The entry ``name`` below the root. The last component is not resolved, so a link
+        is the link itself; everything above it must stay inside the root."""
+        p = Path(os.path.normpath(self.root / name))
+        parent = p.parent.resolve()
+        if self.root not in p.parents or (parent != self.root and self.root not in parent.parents):
+            raise DataError(f"{name!r} is outside {self.root}", file=name)
         return p
 
     def _ref(self, path: Path, *, versioned: bool = True) -> FileRef:
-        """The file as a FileRef; its version (a sha256 of the content) only when asked,
-        since it costs a read of the whole file."""
-        st = path.stat()
+        """The entry as a FileRef; its version (a sha256 of the content) only when asked,
+        since it costs a read of the whole file. An entry that is not a regular file is never
+        read: its version names what it is."""
+        st = path.lstat()
+        special = special_kind(st.st_mode)
         version = ""
-        if versioned:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-            version = "sha256:" + digest.hexdigest()
+        if special:
+            version = f"{special}:{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
+        elif versioned:
+            try:
+                version = sha256_of(path)
+            except PermissionError:  # its rejection says so; the entry itself is known
+                version = f"unreadable:{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
         return FileRef(
-            path.relative_to(self.root).as_posix(), st.st_size, version, st.st_mtime, str(path)
+            path.relative_to(self.root).as_posix(),
+            0 if special else st.st_size,
+            version,
+            st.st_mtime,
+            str(path),
+            special,
         )
 
     def list(self, suffixes: Sequence[str]) -> list[FileRef]:
@@ -79,15 +119,56 @@ class LocalStore:
 
     def stat(self, name: str, *, versioned: bool = True) -> FileRef | None:
         try:
-            return self._ref(self._path(name), versioned=versioned)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            ref = self._ref(self._path(name), versioned=versioned)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        return None if ref.special == "directory" else ref
 
     def open(self, ref: FileRef) -> BinaryIO:
-        return open(self._path(ref.name), "rb")
+        path = self._path(ref.name)
+        kind = special_kind(path.lstat().st_mode)
+        if kind:
+            raise DataError(
+                f"not a regular file but a {kind}; only regular files are read", file=ref.name
+            )
+        try:
+            return open(path, "rb")
+        except PermissionError as e:
+            raise DataError(f"the file cannot be read: {e.strerror}", file=ref.name) from None
 
     def _exists(self, name: str) -> bool:
-        return self._path(name).exists()
+        return os.path.lexists(self._path(name))
+
+    def _own_copy(self, src: Path, name: str, version: str) -> str | None:
+        """A copy of ``src`` that an earlier, interrupted move placed here under ``name`` or a
+        unique variant of it: the same file (a hard link), or the same content."""
+        want = self._path(name)
+        if not os.path.lexists(want):
+            return None  # the name was free, so no earlier move can have used a variant of it
+        folder = want.parent
+        stem, dot, ext = want.name.partition(".")
+        try:
+            src_st = src.lstat()
+        except FileNotFoundError:
+            return None
+        for entry in sorted(os.listdir(folder)):
+            if entry != want.name and not fnmatch.fnmatchcase(entry, f"{stem}.*{dot}{ext}"):
+                continue
+            path = folder / entry
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if os.path.samestat(st, src_st):
+                return str(path)
+            if (
+                version.startswith("sha256:")
+                and stat.S_ISREG(st.st_mode)
+                and st.st_size == src_st.st_size
+                and sha256_of(path) == version
+            ):
+                return str(path)
+        return None
 
     def _place(self, src: Path, name: str, *, keep_source: bool) -> str:
         """Hard-link (or copy) ``src`` to a free name, never replacing a file; returns it."""
@@ -96,12 +177,15 @@ class LocalStore:
             dest = self._path(final)
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(src, dest)  # atomic, and fails rather than overwrite
+                os.link(src, dest, follow_symlinks=False)  # atomic; fails rather than overwrite
                 break
             except FileExistsError:
                 final = unique_name(final, self._exists, time_tag())
             except OSError:  # another file system, or links not allowed: copy exclusively
                 try:
+                    if special_kind(src.lstat().st_mode):
+                        os.rename(src, dest)  # not a file to copy: the entry itself moves
+                        return str(dest)
                     with open(src, "rb") as fin, open(dest, "xb") as fout:
                         shutil.copyfileobj(fin, fout, 1 << 20)
                         fout.flush()
@@ -115,11 +199,30 @@ class LocalStore:
 
     def move(self, ref: FileRef, dest: FileStore, name: str | None = None) -> str:
         src = self._path(ref.name)
+        if not os.path.lexists(src):
+            raise FileNotFoundError(f"{ref.url} is no longer there")
+        target = name or ref.name
         if isinstance(dest, LocalStore):
-            return dest._place(src, name or ref.name, keep_source=False)
-        with open(src, "rb"):
-            pass
-        url = dest.put(name or ref.name, str(src), "text/csv")
+            # A move interrupted between the link and the unlink left a copy there already.
+            earlier = dest._own_copy(src, target, ref.version)
+            if earlier is not None:
+                os.unlink(src)
+                return earlier
+            return dest._place(src, target, keep_source=False)
+        if ref.special:  # nothing to upload: say what it was
+            import tempfile
+
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as note:
+                target_of = os.readlink(src) if ref.special == "symbolic link" else ""
+                note.write(f"{ref.name}: a {ref.special} {target_of}\n")
+            try:
+                url = dest.put(target + ".txt", note.name, "text/plain")
+            finally:
+                os.unlink(note.name)
+        else:
+            with open(src, "rb"):
+                pass
+            url = dest.put(target, str(src), "text/csv")
         os.unlink(src)
         return url
 

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TransientError
-from ..ports import RUN_FIELDS, Claim, FileRef, RunState, new_run_id
+from ..ports import RUN_FIELDS, Claim, FileRef, RunState, iso_time, new_run_id
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -33,6 +33,10 @@ RUNS_INDEX = "runs"
 RUN_LIST = "runs"
 CLAIM_ATTEMPTS = 5
 RECORD_FIELDS = RUN_FIELDS
+#: how long a run's own process has to send its notification before another process may
+OUTBOX_LEASE_S = 120
+#: how many of the newest runs are looked at for unfinished runs and unsent notifications
+RECENT_RUNS = 200
 
 
 def ledger_table_spec(name: str) -> dict[str, Any]:
@@ -60,7 +64,7 @@ def ledger_table_spec(name: str) -> dict[str, Any]:
 
 
 def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return iso_time()
 
 
 def _enc(value: Any) -> dict[str, Any] | None:
@@ -130,27 +134,33 @@ class DynamoLedger:
             if force:
                 allowed.append("#state = :done")
             try:
+                # An update, not a put: it counts the attempts at this version (reset to 0 when
+                # a run is recorded done or its file set aside).
+                values = {
+                    "kind": "file",
+                    "state": "running",
+                    "run_id": run_id,
+                    "token": token,
+                    "expires_at": int(now) + self.ttl,
+                    "file": ref.name,
+                    "source": ref.url,
+                    "version": ref.version,
+                    "updated_at": _now_iso(),
+                }
+                names = {f"#{k}": k for k in values}
+                sets = ", ".join(f"#{k} = :{k}" for k in values)
                 reply = self._call(
-                    "put_item",
+                    "update_item",
                     TableName=self.name,
-                    Item=_item(
-                        {
-                            "pk": pk,
-                            "kind": "file",
-                            "state": "running",
-                            "run_id": run_id,
-                            "token": token,
-                            "expires_at": int(now) + self.ttl,
-                            "file": ref.name,
-                            "source": ref.url,
-                            "version": ref.version,
-                            "updated_at": _now_iso(),
-                        }
-                    ),
+                    Key=_item({"pk": pk}),
+                    UpdateExpression=f"SET {sets}, "
+                    "#attempt = if_not_exists(#attempt, :zero) + :one",
                     ConditionExpression=" OR ".join(allowed),
-                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeNames=names | {"#attempt": "attempt"},
                     ExpressionAttributeValues=_item(
-                        {":failed": "failed", ":running": "running", ":now": int(now)}
+                        {f":{k}": v for k, v in values.items()}
+                        | {":failed": "failed", ":running": "running", ":now": int(now)}
+                        | {":zero": 0, ":one": 1}
                         | ({":done": "done"} if force else {})
                     ),
                     ReturnValues="ALL_OLD",
@@ -167,8 +177,11 @@ class DynamoLedger:
             old = _dec(reply.get("Attributes", {}))
             if old.get("state") == "running" and old.get("run_id"):
                 self._mark_abandoned(old["run_id"])
-            self._put_run(run_id, ref, "running", None)
-            return Claim("new", run_id, ref, extra={"token": token, "renewed_at": now})
+            attempt = int(old.get("attempt") or 0) + 1
+            self._put_run(run_id, ref, "running", None, attempt)
+            return Claim(
+                "new", run_id, ref, extra={"token": token, "renewed_at": now}, attempt=attempt
+            )
         raise TransientError(f"could not claim {ref.url}: the ledger kept changing under us")
 
     def _held(self, ref: FileRef, old: dict[str, Any], now: float) -> Claim | None:
@@ -241,13 +254,20 @@ class DynamoLedger:
             ":at": _now_iso(),
             ":token": claim.extra.get("token", ""),
         }
-        update = "SET #state = :state, run_id = :rid, #receipt = :receipt, updated_at = :at"
+        ended = state == "done" or receipt.set_aside  # the next claim is attempt 1 again
+        values[":attempt"] = 0 if ended else claim.attempt
+        update = (
+            "SET #state = :state, run_id = :rid, #receipt = :receipt, updated_at = :at, "
+            "attempt = :attempt"
+        )
         if state in ("running", "committed"):
             update += ", expires_at = :exp"
             values[":exp"] = int(now) + self.ttl
         else:
             update += " REMOVE expires_at"
-        run = self._run_item(claim.run_id, claim.ref, state, receipt)
+        run = self._run_item(claim.run_id, claim.ref, state, receipt, claim.attempt)
+        if state in ("done", "failed"):  # its notification is in the outbox until ``sent``
+            run["outbox"] = {"N": str(int(now) + OUTBOX_LEASE_S)}
         try:
             self._call(
                 "transact_write_items",
@@ -275,7 +295,7 @@ class DynamoLedger:
     # --- run records --------------------------------------------------------------------------
 
     def _run_item(
-        self, run_id: str, ref: FileRef, state: str, receipt: Receipt | None
+        self, run_id: str, ref: FileRef, state: str, receipt: Receipt | None, attempt: int = 1
     ) -> dict[str, Any]:
         values: dict[str, Any] = {
             "pk": f"run#{run_id}",
@@ -288,6 +308,7 @@ class DynamoLedger:
             "size": ref.size,
             "state": state,
             "started_at": _now_iso(),
+            "attempt": attempt,
         }
         if receipt is not None:
             r = receipt.to_dict()
@@ -302,10 +323,11 @@ class DynamoLedger:
                 values["finished_at"] = r.get("finished_at") or _now_iso()
         return _item(values)
 
-    def _put_run(self, run_id: str, ref: FileRef, state: str, receipt: Receipt | None) -> None:
-        self._call(
-            "put_item", TableName=self.name, Item=self._run_item(run_id, ref, state, receipt)
-        )
+    def _put_run(
+        self, run_id: str, ref: FileRef, state: str, receipt: Receipt | None, attempt: int
+    ) -> None:
+        item = self._run_item(run_id, ref, state, receipt, attempt)
+        self._call("put_item", TableName=self.name, Item=item)
 
     def _mark_abandoned(self, run_id: str) -> None:
         with contextlib.suppress(_ConditionFailed):
@@ -361,13 +383,13 @@ class DynamoLedger:
             args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
         return out[:limit]
 
-    def unfinished(self, older_than_s: float = 60.0) -> list[dict[str, Any]]:
-        """Recent runs (the last 200) whose rows were committed and whose claim lapsed without
-        the file being recorded as moved: their run died between the move and the record.
-        Each carries ``claim_extra``, what ``record`` needs to finish it."""
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Recent runs whose rows were committed and whose claim lapsed without the file being
+        recorded as moved: their run died between the move and the record. Each carries
+        ``claim_extra``, what ``record`` needs to finish it."""
         out = []
         now = time.time()
-        for rec in self.runs(status="committed", limit=200):
+        for rec in self.runs(status="committed", limit=RECENT_RUNS):
             if rec["state"] != "committed":
                 continue
             ref = FileRef(rec["file"], rec["size"], rec["version"], 0.0, rec["source"] or "")
@@ -376,12 +398,38 @@ class DynamoLedger:
                 claim is None
                 or claim.get("state") != "committed"
                 or claim.get("run_id") != rec["run_id"]
-                or float(claim.get("expires_at") or 0) > now - older_than_s
+                or float(claim.get("expires_at") or 0) > now
             ):
-                continue  # finished since, taken over, or its owner may still be at work
+                continue  # finished since, taken over, or its owner's lease still holds
             rec["claim_extra"] = {"token": claim.get("token", "")}
+            rec["attempt"] = int(claim.get("attempt") or 1)
             out.append(rec)
         return out
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Recent finished runs whose notification was not marked sent within its owner's
+        lease, oldest first."""
+        args: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": RUNS_INDEX,
+            "ScanIndexForward": False,
+            "KeyConditionExpression": "run_list = :all",
+            "FilterExpression": "outbox < :now",
+            "ExpressionAttributeValues": _item({":all": RUN_LIST, ":now": int(time.time())}),
+            "Limit": RECENT_RUNS,
+        }
+        reply = self._call("query", **args)
+        return [self._record(i) for i in reversed(reply.get("Items", []))]
+
+    def sent(self, run_id: str) -> None:
+        with contextlib.suppress(_ConditionFailed):  # no such run: nothing to take out
+            self._call(
+                "update_item",
+                TableName=self.name,
+                Key=_item({"pk": f"run#{run_id}"}),
+                UpdateExpression="REMOVE outbox",
+                ConditionExpression="attribute_exists(pk)",
+            )
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         item = self._get(f"run#{run_id}", raw=True)

@@ -9,20 +9,21 @@ sqlite_load.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ..config import Config, SchemaField
 from ..errors import ConfigError, TransientError
-from ..ports import RUN_FIELDS, Claim, FileRef, Page, new_run_id
+from ..ports import RUN_FIELDS, Claim, FileRef, Page, iso_time, new_run_id
 from ..report import LOADED, LOADED_WITH_REJECTS, Receipt
 
 RUNS = "_batchdrop_runs"
@@ -195,6 +196,15 @@ class SqliteTable:
         self.conn.close()
 
 
+def _live(pid: int | None, host: str | None, lease_until: float | None, now: float) -> bool:
+    """Whether the process that holds a run may still be at work on it: it is alive (on this
+    host; elsewhere we cannot tell) and its lease has not lapsed. An earlier run of this very
+    process is not: a process does one file at a time."""
+    if pid is None or (pid == os.getpid() and host == socket.gethostname()):
+        return False
+    return _alive(pid, host or "") and (lease_until or 0) > now
+
+
 def _alive(pid: int, host: str) -> bool:
     if host != socket.gethostname():
         return True  # cannot tell from here: rely on the lease
@@ -226,15 +236,17 @@ CREATE TABLE IF NOT EXISTS {RUNS} (
     reason TEXT,
     moved_to TEXT,
     rejected_rows_report TEXT,
-    receipt TEXT
+    receipt TEXT,
+    attempt INTEGER,
+    outbox REAL
 );
 CREATE INDEX IF NOT EXISTS {RUNS}_version ON {RUNS} (file, version);
 """
 RECORD_COLS = (*RUN_FIELDS, "receipt")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+#: columns added since the first ledgers were written: added to an older database on open
+ADDED_COLUMNS = {"attempt": "INTEGER", "outbox": "REAL"}
+#: how long a run's own process has to send its notification before another process may
+OUTBOX_LEASE_S = 60.0
 
 
 class SqliteLedger:
@@ -246,6 +258,11 @@ class SqliteLedger:
         self.claim_ttl = claim_ttl
         try:
             conn.executescript(LEDGER_DDL)
+            have = {r[1] for r in conn.execute(f"PRAGMA table_info({RUNS})")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in have:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process did
+                        conn.execute(f"ALTER TABLE {RUNS} ADD COLUMN {column} {kind}")
         except sqlite3.OperationalError as e:
             raise translate(e, path) from None
 
@@ -269,14 +286,16 @@ class SqliteLedger:
 
     def _claim(self, ref: FileRef, force: bool) -> Claim:
         rows = self.conn.execute(
-            f"SELECT seq, run_id, state, status, pid, host, lease_until, receipt FROM {RUNS} "
-            "WHERE file = ? AND version = ? ORDER BY seq DESC",
+            f"SELECT seq, run_id, state, status, pid, host, lease_until, receipt, attempt "
+            f"FROM {RUNS} WHERE file = ? AND version = ? ORDER BY seq DESC",
             (ref.name, ref.version),
         ).fetchall()
         now = time.time()
-        for seq, run_id, state, status, pid, host, lease_until, receipt in rows:
-            mine = pid == os.getpid() and host == socket.gethostname()  # an earlier run of ours
-            live = not mine and _alive(pid, host) and (lease_until or 0) > now
+        attempt = 1
+        for i, (seq, run_id, state, status, pid, host, lease_until, receipt, tried) in enumerate(
+            rows
+        ):
+            live = _live(pid, host, lease_until, now)
             if state == "committed":  # rows in; the file not yet moved
                 if live:
                     return Claim("busy", run_id, ref)  # its own run is moving it now
@@ -287,8 +306,12 @@ class SqliteLedger:
                 self.conn.execute(
                     f"UPDATE {RUNS} SET state = 'failed', status = 'failed', finished_at = ?, "
                     "reason = 'interrupted: the run stopped before it finished' WHERE seq = ?",
-                    (_now(), seq),
+                    (iso_time(), seq),
                 )
+                state = "failed"
+            if i == 0 and state == "failed":  # the last run failed: this is one more attempt
+                set_aside = bool(receipt and json.loads(receipt).get("set_aside"))
+                attempt = 1 if set_aside else (tried or 1) + 1
             if state == "done" and status in (LOADED, LOADED_WITH_REJECTS) and not force:
                 return Claim(
                     "done", run_id, ref, json.loads(receipt) if receipt else None, {"seq": seq}
@@ -296,7 +319,7 @@ class SqliteLedger:
         run_id = new_run_id()
         cur = self.conn.execute(
             f"INSERT INTO {RUNS} (run_id, file, source, version, size, state, pid, host, "
-            "lease_until, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            "lease_until, started_at, attempt) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
             (
                 run_id,
                 ref.name,
@@ -306,10 +329,11 @@ class SqliteLedger:
                 os.getpid(),
                 socket.gethostname(),
                 now + self.claim_ttl,
-                _now(),
+                iso_time(now),
+                attempt,
             ),
         )
-        return Claim("new", run_id, ref, None, {"seq": cur.lastrowid})
+        return Claim("new", run_id, ref, None, {"seq": cur.lastrowid}, attempt=attempt)
 
     def record(self, claim: Claim, state: str, receipt: Receipt) -> None:
         sql, params = self.statement(claim, state, receipt)
@@ -318,18 +342,40 @@ class SqliteLedger:
         except sqlite3.OperationalError as e:
             raise translate(e, self.path) from None
 
+    def sent(self, run_id: str) -> None:
+        try:
+            self.conn.execute(f"UPDATE {RUNS} SET outbox = NULL WHERE run_id = ?", (run_id,))
+        except sqlite3.OperationalError as e:
+            raise translate(e, self.path) from None
+
+    def outbox(self) -> list[dict[str, Any]]:
+        now = time.time()
+        rows = self.conn.execute(
+            f"SELECT {', '.join(RECORD_COLS)}, pid, host, outbox FROM {RUNS} "
+            "WHERE outbox IS NOT NULL ORDER BY seq"
+        ).fetchall()
+        n = len(RECORD_COLS)
+        return [
+            self._record(r[:n])
+            for r in rows
+            if not _live(r[n], r[n + 1], r[n + 2], now)  # its owner may still send it
+        ]
+
     def statement(self, claim: Claim, state: str, receipt: Receipt) -> tuple[str, tuple[Any, ...]]:
         """The UPDATE that records a run's state (a writer process runs it in its transaction)."""
         r = receipt
         sql = (
             f"UPDATE {RUNS} SET state = ?, status = ?, finished_at = ?, rows_read = ?, "
             "rows_loaded = ?, rows_rejected = ?, rows_duplicate = ?, reason = ?, moved_to = ?, "
-            "rejected_rows_report = ?, receipt = ? WHERE run_id = ?"
+            "rejected_rows_report = ?, receipt = ?, outbox = ?, pid = ?, host = ? "
+            "WHERE run_id = ?"
         )
+        # a finished run's notification is in the outbox until ``sent``; this process owns it
+        outbox = time.time() + OUTBOX_LEASE_S if state in ("done", "failed") else None
         params = (
             state,
             r.status,
-            r.finished_at or _now(),
+            r.finished_at or iso_time(),
             r.rows_read,
             r.rows_loaded,
             r.rows_rejected,
@@ -338,6 +384,9 @@ class SqliteLedger:
             r.moved_to,
             r.rejected_rows_report,
             r.to_json(),
+            outbox,
+            os.getpid(),
+            socket.gethostname(),
             claim.run_id,
         )
         return sql, params
@@ -357,17 +406,22 @@ class SqliteLedger:
         params.append(limit)
         return [self._record(r) for r in self.conn.execute(sql, params)]
 
-    def unfinished(self, older_than_s: float = 60.0) -> list[dict[str, Any]]:
-        """Runs whose rows were committed but whose file was never recorded as moved."""
-        cutoff = datetime.fromtimestamp(time.time() - older_than_s, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ"
-        )  # the receipts' own format, so the strings compare
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Runs whose rows were committed but whose file was never recorded as moved, and
+        whose process is gone: it died between the commit (or the move) and the record."""
+        now = time.time()
         rows = self.conn.execute(
-            f"SELECT {', '.join(RECORD_COLS)} FROM {RUNS} WHERE state = 'committed' "
-            "AND finished_at < ? ORDER BY seq",
-            (cutoff,),
+            f"SELECT {', '.join(RECORD_COLS)}, pid, host, lease_until, seq FROM {RUNS} "
+            "WHERE state = 'committed' ORDER BY seq"
         ).fetchall()
-        return [self._record(r) for r in rows]
+        n = len(RECORD_COLS)
+        out = []
+        for r in rows:
+            if not _live(r[n], r[n + 1], r[n + 2], now):
+                rec = self._record(r[:n])
+                rec["claim_extra"] = {"seq": r[n + 3]}
+                out.append(rec)
+        return out
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
