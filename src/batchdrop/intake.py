@@ -50,7 +50,7 @@ def as_data_error(e: BaseException, name: str) -> DataError | None:
         return DataError(f"the compressed data is corrupt or truncated ({e})", file=name)
     if isinstance(e, PermissionError | IsADirectoryError):
         return DataError(f"the file cannot be read: {e.strerror or e}", file=name)
-    if isinstance(e, UnicodeError | csv.Error):
+    if isinstance(e, UnicodeDecodeError | csv.Error):
         return DataError(f"the file cannot be read as text: {e}", file=name)
     return None
 
