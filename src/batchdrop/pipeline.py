@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,17 @@ from .errors import TransientError
 from .intake import as_data_error, check_entry, safe_name, stem
 from .outcome import conclude, reject_whole
 from .passes import scan_file, two_pass
-from .ports import Backends, Claim, FileRef, FileStore, Load, Notifier, open_notifiers, open_store
+from .ports import (
+    Backends,
+    Claim,
+    FileRef,
+    FileStore,
+    Load,
+    Notifier,
+    iso_time,
+    open_notifiers,
+    open_store,
+)
 from .report import (
     BUSY,
     FAILED,
@@ -31,10 +40,6 @@ from .report import (
 from .scan import Deadline, Progress
 
 log = logging.getLogger("batchdrop")
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Pipeline:
@@ -134,7 +139,7 @@ class Pipeline:
             file=ref.name, source=ref.url, version=ref.version, size=ref.size, dry_run=dry_run
         )
         started = time.time()
-        receipt.started_at = _iso(started)
+        receipt.started_at = iso_time(started)
         if dry_run:
             report = RejectedRowsReport(ref.name)
             try:
@@ -267,7 +272,7 @@ class Pipeline:
         """Place the rejected-rows report first, so the committed receipt names it even if the
         run stops before the file is moved."""
         self._place_report(claim.ref, receipt, report)
-        receipt.finished_at = _iso(time.time())
+        receipt.finished_at = iso_time(time.time())
         load.commit(receipt)
 
     def _place_report(
@@ -282,7 +287,7 @@ class Pipeline:
 
     def _stamp(self, receipt: Receipt, started: float) -> Receipt:
         now = time.time()
-        receipt.finished_at = _iso(now)
+        receipt.finished_at = iso_time(now)
         receipt.duration_s = round(now - started, 3)
         return receipt
 
