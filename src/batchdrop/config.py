@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .patterns import compile_pattern
 
 FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
 DEFAULT_TRUE = ["true", "True", "TRUE", "1"]
@@ -50,10 +51,7 @@ class Constraints(Strict):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"not a valid regular expression: {e}") from None
+            compile_pattern(v)  # ASCII classes unless the pattern opts in with (?u)
         return v
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
 
 from .errors import ConfigError

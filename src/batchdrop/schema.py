@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .config import SchemaField, TableSchema
+from .patterns import compile_pattern
 
 INT_RE = re.compile(r"[+-]?[0-9]+")
 NUM_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -24,6 +25,8 @@ ISO_DATETIME_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
     r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
+# Digits and spaces beyond ASCII: refused in a date written in a format with non-ASCII text
+NON_ASCII_DIGIT_OR_SPACE = re.compile(r"(?![\x00-\x7f])[\d\s]")
 
 
 class Invalid(Exception):
@@ -85,15 +88,21 @@ def _template(field: SchemaField, *, with_constraints: bool = True) -> _Snippet:
             add(f"except ValueError: {s.fail(f'not a valid {kind}')} from None")
         else:
             tail = ".date()" if t == "date" else ""
+            bad_format = s.fail(f"not a {kind} in the format {fmt}")
+            # strptime reads %Y, %H, %M… with Unicode \d and a space in the format as Unicode \s
+            if fmt.isascii():
+                add(f"if not x.isascii(): {bad_format}")  # O(1) on a str
+            else:
+                add(f"if {s.name('FOREIGN', NON_ASCII_DIGIT_OR_SPACE.search)}(x): {bad_format}")
             add(f"try: o__F = {s.name('DT', datetime)}.strptime(x, {s.name('FMT', fmt)}){tail}")
-            add(f"except ValueError: {s.fail(f'not a {kind} in the format {fmt}')} from None")
+            add(f"except ValueError: {bad_format} from None")
     else:  # pragma: no cover - the config model allows no other type
         raise ValueError(t)
     if not with_constraints:
         return s
     if c.pattern is not None:
         add(
-            f"if not {s.name('PATTERN', re.compile(c.pattern).fullmatch)}(x): "
+            f"if not {s.name('PATTERN', compile_pattern(c.pattern).fullmatch)}(x): "
             f"{s.fail(f'does not match the pattern {c.pattern}')}"
         )
     if c.enum is not None:
@@ -215,6 +224,8 @@ def parse_value(field: SchemaField, text: str) -> Any:
         return _plain_converter(field)(text)
     except Invalid as e:
         raise ValueError(f"{field.name}: {e}") from None
+    except (ValueError, ArithmeticError):  # e.g. more digits than int() converts
+        raise ValueError(f"{field.name}: not a valid {field.type}") from None
 
 
 def to_text(value: Any) -> str | None:

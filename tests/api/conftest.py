@@ -60,6 +60,14 @@ ITEM_FIELDS = [
 ]
 ITEM_ROWS = [["42", "answer", "0.10"], ["7", "seven", "700"]]
 
+# Tables whose sort key is not a string: the partition "S1" holds these sort-key values.
+SORTED_BY = {
+    "integer": ["-5", "0", "3", "7", "12", "900", "123456789012"],
+    "number": ["-1.5", "0", "0.25", "3", "7.50", "1E+3", "123456789.000001"],
+    "date": [f"2026-0{m}-1{m}" for m in range(1, 8)],
+    "datetime": [f"2026-01-0{d}T0{d}:30:00" for d in range(1, 8)],
+}
+
 
 @dataclass
 class Dataset:
@@ -150,6 +158,11 @@ def dataset(kind: str, which: str, root: Path, unique: str) -> Dataset:
             "some-bad.csv": csv_text(HEADER, SOME_BAD),
             "bad-header.csv": "who,what\n1,2\n",
         }
+    elif which in SORTED_BY:
+        fields = [{"name": "sensor", "type": "string"}, {"name": "at", "type": which}]
+        config = make_config(kind, root, fields, ("sensor", "at"), f"{which}-{unique}")
+        rows = [["S1", v] for v in SORTED_BY[which]]
+        files = {"readings.csv": csv_text(["sensor", "at"], rows)}
     else:
         config = make_config(kind, root, ITEM_FIELDS, ("id",), f"items-{unique}")
         files = {"items.csv": csv_text(["id", "label", "price"], ITEM_ROWS)}
@@ -208,3 +221,31 @@ def keyed_items(
     kind = _backend_env(request, request.param)
     ds = dataset(kind, "items", tmp_path_factory.mktemp(f"{kind}-items"), unique)
     yield ds, Api(create_app(ds.config))
+
+
+def _sorted_by(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, unique: str
+) -> tuple[str, Dataset, Api]:
+    from batchdrop.api.app import create_app
+
+    backend, sort_type = request.param
+    kind = _backend_env(request, backend)
+    ds = dataset(kind, sort_type, tmp_path_factory.mktemp(f"{kind}-{sort_type}"), unique)
+    return sort_type, ds, Api(create_app(ds.config))
+
+
+@pytest.fixture(params=[(k, t) for k in BACKENDS for t in SORTED_BY], ids="-".join)
+def sorted_by(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, unique: str
+) -> tuple[str, Dataset, Api]:
+    """A table keyed by ("sensor", "at"), where "at" is an integer, number, date or datetime;
+    gives the sort key's type, the data set and a client."""
+    return _sorted_by(request, tmp_path_factory, unique)
+
+
+@pytest.fixture(params=[(k, t) for k in BACKENDS for t in ("integer", "number")], ids="-".join)
+def sorted_by_number(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, unique: str
+) -> tuple[str, Dataset, Api]:
+    """The same, for the integer and number sort keys only."""
+    return _sorted_by(request, tmp_path_factory, unique)

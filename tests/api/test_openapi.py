@@ -39,10 +39,24 @@ def _cursor_given(case: schemathesis.Case) -> bool:
     return bool(case.query and case.query.get("cursor") is not None)
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_schemathesis_finds_no_failure(students, mode):
     """Every operation, generated data of both kinds, every default check."""
     _ds, api = students
+    run_schemathesis(api, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_schemathesis_on_numeric_sort_keys(sorted_by_number, mode):
+    """The same on tables whose sort key is an integer or a number: typed path parameters."""
+    _sort_type, _ds, api = sorted_by_number
+    run_schemathesis(api, mode)
+
+
+def run_schemathesis(api: Api, mode: GenerationMode) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", api.app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {

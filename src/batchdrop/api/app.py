@@ -24,6 +24,8 @@ from urllib.parse import quote
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from .. import __version__
 from ..config import Config
@@ -31,7 +33,7 @@ from ..errors import BatchdropError, TransientError
 from ..ports import RUN_FIELDS, Backends, Page
 from ..report import BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED
 from . import docs
-from .encoding import CursorError, decode_cursor, dumps, encode_cursor
+from .encoding import NOT_VALID, CursorError, decode_cursor, dumps, encode_cursor
 from .keys import KeyError400, KeyPath, Keys, key_from_scope
 
 T = TypeVar("T")
@@ -44,6 +46,19 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 DEFAULT_RUNS = 50
 MAX_RUNS = 500
+MAX_RUN_ID = 128  # run ids are ~27 characters; DynamoDB refuses range keys over 1 KB
+
+
+def _digits(value: Any) -> Any:
+    """A count is written with the digits 0-9 only: not '1_000', '١٠', ' 10' or '1.0'."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, written with the digits 0-9"
+        )
+    return value
+
+
+DIGITS = BeforeValidator(_digits)
 
 
 class ApiError(Exception):
@@ -77,8 +92,14 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
     )
 
     async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A table or ledger read, off the event loop. A ValueError is the backend refusing a
+        key or position of this request (DynamoDB's ValidationException): the request's fault,
+        so a 400, not a 500."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, lambda: fn(*args, **kwargs))
+        try:
+            return await loop.run_in_executor(executor, lambda: fn(*args, **kwargs))
+        except ValueError as e:
+            raise ApiError(400, f"the backend refused this request: {e}") from None
 
     def real_key(request: Request, partition: str, sort: str | None) -> tuple[str, str | None]:
         found = key_from_scope(request.scope)
@@ -119,7 +140,7 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
             }
         )
 
-    limit_q = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
+    limit_q = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page"), DIGITS]
     cursor_q = Annotated[str | None, Query(description="next_cursor of the previous page")]
     prefix_q = Annotated[str | None, Query(description="only sort keys that begin with this")]
     partition_p = Annotated[str, Path(description=f"the {keys.partition.name} to read")]
@@ -157,26 +178,21 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
         if prefix is not None and keys.sort.type != "string":
             raise ApiError(
                 400,
-                f"begins_with: the sort key {keys.sort.name!r} is a "
-                f"{keys.sort.type}; begins_with needs a string sort key",
+                f"begins_with: the sort key {keys.sort.name!r} is "
+                f"{_a(keys.sort.type)}; begins_with needs a string sort key",
             )
         after = None
         if cursor is not None:
             try:
-                after = decode_cursor(cursor, pk, prefix)
+                # an edited position never reaches the table: it is checked against the key
+                after = keys.position(decode_cursor(cursor, pk, prefix))
             except CursorError as e:
                 raise ApiError(400, str(e)) from None
+            except ValueError:
+                raise ApiError(400, NOT_VALID) from None
         if not keys.storable(pk, "partition") or (prefix and not keys.prefix_storable(prefix)):
             return json_response(page_body(Page([]), None))
-        try:
-            page = await call(store.table.query, pk, begins_with=prefix, after=after, limit=limit)
-        except ValueError:
-            if after is None:
-                raise
-            # the backend refused where a (forged) cursor pointed it
-            raise ApiError(
-                400, "cursor is not valid: pass the next_cursor of the previous page unchanged"
-            ) from None
+        page = await call(store.table.query, pk, begins_with=prefix, after=after, limit=limit)
         token = encode_cursor(page.next, pk, prefix) if page.next is not None else None
         return json_response(page_body(page, token))
 
@@ -210,10 +226,16 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
     @app.get("/runs", summary="The run ledger, newest first", responses=docs.runs_responses())
     async def list_runs(
         status: Annotated[RunStatus | None, Query(description="only runs with this status")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_RUNS, description="runs per page")] = DEFAULT_RUNS,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_RUNS, description="runs per page"), DIGITS
+        ] = DEFAULT_RUNS,
         before: Annotated[
             str | None,
-            Query(min_length=1, description="next_before of the previous page: runs older than it"),
+            Query(
+                min_length=1,
+                max_length=MAX_RUN_ID,
+                description="next_before of the previous page: runs older than it",
+            ),
         ] = None,
     ) -> Response:
         runs = await call(store.ledger.runs, status=status, limit=limit, before=before)
@@ -226,7 +248,7 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
         "/runs/{run_id}", summary="One run: its record and receipt", responses=docs.run_responses()
     )
     async def get_run(run_id: Annotated[str, Path(description="the run's id")]) -> Response:
-        run = await call(store.ledger.get_run, run_id)
+        run = await call(store.ledger.get_run, run_id) if len(run_id) <= MAX_RUN_ID else None
         if run is None:
             raise ApiError(404, f"no run with id {run_id!r}")
         return json_response(run_body(run))
@@ -257,6 +279,10 @@ def parse_key(keys: Keys, role: str, text: str) -> Any:
         return keys.parse(field, role, text)
     except KeyError400 as e:
         raise ApiError(400, str(e)) from None
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
 
 
 RUN_BODY_FIELDS = (*RUN_FIELDS, "receipt")

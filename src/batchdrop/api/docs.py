@@ -137,6 +137,10 @@ def openapi_builder(app: FastAPI, config: Config) -> Callable[[], dict[str, Any]
     """``app.openapi``: FastAPI's document, with 400 in place of 422 and typed key parameters."""
     partition = config.schema_.field(config.table.partition_key)
     sort = config.schema_.field(config.table.sort_key) if config.table.sort_key else None
+    # parameters the API refuses on this table: not offered, so no client is led to send them
+    refused = set() if sort is not None else {"cursor"}
+    if sort is None or sort.type != "string":
+        refused.add("begins_with")
 
     def build() -> dict[str, Any]:
         if app.openapi_schema:
@@ -149,6 +153,8 @@ def openapi_builder(app: FastAPI, config: Config) -> Callable[[], dict[str, Any]
                 responses = op.setdefault("responses", {})
                 if responses.pop("422", None) is not None and "400" not in responses:
                     responses["400"] = _error("A bad parameter")
+                if "parameters" in op:
+                    op["parameters"] = [p for p in op["parameters"] if p["name"] not in refused]
                 for param in op.get("parameters", []):
                     if param.get("in") != "path":
                         continue

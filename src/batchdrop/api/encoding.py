@@ -125,6 +125,9 @@ def encode_cursor(after: Any, partition: Any, begins_with: str | None) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
+NOT_VALID = "cursor is not valid: pass the next_cursor of the previous page unchanged"
+
+
 class CursorError(ValueError):
     """A cursor that this API did not hand out for this query."""
 
@@ -135,19 +138,16 @@ def decode_cursor(cursor: str, partition: Any, begins_with: str | None) -> Any:
     try:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
         payload = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise CursorError(
-            "cursor is not valid: pass the next_cursor of the previous page unchanged"
-        ) from None
+    # nesting deeper than the interpreter's stack is a RecursionError, not a ValueError
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        raise CursorError(NOT_VALID) from None
     if (
         not isinstance(payload, dict)
         or payload.get("v") != _CURSOR_VERSION
         or not isinstance(payload.get("q"), str)
         or "a" not in payload
     ):
-        raise CursorError(
-            "cursor is not valid: pass the next_cursor of the previous page unchanged"
-        )
+        raise CursorError(NOT_VALID)
     if payload["q"] != query_token(partition, begins_with):
         raise CursorError(
             "cursor belongs to another query: use it with the same partition and "
@@ -155,10 +155,8 @@ def decode_cursor(cursor: str, partition: Any, begins_with: str | None) -> Any:
         )
     try:
         after = _untag(payload["a"])
-    except (ValueError, TypeError, KeyError, ArithmeticError):
-        raise CursorError(
-            "cursor is not valid: pass the next_cursor of the previous page unchanged"
-        ) from None
+    except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError):
+        raise CursorError(NOT_VALID) from None
     if after is None:
         raise CursorError("cursor is not valid: it points at no page")
     return after

@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ..config import Config, SchemaField
-from ..schema import parse_value
+from ..schema import parse_value, to_text
+from ..tables.dynamodb_items import number_problem
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -24,9 +25,8 @@ SCOPE_KEY = "batchdrop.key"
 PREFIX = "/items/"
 
 INT64 = (-(2**63), 2**63 - 1)
-# What DynamoDB can store as a key: string bytes per role, number digits and exponent range.
+# What DynamoDB can store as a key: string bytes per role.
 DYNAMO_STRING_BYTES = {"partition": 2048, "sort": 1024}
-DYNAMO_DIGITS = 38
 
 
 class KeyPath:
@@ -120,25 +120,52 @@ class Keys:
         if isinstance(value, bool):
             return True
         if isinstance(value, int):
-            return INT64[0] <= value <= INT64[1] or (self.dynamo and _dynamo_number(value))
+            return INT64[0] <= value <= INT64[1] or (self.dynamo and number_problem(value) is None)
         if isinstance(value, Decimal):
-            return value.is_finite() and (not self.dynamo or _dynamo_number(value))
-        if isinstance(value, str) and self.dynamo:
-            return 0 < len(value.encode("utf-8", "surrogatepass")) <= DYNAMO_STRING_BYTES[role]
+            return value.is_finite() and (not self.dynamo or number_problem(value) is None)
+        if isinstance(value, str):
+            if not _utf8(value):
+                return False
+            return not self.dynamo or 0 < len(value.encode("utf-8")) <= DYNAMO_STRING_BYTES[role]
         return True
 
     def prefix_storable(self, prefix: str) -> bool:
         if self.dynamo:
-            return len(prefix.encode("utf-8", "surrogatepass")) <= DYNAMO_STRING_BYTES["sort"]
-        return True
+            return _utf8(prefix) and len(prefix.encode("utf-8")) <= DYNAMO_STRING_BYTES["sort"]
+        return _utf8(prefix)
+
+    def position(self, value: Any) -> Any:
+        """The sort-key value a decoded cursor continues after, in the form a table's query
+        takes; ValueError when it is not one a table could have handed out.
+
+        Tables hand out the sort key's text (an integer for an integer or boolean key in
+        SQLite). A position edited to another value of the key's type is only another place
+        to start; anything else (a list, a tagged decimal, a number too big for the backend,
+        text that is not of the key's type) never reaches the table.
+        """
+        field = self.sort
+        if field is None or isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError("not a sort-key value")
+        if isinstance(value, int):
+            if field.type == "boolean" and value in (0, 1):
+                return value
+            if field.type != "integer":
+                raise ValueError(f"a number where the {field.type} sort key is")
+        typed = parse_value(field, str(value))
+        if not self.storable(typed, "sort"):
+            raise ValueError("a sort-key value the table cannot hold")
+        if isinstance(typed, bool):
+            return int(typed)  # as SQLite stores it (DynamoDB has no boolean keys)
+        return typed if isinstance(typed, int | str) else to_text(typed)
 
 
-def _dynamo_number(value: int | Decimal) -> bool:
-    d = Decimal(value)
-    if d == 0:
-        return True
-    digits = d.normalize().as_tuple().digits
-    return len(digits) <= DYNAMO_DIGITS and Decimal("1E-130") <= abs(d) < Decimal("1E+126")
+def _utf8(text: str) -> bool:
+    """False for text holding lone surrogates, which no backend can store (JSON can carry them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def param_schema(field: SchemaField) -> dict[str, Any]:

@@ -468,6 +468,8 @@ class DynamoLedger:
                     "(see the README for its definition)",
                     key="ledger",
                 ) from e
+            if code == "ValidationException":  # the request itself is wrong: no retry helps
+                raise ValueError(f"the ledger {self.name} refused {op}: {e}") from e
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
                 raise ConfigError(
                     f"DynamoDB refused {op} on the ledger {self.name!r} ({code})", key="ledger"
