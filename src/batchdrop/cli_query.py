@@ -147,14 +147,20 @@ def _echo_items(items: list[dict[str, Any]], config: Config, as_json: bool) -> N
     "--from",
     "sample",
     type=click.Path(exists=True, dir_okay=False),
-    help="A sample CSV: the schema and key are inferred from it.",
+    help="A sample CSV (or .csv.gz): the schema and key are inferred from it.",
 )
 @click.option(
     "--output", "-o", default="batchdrop.yaml", show_default=True, help="Where to write the config."
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 def init(sample: str | None, output: str, force: bool) -> None:
-    """Write a starting batchdrop.yaml (with --from: the schema inferred from a sample CSV).
+    """Write a starting batchdrop.yaml (with --from: inferred from a sample CSV).
+
+    From the sample it infers the delimiter, each column's type (dates and datetimes in
+    common forms get their format), the missing-value markers (NA, N/A, NULL, -, ...), and
+    the key: the smallest set of columns unique in the sample. A file up to 64 MB is read
+    whole; a bigger one is sampled over its whole length. What it cannot be sure of is
+    printed and written as a comment in the config.
 
     Check the inferred types and the guessed key before you load real data.
     """

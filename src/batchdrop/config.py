@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from .config_errors import describe_problems
 from .errors import ConfigError
 from .patterns import compile_pattern
 
@@ -309,17 +310,14 @@ def parse_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = _where(err["loc"]) or None
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "is not a batchdrop setting (check its spelling)"
-        elif err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "literal_error":
-            msg = f"got {err.get('input')!r}; " + msg
-        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
-        raise ConfigError(msg + more, key=key, source=source) from None
+        problems = describe_problems(e, data, Config, _where)
+        if len(problems) == 1:
+            key, msg = problems[0]
+            raise ConfigError(msg, key=key or None, source=source) from None
+        listed = "".join(f"\n  {key}: {msg}" if key else f"\n  {msg}" for key, msg in problems)
+        error = ConfigError(f"{len(problems)} problems:{listed}", source=source)
+        error.key = problems[0][0] or None
+        raise error from None
     config.source = source
     if base_dir is not None:
         _resolve_paths(config, base_dir)

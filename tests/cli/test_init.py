@@ -75,3 +75,24 @@ def test_a_unique_number_is_not_taken_for_the_key(tmp_path: Path) -> None:
     r = bd("init", "--from", str(sample), cwd=tmp_path)
 
     assert "guessed sku + warehouse" in r.out
+
+
+def test_a_key_that_repeats_in_the_sample_rejects_duplicates_instead_of_collapsing(
+    tmp_path: Path,
+) -> None:
+    """No column set of the sample is unique: init writes `duplicates: reject` and says why,
+    so a load rejects the file and lists the repeats rather than keeping one row per key."""
+    rows = [f"2013,{1 + i % 2},{1 + i % 3},{i % 5}.25" for i in range(12)]
+    (tmp_path / "flights.csv").write_text("year,month,day,delay\n" + "\n".join(rows) + "\n")
+    r = bd("init", "--from", "flights.csv", cwd=tmp_path)
+
+    assert r.code == 0, r.err
+    assert "no set of up to 4 columns identifies a row" in r.out
+    cfg = yaml.safe_load((tmp_path / "batchdrop.yaml").read_text())
+    assert (cfg["table"]["partition_key"], cfg["table"]["sort_key"]) == ("month", "day")
+    assert cfg["duplicates"] == "reject"
+    v = bd("validate", "--json", "flights.csv", cwd=tmp_path)
+    receipt = json.loads(v.out)
+    assert v.code == 1 and receipt["status"] == "rejected" and receipt["rows_loaded"] == 0
+    assert receipt["rows_invalid"] == 6 and receipt["rows_duplicate"] == 0
+    assert receipt["errors"][0]["reason"] == "duplicate key: line 2 has the same key"

@@ -130,3 +130,44 @@ def test_yaml_errors_have_a_position(tmp_path: Path) -> None:
     cfg.write_text("inbound: x\ntable: [\n")
     with pytest.raises(ConfigError, match=r"not valid YAML at line \d+, column \d+"):
         load_config(cfg, environ={})
+
+
+def test_a_misspelt_key_is_named_with_the_closest_setting() -> None:
+    table = {"url": "sqlite:///t.db", "partiton_key": "id", "sort_key": "at"}
+    message = error(table=table)
+    assert message == (
+        "t.yaml: table.partiton_key: is not a batchdrop setting (did you mean partition_key?)"
+    )  # and not "table.partition_key: is required", which only follows from the misspelling
+    assert "suffix?" in error(sufix=".csv")
+    schema = {"fields": BASE["schema"]["fields"], "missingvalues": ["NA"]}
+    assert "schema.missingvalues: is not a batchdrop setting (did you mean missingValues?)" in (
+        error(schema=schema)
+    )
+    unknown = error(colour="blue")
+    assert "colour: is not a batchdrop setting (check its spelling); the settings here: " in unknown
+    assert "partition_key" not in unknown and "on_error" in unknown
+
+
+def test_every_problem_is_listed_unknown_keys_first() -> None:
+    schema = {
+        "fields": [
+            {"name": "id", "constraints": {"requird": True}},
+            {"name": "at", "type": "text"},
+            {"name": "n", "type": "integer"},
+        ]
+    }
+    message = error(schema=schema, on_error="skip", duplicates="last-wins", colour="blue")
+    lines = message.splitlines()
+    assert lines[0] == "t.yaml: 5 problems:"
+    assert lines[1:] == [
+        "  schema.fields[0].constraints.requird: is not a batchdrop setting "
+        "(did you mean required?)",
+        lines[2],
+        "  schema.fields[1].type: got 'text'; Input should be 'string', 'integer', 'number', "
+        "'boolean', 'date' or 'datetime' (field 'at')",
+        "  on_error: got 'skip'; Input should be 'reject_file' or 'skip_rows' "
+        "(did you mean skip_rows?)",
+        "  duplicates: got 'last-wins'; Input should be 'last_wins', 'first_wins' or 'reject' "
+        "(did you mean last_wins?)",
+    ]
+    assert lines[2].startswith("  colour: is not a batchdrop setting (check its spelling)")
