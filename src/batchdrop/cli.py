@@ -252,9 +252,21 @@ def _run_one(pipeline: Any, file: str, as_json: bool, **options: Any) -> Receipt
         else:
             raise ConfigError(f"{file}: no such file")
     with _progress(path.stat().st_size, path.name, not as_json) as progress:
-        receipt = pipeline.process_path(str(path), progress=progress, **options)
+        receipt = _process_path(pipeline, path, progress=progress, **options)
     _echo_receipt(receipt, as_json)
     return receipt
+
+
+def _process_path(pipeline: Any, path: Path, **options: Any) -> Receipt:
+    """Process a local file wherever it is (it is moved to archive or errors afterwards)."""
+    from .files.local import LocalStore
+
+    p = Path(os.path.abspath(path.expanduser()))  # a link stays the link
+    store = LocalStore(str(p.parent))
+    ref = store.stat(p.name, versioned=not options.get("dry_run"))  # a dry run needs no hash
+    if ref is None:
+        raise ConfigError(f"{path}: no such file")
+    return pipeline.process_ref(ref, store=store, **options)  # type: ignore[no-any-return]
 
 
 @cli.command()

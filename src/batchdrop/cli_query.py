@@ -25,7 +25,7 @@ from .report import FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one run each).")
 def runs(status: str | None, limit: int, as_json: bool) -> None:
     """The run ledger: one line per file run, newest first."""
-    from .ports import Backends
+    from .adapters import Backends
 
     backends = Backends(_state().config())
     records = backends.ledger.runs(status=status, limit=limit)
@@ -79,7 +79,7 @@ def get(
 
     Exits 1 when nothing is found.
     """
-    from .ports import Backends
+    from .adapters import Backends
     from .schema import parse_value
 
     config = _state().config()

@@ -9,25 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
-from typing import Any
 
+from .adapters import Backends, open_notifiers, open_store
 from .config import Config
 from .errors import TransientError
 from .intake import as_data_error, check_entry, safe_name, stem
 from .outcome import conclude, reject_whole
 from .passes import scan_file, two_pass
-from .ports import (
-    Backends,
-    Claim,
-    FileRef,
-    FileStore,
-    Load,
-    Notifier,
-    iso_time,
-    open_notifiers,
-    open_store,
-)
+from .ports import Claim, FileRef, FileStore, Load, Notifier, iso_time
 from .report import (
     BUSY,
     FAILED,
@@ -107,17 +96,6 @@ class Pipeline:
         return self.process_ref(
             ref, force=force, dry_run=dry_run, deadline=deadline, progress=progress
         )
-
-    def process_path(self, path: str, **options: Any) -> Receipt:
-        """Process a local file wherever it is (it is moved to archive or errors afterwards)."""
-        from .files.local import LocalStore
-
-        p = Path(os.path.abspath(Path(path).expanduser()))  # a link stays the link
-        store = LocalStore(str(p.parent))
-        ref = store.stat(p.name, versioned=not options.get("dry_run"))  # a dry run needs no hash
-        if ref is None:
-            raise FileNotFoundError(f"{path}: no such file")
-        return self.process_ref(ref, store=store, **options)
 
     def process_ref(
         self,
@@ -357,7 +335,6 @@ class Pipeline:
 
     def _place_receipt(self, ref: FileRef, receipt: Receipt) -> None:
         """The receipt as JSON beside the rejected rows (or the rejected file) in errors."""
-        import os
         import tempfile
 
         with tempfile.NamedTemporaryFile(

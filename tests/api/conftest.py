@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from batchdrop.adapters import Backends
 from batchdrop.config import Config, parse_config
-from batchdrop.ports import Backends
 
 BACKENDS = ["sqlite", "dynamodb"]
 

@@ -288,8 +288,8 @@ def test_a_key_dynamodb_refuses_is_a_400_not_a_500(students):
     ValidationException) is still the request's fault: a 400 naming the refusal."""
     from botocore.stub import Stubber
 
+    from batchdrop.adapters import Backends
     from batchdrop.api.app import create_app
-    from batchdrop.ports import Backends
 
     ds, _ = students
     if not ds.config.table.url.startswith("dynamodb://"):

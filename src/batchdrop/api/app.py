@@ -28,9 +28,10 @@ from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from .. import __version__
+from ..adapters import Backends
 from ..config import Config
 from ..errors import BatchdropError, TransientError
-from ..ports import RUN_FIELDS, Backends, Page
+from ..ports import RUN_FIELDS, Page
 from ..report import BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED
 from . import docs
 from .encoding import NOT_VALID, CursorError, decode_cursor, dumps, encode_cursor
