@@ -27,10 +27,14 @@ from pydantic import (
 from .config_errors import describe_problems
 from .errors import ConfigError
 from .patterns import compile_pattern
+from .redact import redact_url
 
 FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
 DEFAULT_TRUE = ["true", "True", "TRUE", "1"]
 DEFAULT_FALSE = ["false", "False", "FALSE", "0"]
+#: BATCHDROP_* variables that are not settings: where the config is, and where the function
+#: reads its webhook URLs (aws/secrets.py)
+NOT_SETTINGS = ("BATCHDROP_CONFIG", "BATCHDROP_NOTIFY_PARAMETER")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .\-]*$")
 
 
@@ -224,8 +228,9 @@ class Config(Strict):
                 or target.startswith(("https://", "http://", "sns://"))
                 or target.endswith(".jsonl")
             ):
+                shown = redact_url(target) if "://" in target else target  # may hold a secret
                 raise ValueError(
-                    f"{target!r} is not a notifier: use 'console', a file ending in .jsonl, "
+                    f"{shown!r} is not a notifier: use 'console', a file ending in .jsonl, "
                     "an https:// webhook URL or sns://TOPIC_ARN"
                 )
         return v
@@ -273,7 +278,7 @@ class Config(Strict):
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
     for name, value in environ.items():
-        if not name.startswith("BATCHDROP_") or name in ("BATCHDROP_CONFIG",):
+        if not name.startswith("BATCHDROP_") or name in NOT_SETTINGS:
             continue
         path = name.removeprefix("BATCHDROP_").lower().split("__")
         node = data

@@ -1,4 +1,8 @@
-"""The Lambda runtime end to end on the moto server: the example CSV from upload to receipt."""
+"""The Lambda runtime end to end on the moto server: the example CSV from upload to receipt.
+
+Every test here runs on the IAM-enforcing server as a user holding exactly the loader role's
+policy from ``batchdrop template`` (``iam_stack``): a call the role does not allow fails the test.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from batchdrop.aws import handler as lambda_handler
 from batchdrop.aws.handler import BatchFailed, Runtime
 from batchdrop.config import Config, parse_config
 
-from .conftest import Stack, event_file, s3_event, sqs_event
+from .conftest import IamStack, Stack, event_file, s3_event, sqs_event
 
 pytestmark = pytest.mark.aws
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "students"
@@ -32,6 +36,11 @@ EXPECTED_KEYS = [
     ("A10007", "Modern Forensics"),
     ("A10008", "Mathematics, Applied"),
 ]
+
+
+@pytest.fixture
+def stack(iam_stack: IamStack) -> IamStack:
+    return iam_stack
 
 
 def example_settings(stack: Stack, **overrides: Any) -> dict[str, Any]:

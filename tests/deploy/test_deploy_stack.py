@@ -186,6 +186,18 @@ def test_destroy_of_a_missing_stack_says_so(aws_env: str, tmp_path: Path, unique
         sc.destroy(f"nope-{unique}")
 
 
+def stored_webhooks() -> dict[str, Any]:
+    """SSM's answer when the stack's parameter already holds the config's webhook URLs."""
+    return {
+        "Parameter": {
+            "Name": "/batchdrop/s/notify",
+            "Type": "SecureString",
+            "Value": json.dumps(["https://hooks.example.com/batchdrop"]),
+            "Version": 1,
+        }
+    }
+
+
 def test_an_empty_change_set_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """CloudFormation's own answer to an unchanged template: a FAILED change set, deleted."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
@@ -198,8 +210,9 @@ def test_an_empty_change_set_is_deleted(tmp_path: Path, monkeypatch: pytest.Monk
     stack_id = "arn:aws:cloudformation:us-east-1:1:stack/s/1"
     cs_id = "arn:aws:cloudformation:us-east-1:1:changeSet/c/1"
     package = Package(tmp_path / "p.zip", 1, 1, "ab" * 32, 1)
-    with Stubber(sc.s3) as s3, Stubber(sc.cfn) as cfn:
+    with Stubber(sc.s3) as s3, Stubber(sc.cfn) as cfn, Stubber(sc.ssm) as ssm:
         s3.add_response("head_bucket", {}, {"Bucket": "artifacts"})
+        ssm.add_response("get_parameter", stored_webhooks())
         s3.add_response(
             "head_object", {}, {"Bucket": "artifacts", "Key": "s/" + "ab" * 16 + ".zip"}
         )
@@ -256,10 +269,11 @@ def test_a_failed_change_set_is_an_error(tmp_path: Path, monkeypatch: pytest.Mon
         config, poll=0, echo=lambda _: None, session=boto3.session.Session(region_name="us-east-1")
     )
     cs_id = "arn:aws:cloudformation:us-east-1:1:changeSet/c/1"
-    with Stubber(sc.s3) as s3, Stubber(sc.cfn) as cfn:
+    with Stubber(sc.s3) as s3, Stubber(sc.cfn) as cfn, Stubber(sc.ssm) as ssm:
         s3.add_response("head_bucket", {})
         s3.add_response("head_object", {})
         cfn.add_client_error("describe_stacks", "ValidationError", "Stack with id s does not exist")
+        ssm.add_response("get_parameter", stored_webhooks())
         cfn.add_response("create_change_set", {"Id": cs_id, "StackId": "sid"})
         cfn.add_response(
             "describe_change_set",
@@ -297,3 +311,27 @@ def test_the_stack_with_the_api_deploys(aws_env: str, tmp_path: Path, unique: st
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
+
+
+def test_webhooks_go_to_ssm_and_a_deploy_without_them_deletes_the_parameter(
+    aws_env: str, tmp_path: Path, unique: str
+) -> None:
+    stack, name = f"bd-{unique}", f"/batchdrop/bd-{unique}/notify"
+    lines: list[str] = []
+    deploy(tmp_path, stack, lines=lines)  # the config notifies https://hooks.example.com/…
+    param = client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    assert (param["Type"], json.loads(param["Value"])) == (
+        "SecureString",
+        ["https://hooks.example.com/batchdrop"],
+    )
+    assert f"wrote 1 webhook URL(s) to SSM parameter {name} (version 1)" in lines
+
+    config = make_config(tmp_path, notify=["console"])
+    settings = deploy_settings(config)
+    package = build_package(config, settings, tmp_path / "plain.zip", with_dependencies=False)
+    lines.clear()
+    sc = StackClient(config, poll=0.01, echo=lines.append)
+    assert sc.deploy(config, settings, stack, package).changed
+    assert f"deleted SSM parameter {name}" in lines
+    with pytest.raises(client("ssm").exceptions.ParameterNotFound):
+        client("ssm").get_parameter(Name=name)

@@ -132,8 +132,8 @@ RUNTIME_ACTIONS = {
     "s3:DeleteObject",
     "s3:AbortMultipartUpload",
     "dynamodb:BatchWriteItem",
-    "dynamodb:GetItem",
-    "dynamodb:Query",
+    "dynamodb:GetItem",  # the ledger's
+    "dynamodb:Query",  # the ledger's
     "dynamodb:DescribeTable",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -155,13 +155,14 @@ def test_dependencies_have_no_cycle(tmp_path: Path, variant: str) -> None:
 
 
 def test_the_loader_may_call_exactly_what_the_runtime_calls(tmp_path: Path) -> None:
-    queue = template_for(tmp_path)
+    queue = template_for(tmp_path)  # the config has a webhook: its URL is read from SSM
     assert actions(queue) == RUNTIME_ACTIONS | {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
+        "ssm:GetParameter",
     }
-    direct = template_for(tmp_path, {"trigger": "direct"})
+    direct = template_for(tmp_path, {"trigger": "direct"}, notify=["console"])
     assert actions(direct) == RUNTIME_ACTIONS | {"sqs:SendMessage"}
     versioned = template_for(tmp_path, {"versioning": True})
     assert actions(versioned) - actions(queue) == {
@@ -171,8 +172,8 @@ def test_the_loader_may_call_exactly_what_the_runtime_calls(tmp_path: Path) -> N
         "s3:ListBucketVersions",
     }
     by_sid = {st["Sid"]: st for _, st in statements(queue)}
-    # the write table is never given ledger writes, and the ledger never BatchWriteItem
-    assert "dynamodb:PutItem" not in by_sid["WriteTable"]["Action"]
+    # the loader only writes the data table (reads are the API's), the ledger never in batches
+    assert by_sid["WriteTable"]["Action"] == ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
     assert by_sid["WriteTable"]["Resource"] == [{"Fn::GetAtt": ["Table", "Arn"]}]
     assert "dynamodb:BatchWriteItem" not in by_sid["Ledger"]["Action"]
     # reads and deletes only below the inbound prefix; lists only that prefix
@@ -310,12 +311,7 @@ def test_function_settings_and_environment(tmp_path: Path) -> None:
     env = p["Environment"]["Variables"]
     assert env["BATCHDROP_TABLE__URL"] == {"Fn::Sub": "dynamodb://${Table}"}
     assert env["BATCHDROP_LEDGER"] == {"Fn::Sub": "dynamodb://${LedgerTable}"}
-    assert env["BATCHDROP_NOTIFY"] == {
-        "Fn::Join": [
-            "",
-            ['["sns://', {"Ref": "Topic"}, '"', ', "https://hooks.example.com/batchdrop"', "]"],
-        ]
-    }
+    assert env["BATCHDROP_NOTIFY"] == {"Fn::Sub": '["sns://${Topic}"]'}
     sequential = template_for(tmp_path, {"sequential": True})["Resources"]["Function"]
     assert sequential["Properties"]["ReservedConcurrentExecutions"] == 1
 
@@ -373,3 +369,38 @@ def test_defaults_and_stack_name(tmp_path: Path) -> None:
     )
     assert s.email == "me@example.com"
     assert s.resolved_stack_name(config) == "batchdrop-students"
+
+
+def test_webhook_urls_stay_out_of_the_template_and_the_environment(tmp_path: Path) -> None:
+    """A webhook URL is a credential: the template (hence the function's environment) names
+    the SSM parameter that holds it, pinned to a version, and the role may read that one."""
+    secret = "https://user:pw@hooks.example.com/services/T0/B0/XYZ?token=abc"
+    t = template_for(tmp_path, {"api": True}, notify=["console", secret])
+    text = to_yaml(t)
+    for piece in ("hooks.example.com", "services/T0", "token=abc", "user:pw"):
+        assert piece not in text
+    env = t["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert env["BATCHDROP_NOTIFY_PARAMETER"] == {
+        "Fn::Sub": "/batchdrop/${AWS::StackName}/notify:${NotifyParameterVersion}"
+    }
+    assert t["Parameters"]["NotifyParameterVersion"]["Type"] == "String"
+    by_sid = {st["Sid"]: st for role, st in statements(t) if role == "Role"}
+    assert by_sid["ReadWebhooks"] == {
+        "Sid": "ReadWebhooks",
+        "Effect": "Allow",
+        "Action": ["ssm:GetParameter"],
+        "Resource": [
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+                ":parameter/batchdrop/${AWS::StackName}/notify"
+            }
+        ],
+    }
+    api_env = t["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert "BATCHDROP_NOTIFY_PARAMETER" not in api_env
+    assert "ssm:GetParameter" not in actions(t, "ApiRole")
+    # without webhooks: no parameter, no variable, no permission
+    plain = template_for(tmp_path, notify=["console"])
+    assert "NotifyParameterVersion" not in plain["Parameters"]
+    assert "BATCHDROP_NOTIFY_PARAMETER" not in json.dumps(plain)
+    assert "ssm:GetParameter" not in actions(plain)

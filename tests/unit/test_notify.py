@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -14,7 +15,7 @@ import pytest
 
 from batchdrop.errors import TransientError
 from batchdrop.notify.console import ConsoleNotifier, JsonLinesNotifier
-from batchdrop.notify.webhook import WebhookNotifier
+from batchdrop.notify.webhook import WebhookNotifier, redact_url
 from batchdrop.report import Receipt, subject
 
 
@@ -37,6 +38,8 @@ class Hook:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.fail_first = 0
+        self.paths: list[str] = []
+        self.auth: list[str | None] = []
 
 
 @pytest.fixture
@@ -46,6 +49,8 @@ def hook() -> Iterator[tuple[str, Hook]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.paths.append(self.path)
+            state.auth.append(self.headers.get("Authorization"))
             if state.fail_first:
                 state.fail_first -= 1
                 self.send_response(503)
@@ -59,7 +64,7 @@ def hook() -> Iterator[tuple[str, Hook]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/hook", state
     server.shutdown()
@@ -109,3 +114,71 @@ def test_subject_stays_within_100_characters() -> None:
     long = receipt(file="x" * 300 + ".csv")
     assert len(subject(long)) <= 100
     assert subject(long).endswith("loaded with rejects (10/12 rows)")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://hooks.slack.com/services/T0/B0/XXXXXXXX",
+            "https://hooks.slack.com/[redacted]",
+        ),
+        (
+            "https://user:pw@example.com:8443/hook?token=abc#x",
+            "https://example.com:8443/[redacted]",
+        ),
+        ("https://example.com/?token=abc", "https://example.com/[redacted]"),
+        ("https://example.com", "https://example.com/"),
+        ("https://example.com/", "https://example.com/"),
+        ("http://[::1]:9000/p", "http://[::1]:9000/[redacted]"),
+        ("not a url", "[redacted]"),
+        ("https://example.com:notaport/x", "[redacted]"),
+    ],
+)
+def test_redact_url_keeps_only_scheme_host_and_port(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+SECRETS = ("user", "s3cret", "services/T0/B0", "XXXXXXXX", "token", "abcdef")
+
+
+def test_a_failing_webhook_names_its_host_only(hook: tuple[str, Hook]) -> None:
+    url, state = hook
+    state.fail_first = 5
+    secret = url.replace("http://", "http://user:s3cret@") + "/services/T0/B0/XXXXXXXX?token=abcdef"
+    notifier = WebhookNotifier(secret, attempts=2, backoff=0)
+    with pytest.raises(TransientError) as caught:
+        notifier.send(receipt())
+    message = str(caught.value)
+    host = url.removeprefix("http://").split("/")[0]
+    assert message == (
+        f"webhook http://{host}/[redacted] did not accept the notification: "
+        "HTTP 503 Service Unavailable"
+    )
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    for piece in SECRETS:
+        assert piece not in repr(notifier)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:1/services/T0/B0/XXXXXXXX?token=abcdef",  # nothing listens
+        "http://127.0.0.1:1/services/T0/B0/XXXXXXXX has a space?token=abcdef",  # InvalidURL
+        "http://user:s3cret@no-such-host.invalid/services/T0/B0/XXXXXXXX?token=abcdef",
+    ],
+)
+def test_a_webhook_that_cannot_be_reached_is_reported_without_its_secrets(url: str) -> None:
+    with pytest.raises(TransientError) as caught:
+        WebhookNotifier(url, attempts=1, backoff=0, timeout=2).send(receipt())
+    message = str(caught.value)
+    assert "did not accept the notification" in message
+    for piece in SECRETS:
+        assert piece not in message
+
+
+def test_a_webhook_with_user_info_sends_it_as_basic_auth(hook: tuple[str, Hook]) -> None:
+    url, state = hook
+    WebhookNotifier(url.replace("http://", "http://ops%40corp:p%3Ass@") + "?k=1").send(receipt())
+    assert state.paths == ["/hook?k=1"]
+    assert state.auth == ["Basic " + base64.b64encode(b"ops@corp:p:ss").decode()]

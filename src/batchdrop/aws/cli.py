@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
@@ -47,9 +48,14 @@ def worker(
     stops cleanly between batches on Ctrl-C or SIGTERM.
     """
     from .handler import Runtime
+    from .secrets import add_webhooks, take_parameter_name
     from .worker import Worker
 
+    # with the function's variables, the webhook URLs are in the SSM parameter they name
+    parameter = take_parameter_name(os.environ)
     config = ctx.obj.config()
+    if parameter:
+        add_webhooks(config, parameter)
     w = Worker(Runtime(config), queue_url, wait_seconds=wait_seconds, batch=batch)
 
     def stop(signum: int, frame: Any) -> None:

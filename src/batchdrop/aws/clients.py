@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _cache: dict[tuple[Any, ...], Any] = {}
+_loader: Any = None
 
 #: botocore's own retries (standard mode: throttling, 5xx, connection errors) before ours.
 BOTOCORE_MAX_ATTEMPTS = 4
@@ -52,7 +53,6 @@ def client(service: str, config: Config | None = None, *, pool: int | None = Non
         found = _cache.get(key)
         if found is not None:
             return found
-        import boto3
         from botocore.config import Config as BotoConfig
 
         options: dict[str, Any] = {
@@ -65,13 +65,30 @@ def client(service: str, config: Config | None = None, *, pool: int | None = Non
         if service == "s3" and endpoint:
             # Emulators and S3-compatible stores rarely resolve bucket.host names.
             options["s3"] = {"addressing_style": "path"}
-        # A session per client: boto3's default session is not safe to share across threads.
-        session = boto3.session.Session()
-        made = session.client(
+        made = _session().client(
             service, endpoint_url=endpoint, region_name=where, config=BotoConfig(**options)
         )
         _cache[key] = made
         return made
+
+
+def _session() -> Any:
+    """A new boto3 session (boto3's default session is not safe to share across threads) that
+    shares one loader of service models with the others: parsing a service's model is most of
+    the cost of a client (a tenth of a second), and every set of credentials needs its own."""
+    global _loader
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    if _loader is None:
+        _loader = botocore.loaders.create_loader()
+    core = botocore.session.Session()
+    core.register_component("data_loader", _loader)
+    session = boto3.session.Session(botocore_session=core)
+    # boto3 adds its data folder to the loader's search path once per session
+    _loader.search_paths[:] = list(dict.fromkeys(_loader.search_paths))
+    return session
 
 
 def clear_cache() -> None:

@@ -198,7 +198,7 @@ class Runtime:
             obj.bucket,
             obj.key,
             receipt.status,
-            receipt.status not in OK_STATUSES,
+            receipt.status not in OK_STATUSES and not receipt.set_aside,
             receipt.reason or "",
         )
 
@@ -236,12 +236,13 @@ _runtime: Runtime | None = None
 
 
 def runtime() -> Runtime:
-    """The runtime for this container, built once from the bundled config."""
+    """The runtime for this container, built once from the bundled config (and the webhook URLs
+    kept in SSM, see ``secrets``)."""
     global _runtime
     if _runtime is None:
-        from ..config import load_config
+        from .secrets import load_runtime_config
 
-        _runtime = Runtime(load_config())
+        _runtime = Runtime(load_runtime_config())
     return _runtime
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from ..aws.secrets import webhooks
 from ..errors import ConfigError, TransientError
 from .settings import DeploySettings
 
@@ -144,11 +145,43 @@ def prune(target: Path) -> None:
 
 def config_text(config: Config) -> str:
     """The config as written (comments and relative paths kept); the stack's environment
-    variables point it at the stack's resources."""
+    variables point it at the stack's resources.
+
+    Webhook URLs are credentials: they are left out (the function reads them from the stack's
+    SSM SecureString parameter), so neither the package nor the artifact bucket holds one.
+    """
+    hooks = set(webhooks(config))
     if config.source and Path(config.source).is_file():
-        return Path(config.source).read_text(encoding="utf-8")
+        text = Path(config.source).read_text(encoding="utf-8")
+        return _without_webhooks(text, hooks) if hooks else text
     data = config.model_dump(by_alias=True, exclude_none=True, exclude={"source"})
+    data["notify"] = [t for t in data.get("notify", []) if t not in hooks]
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def _without_webhooks(text: str, hooks: set[str]) -> str:
+    """``text`` without its webhook entries: their lines dropped when the list is written one
+    item a line (comments kept), else the document written anew."""
+    data = yaml.safe_load(text)
+    want = {**data, "notify": [t for t in data.get("notify", []) if t not in hooks]}
+
+    def is_hook(line: str) -> bool:
+        item = line.strip()
+        if not item.startswith("- "):
+            return False
+        try:
+            value = yaml.safe_load(item[2:])
+        except yaml.YAMLError:
+            return False
+        return isinstance(value, str) and value in hooks
+
+    kept = "".join(line for line in text.splitlines(keepends=True) if not is_hook(line))
+    try:
+        if yaml.safe_load(kept) == want:
+            return kept
+    except yaml.YAMLError:
+        pass
+    return yaml.safe_dump(want, sort_keys=False)
 
 
 def _entries(root: Path) -> Iterable[tuple[str, Path]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..aws.secrets import PARAMETER_NAME
 from .settings import DeploySettings
 
 Json = dict[str, Any]
@@ -65,6 +66,7 @@ def loader_statements(
     inbound_prefix: str,
     archive: Json | str,
     errors: Json | str,
+    webhooks: bool = False,
 ) -> list[Json]:
     """What the Lambda loader (batchdrop.aws.handler) calls."""
     read = ["s3:GetObject", "s3:GetObjectTagging", "s3:DeleteObject"]
@@ -84,27 +86,27 @@ def loader_statements(
         list_inbound,
         # versioned or not decides how a file version is pinned (version id or ETag)
         statement("InboundVersioning", ["s3:GetBucketVersioning"], [bucket_arn(inbound)]),
-        # moved files, rejected-rows reports and receipts; a copy above 5 GB is a multipart copy
+        # moved files, rejected-rows reports and receipts (a copy above 5 GB is a multipart
+        # copy); before each of them HeadObject asks "is this name taken, and by an earlier
+        # copy of this very file?", which is s3:GetObject
         statement(
             "WriteArchiveAndErrors",
-            ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+            ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
             [objects_arn(archive), objects_arn(errors)],
         ),
         # "is this name already taken?" (a missing key answers 403, not 404, without it)
         statement(
             "ListArchiveAndErrors", ["s3:ListBucket"], [bucket_arn(archive), bucket_arn(errors)]
         ),
+        # the key checked at start, then batches of writes (reads are the API's, in its role)
         statement(
             "WriteTable",
-            [
-                "dynamodb:BatchWriteItem",
-                "dynamodb:DescribeTable",
-                "dynamodb:GetItem",
-                "dynamodb:Query",
-            ],
+            ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"],
             [getatt("Table", "Arn")],
         ),
-        # claims are conditional puts and updates (some in one TransactWriteItems call)
+        # claims are conditional updates, run records puts (an update and a put go together in
+        # one TransactWriteItems, which IAM authorizes as those two actions); the runs index
+        # and reads find and finish the runs a crash left behind
         statement(
             "Ledger",
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
@@ -115,6 +117,10 @@ def loader_statements(
         ),
         statement("Notify", ["sns:Publish"], [ref("Topic")]),
     ]
+    if webhooks:
+        # the webhook URLs, read once at start (SecureString under the aws/ssm key, whose key
+        # policy lets the account's principals decrypt through SSM: no kms:Decrypt needed)
+        out.append(statement("ReadWebhooks", ["ssm:GetParameter"], [webhooks_parameter_arn()]))
     if s.trigger == "queue":
         out.append(
             statement(
@@ -133,6 +139,12 @@ def loader_statements(
     if s.tracing:
         out.append(xray_statement())
     return out
+
+
+def webhooks_parameter_arn() -> Json:
+    """The ARN of the stack's SSM parameter holding the webhook URLs (a name starting with /)."""
+    name = PARAMETER_NAME.format(stack="${AWS::StackName}")
+    return sub(f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{name}")
 
 
 def xray_statement() -> Json:

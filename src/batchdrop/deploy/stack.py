@@ -3,10 +3,15 @@
 ``deploy`` uploads the package under a content-addressed key, so an unchanged config and
 package produce an unchanged template: CloudFormation answers "didn't contain changes", the
 empty change set is deleted, and nothing else happens.
+
+The config's webhook URLs, which are credentials, go to an SSM SecureString parameter before
+the stack is applied (CloudFormation cannot create SecureString parameters); the template only
+names it and pins its version. ``destroy`` deletes it with the stack.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -14,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..aws.secrets import parameter_name, webhooks
 from ..errors import BatchdropError, ConfigError, TransientError
 from .package import Package
 from .settings import DeploySettings
-from .template import build_template, to_yaml
+from .template import VERSION_PARAMETER, build_template, to_yaml
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -36,6 +42,12 @@ def _output_keys(template: Any) -> set[str]:
         except yaml.YAMLError:
             return set()
     return set((template or {}).get("Outputs", {})) if isinstance(template, dict) else set()
+
+
+def _has_webhooks(stack: dict[str, Any] | None) -> bool:
+    """Whether ``stack`` was deployed with webhook URLs (kept in its SSM parameter)."""
+    params = (stack or {}).get("Parameters", [])
+    return any(p.get("ParameterKey") == VERSION_PARAMETER for p in params)
 
 
 class DeployError(BatchdropError):
@@ -61,6 +73,7 @@ class StackClient:
         self.endpoint = config.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
         self.cfn = self._client("cloudformation")
         self.s3 = self._client("s3")
+        self.ssm = self._client("ssm")
         self.poll = poll
         self.echo = echo
 
@@ -148,6 +161,49 @@ class StackClient:
             self.echo(f"uploaded {package.size / 1e6:.1f} MB to s3://{bucket}/{key}")
         return key
 
+    # --- webhook URLs ---------------------------------------------------------------------
+
+    def put_webhooks(self, stack_name: str, urls: list[str]) -> int:
+        """Write ``urls`` to the stack's SecureString parameter (unless it already holds them);
+        returns the parameter's version, which the template pins."""
+        from botocore.exceptions import ClientError
+
+        name = parameter_name(stack_name)
+        value = json.dumps(urls)
+        try:
+            current = self.ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ParameterNotFound":
+                raise
+            current = None
+        if current is not None and current["Type"] == "SecureString" and current["Value"] == value:
+            return int(current["Version"])
+        args: dict[str, Any] = {
+            "Name": name,
+            "Value": value,
+            "Type": "SecureString",
+            "Description": f"webhook URLs of batchdrop stack {stack_name}",
+            "Overwrite": current is not None,
+        }
+        if current is None:  # tags can be given only when the parameter is created
+            args["Tags"] = [{"Key": "batchdrop:stack", "Value": stack_name}]
+        version = int(self.ssm.put_parameter(**args)["Version"])
+        self.echo(f"wrote {len(urls)} webhook URL(s) to SSM parameter {name} (version {version})")
+        return version
+
+    def delete_webhooks(self, stack_name: str) -> None:
+        """Delete the stack's webhook parameter, if there is one."""
+        from botocore.exceptions import ClientError
+
+        name = parameter_name(stack_name)
+        try:
+            self.ssm.delete_parameter(Name=name)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ParameterNotFound":
+                raise
+            return
+        self.echo(f"deleted SSM parameter {name}")
+
     # --- deploy ---------------------------------------------------------------------------
 
     def deploy(
@@ -170,22 +226,26 @@ class StackClient:
             raise TransientError(
                 f"stack {stack_name} is busy ({status}); try again when it is done"
             )
+        parameters = {"CodeBucket": bucket, "CodeKey": key}
+        urls = webhooks(config)
+        if urls:  # before the stack: the function reads them when it starts
+            parameters[VERSION_PARAMETER] = str(self.put_webhooks(stack_name, urls))
+        # an earlier deploy's webhooks, which the function no longer reads once this one is done
+        stale = not urls and _has_webhooks(current)
         name = f"batchdrop-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
         try:
-            change = self._create_change_set(stack_name, name, kind, body, bucket, key, settings)
+            change = self._create_change_set(stack_name, name, kind, body, parameters, settings)
         except ClientError as e:
             # some CloudFormation implementations refuse an empty update outright
             if not any(text in str(e) for text in NO_CHANGES):
                 raise DeployError(f"cannot create a change set for {stack_name}: {e}") from None
-            self.echo(f"stack {stack_name} is up to date: no changes")
-            return DeployResult(stack_name, False, self.outputs(stack_name))
+            return self._unchanged(stack_name, stale)
         described = self._wait_change_set(change["Id"], stack_name)
         if described["Status"] == "FAILED":
             reason = described.get("StatusReason", "")
             if any(text in reason for text in NO_CHANGES):
                 self.cfn.delete_change_set(ChangeSetName=change["Id"], StackName=stack_name)
-                self.echo(f"stack {stack_name} is up to date: no changes")
-                return DeployResult(stack_name, False, self.outputs(stack_name))
+                return self._unchanged(stack_name, stale)
             raise DeployError(f"change set for {stack_name} failed: {reason}")
         for c in described.get("Changes", []):
             rc = c.get("ResourceChange", {})
@@ -198,8 +258,16 @@ class StackClient:
         final = self._wait_stack(stack_name, seen)
         if final not in TERMINAL_OK:
             raise DeployError(f"stack {stack_name} ended in {final}; see the events above")
+        if stale:
+            self.delete_webhooks(stack_name)
         outputs = self.outputs(stack_name)
         return DeployResult(stack_name, True, outputs)
+
+    def _unchanged(self, stack_name: str, stale: bool) -> DeployResult:
+        self.echo(f"stack {stack_name} is up to date: no changes")
+        if stale:
+            self.delete_webhooks(stack_name)
+        return DeployResult(stack_name, False, self.outputs(stack_name))
 
     def _create_change_set(
         self,
@@ -207,8 +275,7 @@ class StackClient:
         name: str,
         kind: str,
         body: str,
-        bucket: str,
-        key: str,
+        parameters: dict[str, str],
         settings: DeploySettings,
     ) -> dict[str, Any]:
         return dict(
@@ -218,8 +285,7 @@ class StackClient:
                 ChangeSetType=kind,
                 TemplateBody=body,
                 Parameters=[
-                    {"ParameterKey": "CodeBucket", "ParameterValue": bucket},
-                    {"ParameterKey": "CodeKey", "ParameterValue": key},
+                    {"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()
                 ],
                 Capabilities=["CAPABILITY_IAM"],
                 Tags=[
@@ -281,6 +347,8 @@ class StackClient:
         if final != "DELETE_COMPLETE":
             raise DeployError(f"stack {stack_name} ended in {final}; see the events above")
         kept = [b for b in buckets if not self._remove_bucket(b, force)]
+        if _has_webhooks(stack):
+            self.delete_webhooks(stack_name)
         self.echo(f"deleted stack {stack_name}")
         for b in kept:
             self.echo(f"kept bucket {b}: it still holds files (use --force to delete them)")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from ..aws.secrets import PARAMETER_NAME, PARAMETER_VARIABLE, webhooks
 from ..errors import ConfigError
 from . import resources as r
 from .api import api_resources
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 HANDLER = "batchdrop.aws.handler.handler"
 RUNTIME = "python3.12"
 CONFIG_PATH = "/var/task/batchdrop.yaml"
+#: the template parameter carrying the version of the webhook URLs' SSM parameter
+VERSION_PARAMETER = "NotifyParameterVersion"
 
 
 def s3_prefix(url: str) -> str:
@@ -129,6 +132,7 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
             inbound_prefix=prefixes["inbound"],
             archive=buckets["archive"],
             errors=buckets["errors"],
+            webhooks=bool(webhooks(config)),
         ),
     )
     env = environment(config, buckets, prefixes)
@@ -147,35 +151,39 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
     if s.trigger == "queue":
         outputs["Queue"] = ref("Queue")
     if s.api:
-        api_res, api_out = api_resources(s, env)
+        # the API notifies no one: it is not told where the webhook URLs are
+        api_env = {k: v for k, v in env.items() if k != PARAMETER_VARIABLE}
+        api_res, api_out = api_resources(s, api_env)
         res.update(api_res)
         outputs.update(api_out)
+    parameters: Json = {
+        "CodeBucket": {"Type": "String", "Description": "S3 bucket of the Lambda package"},
+        "CodeKey": {"Type": "String", "Description": "S3 key of the Lambda package"},
+    }
+    if webhooks(config):
+        parameters[VERSION_PARAMETER] = {
+            "Type": "String",
+            "AllowedPattern": "[0-9]+",
+            "Description": "Version of the SSM parameter holding the webhook URLs "
+            "(written by batchdrop deploy)",
+        }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"batchdrop: CSV files into {config.table.table_name} ({s.trigger} trigger)",
-        "Parameters": {
-            "CodeBucket": {"Type": "String", "Description": "S3 bucket of the Lambda package"},
-            "CodeKey": {"Type": "String", "Description": "S3 key of the Lambda package"},
-        },
+        "Parameters": parameters,
         "Resources": res,
         "Outputs": {name: {"Value": value} for name, value in outputs.items()},
     }
 
 
 def environment(config: Config, buckets: dict[str, Json | str], prefixes: dict[str, str]) -> Json:
-    """BATCHDROP_* variables pointing the bundled config at the stack's resources."""
+    """BATCHDROP_* variables pointing the bundled config at the stack's resources. Resource
+    names only: the config's webhook URLs are kept in an SSM SecureString parameter."""
 
     def location(role_: str) -> Json:
         return {"Fn::Join": ["", ["s3://", buckets[role_], "/" + prefixes[role_]]]}
 
-    webhooks = [t for t in config.notify if t.startswith(("https://", "http://"))]
-    notify = {
-        "Fn::Join": [
-            "",
-            ['["sns://', ref("Topic"), '"', *[f", {json.dumps(w)}" for w in webhooks], "]"],
-        ]
-    }
-    return {
+    out: Json = {
         "BATCHDROP_CONFIG": CONFIG_PATH,
         "BATCHDROP_INBOUND": location("inbound"),
         "BATCHDROP_ARCHIVE": location("archive"),
@@ -183,9 +191,15 @@ def environment(config: Config, buckets: dict[str, Json | str], prefixes: dict[s
         "BATCHDROP_TABLE__URL": sub("dynamodb://${Table}"),
         "BATCHDROP_TABLE__NAME": ref("Table"),
         "BATCHDROP_LEDGER": sub("dynamodb://${LedgerTable}"),
-        "BATCHDROP_NOTIFY": notify,
+        "BATCHDROP_NOTIFY": sub('["sns://${Topic}"]'),
         "POWERTOOLS_SERVICE_NAME": "batchdrop",
     }
+    if webhooks(config):
+        # the URLs are credentials: the environment names where they are kept, pinned to the
+        # version this deploy wrote, so a changed URL comes with a stack update
+        name = PARAMETER_NAME.format(stack="${AWS::StackName}")
+        out[PARAMETER_VARIABLE] = sub(f"{name}:${{{VERSION_PARAMETER}}}")
+    return out
 
 
 class _Dumper(yaml.SafeDumper):

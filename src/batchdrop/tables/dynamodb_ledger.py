@@ -126,58 +126,52 @@ class DynamoLedger:
         for _ in range(CLAIM_ATTEMPTS):
             now = time.time()
             run_id, token = new_run_id(), secrets.token_hex(8)
-            allowed = [
-                "attribute_not_exists(pk)",
-                "#state = :failed",
-                "(#state = :running AND expires_at < :now)",
-            ]
-            if force:
-                allowed.append("#state = :done")
+            # Read, then put on condition that nothing changed since: the attempt number comes
+            # from the item it replaces, and of two racing claims one finds the item changed.
+            old = self._get(pk)
+            names: dict[str, str] = {}
+            values: dict[str, Any] = {}
+            if old is None:
+                condition, attempt = "attribute_not_exists(pk)", 1
+            else:
+                state = old.get("state")
+                lapsed = state == "running" and float(old.get("expires_at") or 0) < now
+                if not (state == "failed" or lapsed or (force and state == "done")):
+                    claim = self._held(ref, old, now)
+                    if claim is not None:
+                        return claim
+                    continue
+                # a set-aside file's last run recorded attempt 0: it starts again at 1
+                attempt = 1 if state == "done" else int(old.get("attempt", 1)) + 1
+                condition = "run_id = :old_run AND #state = :old_state"
+                names["#state"] = "state"
+                values.update({":old_run": old.get("run_id", ""), ":old_state": state})
+            item = {
+                "pk": pk,
+                "kind": "file",
+                "state": "running",
+                "run_id": run_id,
+                "token": token,
+                "expires_at": int(now) + self.ttl,
+                "file": ref.name,
+                "source": ref.url,
+                "version": ref.version,
+                "attempt": attempt,
+                "updated_at": _now_iso(),
+            }
             try:
-                # An update, not a put: it counts the attempts at this version (reset to 0 when
-                # a run is recorded done or its file set aside).
-                values = {
-                    "kind": "file",
-                    "state": "running",
-                    "run_id": run_id,
-                    "token": token,
-                    "expires_at": int(now) + self.ttl,
-                    "file": ref.name,
-                    "source": ref.url,
-                    "version": ref.version,
-                    "updated_at": _now_iso(),
-                }
-                names = {f"#{k}": k for k in values}
-                sets = ", ".join(f"#{k} = :{k}" for k in values)
-                reply = self._call(
-                    "update_item",
+                self._call(
+                    "put_item",
                     TableName=self.name,
-                    Key=_item({"pk": pk}),
-                    UpdateExpression=f"SET {sets}, "
-                    "#attempt = if_not_exists(#attempt, :zero) + :one",
-                    ConditionExpression=" OR ".join(allowed),
-                    ExpressionAttributeNames=names | {"#attempt": "attempt"},
-                    ExpressionAttributeValues=_item(
-                        {f":{k}": v for k, v in values.items()}
-                        | {":failed": "failed", ":running": "running", ":now": int(now)}
-                        | {":zero": 0, ":one": 1}
-                        | ({":done": "done"} if force else {})
-                    ),
-                    ReturnValues="ALL_OLD",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    Item=_item(item),
+                    ConditionExpression=condition,
+                    **({"ExpressionAttributeNames": names} if names else {}),
+                    **({"ExpressionAttributeValues": _item(values)} if values else {}),
                 )
-            except _ConditionFailed as held:
-                old = held.item or self._get(pk)
-                if old is None:
-                    continue  # it went away meanwhile: try again
-                claim = self._held(ref, old, now)
-                if claim is not None:
-                    return claim
-                continue
-            old = _dec(reply.get("Attributes", {}))
-            if old.get("state") == "running" and old.get("run_id"):
+            except _ConditionFailed:
+                continue  # changed under us: look again
+            if old is not None and old.get("state") == "running" and old.get("run_id"):
                 self._mark_abandoned(old["run_id"])
-            attempt = int(old.get("attempt") or 0) + 1
             self._put_run(run_id, ref, "running", None, attempt)
             return Claim(
                 "new", run_id, ref, extra={"token": token, "renewed_at": now}, attempt=attempt
