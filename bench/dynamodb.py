@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -148,18 +149,27 @@ def ledger_table(ddb: Any, name: str) -> None:
     ddb.create_table(**ledger_table_spec(name))
 
 
-def run_pipeline(path: Path, rows: int, counter: RequestCounter) -> Result:
+BUCKETS = {"inbound": "bench-in", "archive": "bench-archive", "errors": "bench-errors"}
+
+
+@contextmanager
+def pipeline_stack(path: Path) -> Iterator[tuple[Any, Any]]:
+    """A fresh moto server with the buckets, the table and the ledger, ``path`` in inbound."""
     import boto3
 
     with fresh_moto() as endpoint:
         ddb, s3 = boto3.client("dynamodb"), boto3.client("s3")
-        buckets = {"inbound": "bench-in", "archive": "bench-archive", "errors": "bench-errors"}
-        for bucket in buckets.values():
+        for bucket in BUCKETS.values():
             s3.create_bucket(Bucket=bucket)
-        s3.upload_file(str(path), "bench-in", path.name)
+        s3.upload_file(str(path), BUCKETS["inbound"], path.name)
         students_table(ddb, "students")
-        config = bench_config("students", endpoint, buckets)
+        config = bench_config("students", endpoint, BUCKETS)
         ledger_table(ddb, config.ledger_url.removeprefix("dynamodb://"))
+        yield ddb, config
+
+
+def run_pipeline(path: Path, rows: int, counter: RequestCounter) -> Result:
+    with pipeline_stack(path) as (ddb, config):
         outcome: dict[str, Any] = {}
         r = timed(
             "batchdrop Pipeline.process (S3)",
@@ -172,6 +182,37 @@ def run_pipeline(path: Path, rows: int, counter: RequestCounter) -> Result:
             f"{rec.status}, {rec.rows_loaded:,} loaded; {count_items(ddb, 'students'):,} in table"
         )
         return r
+
+
+def pipeline_rss(rows: int, seed: int = 20261127) -> None:
+    """Peak RSS of ``Pipeline.process`` (S3 → DynamoDB) run alone in a child process, measured
+    from outside as the SQLite bench measures its steps (bench/run.py's launcher)."""
+    import run
+
+    with tempfile.TemporaryDirectory(prefix="batchdrop-ddb-rss-") as tmp:
+        path = Path(tmp) / f"students-{rows}.csv"
+        gen.write(rows, path, seed)
+        with pipeline_stack(path) as (ddb, config):
+            me = str(Path(__file__).resolve())
+            argv = [sys.executable, me, "--child", config.aws.endpoint_url, path.name]
+            m = run.measure("batchdrop process (S3 → DynamoDB)", argv, rows)
+            note = run.receipt_note(m)
+            items = count_items(ddb, "students")
+    verdict = run.verdict(m.rc == 0 and m.rss_mb < run.FLAT_RSS_MB)
+    print(
+        f"  {m.name + f', {rows:,} rows':<52}{m.wall_s:>8.1f} s{m.rss_mb:>9.1f} MB  "
+        f"{note}; {items:,} in table  (< {run.FLAT_RSS_MB:.0f} MB: {verdict})",
+        flush=True,
+    )
+
+
+def child(endpoint: str, name: str) -> int:
+    """The measured process of ``pipeline_rss``: one file through the engine, its receipt out."""
+    from batchdrop.pipeline import Pipeline
+
+    receipt = Pipeline(bench_config("students", endpoint, BUCKETS)).process(name)
+    print(receipt.to_json())
+    return 0
 
 
 def run_table_load(path: Path, rows: int, counter: RequestCounter) -> Result:
@@ -236,6 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time DynamoTable's load alone (rows from the local file, no engine)",
     )
+    p.add_argument(
+        "--rss-rows",
+        default="100000,1000000",
+        help="comma-separated row counts whose peak RSS is measured (empty: none)",
+    )
+    p.add_argument("--rss-only", action="store_true", help="only the peak RSS measurements")
+    p.add_argument("--child", nargs=2, metavar=("ENDPOINT", "NAME"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     rows, put_rows = args.rows, min(args.put_rows, args.rows)
 
@@ -246,6 +294,19 @@ def main(argv: list[str] | None = None) -> int:
         AWS_DEFAULT_REGION="us-east-1",
     )
     os.environ.pop("AWS_PROFILE", None)
+    if args.child:
+        return child(*args.child)
+    rss_rows = [int(n) for n in args.rss_rows.split(",") if n.strip()]
+    if rss_rows:
+        print("DynamoDB peak RSS: the engine alone in a child process, a fresh moto server each")
+        for n in rss_rows:
+            try:
+                pipeline_rss(n)
+            except Exception as e:
+                print(f"  {n:,} rows: failed: {type(e).__name__}: {str(e)[:200]}")
+        print(flush=True)
+    if args.rss_only:
+        return 0
     counter = RequestCounter()
     counter.install()
     results: list[Result] = []

@@ -1,9 +1,14 @@
-"""Generate a students CSV for the benchmarks: ``python bench/gen.py ROWS OUT.csv [--seed N]``.
+"""Generate a students CSV for the benchmarks: ``python bench/gen.py ROWS OUT.csv [--seed N]
+[--kind students|one-key|invalid]``.
 
 Header ``student_id,fname,lname,course``; the key is student_id + course. Every student takes
 several distinct courses, so no key repeats; courses are always quoted and some contain commas.
-The same seed and row count always give the same bytes. Rows are written as they are made, so
-memory stays flat whatever ``ROWS`` is.
+Students come in random order (each student's id is a fixed permutation of its number), so keys
+are neither sorted nor clustered. The same seed and row count always give the same bytes. Rows
+are written as they are made, so memory stays flat whatever ``ROWS`` is.
+
+Two hostile shapes of the same file: ``one-key`` (every row has the same key, as a file of
+millions of repeats) and ``invalid`` (no row has its required student id).
 """
 
 from __future__ import annotations
@@ -131,31 +136,40 @@ COURSES = [
     "Accounting",
 ]
 MIN_COURSES, MAX_COURSES = 2, 8
+KINDS = ("students", "one-key", "invalid")
+#: ids are a permutation of student numbers: n → (n × SCRAMBLE + 1) mod 10^width, a bijection
+#: because SCRAMBLE shares no factor with 10
+SCRAMBLE = 7_654_321
 
 
-def student_id(n: int) -> str:
-    return f"A{n:07d}"
+def student_id(n: int, width: int = 7) -> str:
+    return f"A{(n * SCRAMBLE + 1) % 10**width:0{width}d}"
 
 
-def lines(rows: int, seed: int = 20261127) -> Iterator[str]:
+def lines(rows: int, seed: int = 20261127, kind: str = "students") -> Iterator[str]:
     """The data lines (no header) of a file of ``rows`` rows."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     rng = random.Random(seed)
+    width = 7 if rows < 2 * 10**7 else 10  # every student takes 2+ courses: ids never wrap
     written, student = 0, 0
     while written < rows:
         student += 1
-        sid = student_id(student)
+        sid = {"students": student_id(student, width), "one-key": "A0000001", "invalid": ""}[kind]
         who = f"{sid},{rng.choice(FIRST_NAMES)},{rng.choice(LAST_NAMES)},"
         take = min(rng.randint(MIN_COURSES, MAX_COURSES), rows - written)
-        for course in rng.sample(COURSES, take):
+        for course in rng.sample(COURSES, take) if kind != "one-key" else ["Chemistry"] * take:
             yield f'{who}"{course}"\n'
         written += take
 
 
-def write(rows: int, out: Path, seed: int = 20261127, chunk: int = 10_000) -> None:
+def write(
+    rows: int, out: Path, seed: int = 20261127, chunk: int = 10_000, kind: str = "students"
+) -> None:
     with open(out, "w", encoding="utf-8", newline="") as f:
         f.write(HEADER)
         buf: list[str] = []
-        for line in lines(rows, seed):
+        for line in lines(rows, seed, kind):
             buf.append(line)
             if len(buf) >= chunk:
                 f.write("".join(buf))
@@ -168,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rows", type=int, help="number of data rows (the header is not counted)")
     p.add_argument("out", type=Path, help="the CSV file to write")
     p.add_argument("--seed", type=int, default=20261127)
+    p.add_argument("--kind", choices=KINDS, default="students")
     args = p.parse_args(argv)
     if args.rows < 0:
         p.error("rows must be zero or more")
-    write(args.rows, args.out, args.seed)
+    write(args.rows, args.out, args.seed, kind=args.kind)
     return 0
 
 

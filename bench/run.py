@@ -4,7 +4,9 @@ For one generated students CSV, in the same run, each step runs as its own proce
 from the outside: whole-process wall time, rows/s and peak RSS (``ru_maxrss`` of that child, from
 ``os.wait4``). The steps are the parse floor (Python's csv.reader over the file), the load floor
 (the sqlite3 shell's ``.import`` into a table with the same primary key), ``batchdrop validate`` and
-``batchdrop process`` into SQLite. The DynamoDB bench (bench/dynamodb.py) runs after it.
+``batchdrop process`` into SQLite. Then ``validate`` and ``process`` once each on two hostile files
+of the same size, one key repeated on every row and every row invalid: peak RSS must stay flat.
+The DynamoDB bench (bench/dynamodb.py) runs after it, with its own peak RSS measurements.
 
 Each SQLite-bench step runs ``--repeat`` times (default 3) and the best wall time is kept, with
 the highest peak RSS of the runs. A missed target prints MISS; the exit status stays 0 (a
@@ -37,6 +39,8 @@ TABLE = "students"
 PROCESS_VS_IMPORT = 1.6  # process wall time at most this many times the .import time
 VALIDATE_VS_CSV = 0.40  # validate rows/s at least this share of csv.reader's rows/s
 RSS_LIMIT_MB = 80.0
+#: peak RSS of any file shape (millions of repeats, of invalid rows) and of the DynamoDB path
+FLAT_RSS_MB = 64.0
 #: Peak RSS wobbles by a few hundred kB between runs of the same file; memory that grew with
 #: the file would differ by megabytes at 5x the rows.
 RSS_NOISE_MB = 1.0
@@ -301,7 +305,29 @@ def targets(ms: dict[str, Measure], big: dict[str, Measure] | None) -> None:
             )
 
 
-def sqlite_bench(rows: int, big: bool, repeat: int, keep: bool) -> None:
+def hostile_bench(rows: int, tmp: Path) -> list[Measure]:
+    """validate and process on a file of one repeated key and on a file of invalid rows."""
+    ms = []
+    for kind in ("one-key", "invalid"):
+        path = tmp / f"{kind}-{rows}.csv"
+        gen.write(rows, path, kind=kind)
+        run = tmp / f"run-{kind}"
+        run.mkdir(exist_ok=True)
+        label = f" ({kind})"
+        ms += [validate_step(path, run, rows, label), process_step(path, run, rows, label)]
+        path.unlink()
+    print_table(
+        f"{rows:,} rows of hostile shapes (peak RSS < {FLAT_RSS_MB:.0f} MB), one run each", ms
+    )
+    worst = max(ms, key=lambda m: m.rss_mb)
+    print(
+        f"  peak RSS < {FLAT_RSS_MB:.0f} MB for every file shape: highest {worst.rss_mb:.1f} MB "
+        f"({worst.name})  {verdict(worst.rss_mb < FLAT_RSS_MB)}"
+    )
+    return ms
+
+
+def sqlite_bench(rows: int, big: bool, repeat: int, keep: bool, hostile: bool = True) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="batchdrop-bench-"))
     try:
         path = tmp / f"students-{rows}.csv"
@@ -341,6 +367,8 @@ def sqlite_bench(rows: int, big: bool, repeat: int, keep: bool) -> None:
                 list(big_ms.values()),
             )
         targets(ms, big_ms)
+        if hostile and have_cli:
+            hostile_bench(rows, tmp)
     finally:
         if keep:
             print(f"\nkept {tmp}")
@@ -379,11 +407,21 @@ def main(argv: list[str] | None = None) -> int:
         "the best wall time is reported (the machine may be busy)",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--no-hostile",
+        action="store_true",
+        help="skip the files of one repeated key and of invalid rows",
+    )
+    p.add_argument(
+        "--dynamodb-rss-rows",
+        default="100000,1000000",
+        help="DynamoDB: comma-separated row counts whose peak RSS is measured (empty: none)",
+    )
     args = p.parse_args(argv)
     if shutil.which("sqlite3") is None and not args.dynamodb:
         p.error("the sqlite3 command-line shell is needed for the load floor (apt install sqlite3)")
     if not args.dynamodb:
-        sqlite_bench(args.rows, args.big, args.repeat, args.keep)
+        sqlite_bench(args.rows, args.big, args.repeat, args.keep, not args.no_hostile)
     if not args.sqlite:
         print(flush=True)
         ddb = [
@@ -393,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             str(args.dynamodb_rows),
             "--put-rows",
             str(args.put_rows),
+            "--rss-rows",
+            args.dynamodb_rss_rows,
         ] + (["--table-load"] if args.table_load else [])
         subprocess.run(ddb, check=False)
     return 0

@@ -158,7 +158,8 @@ class Limits(Strict):
     max_compression_ratio: int = Field(250, ge=1)
     #: rows read from one file (data rows, blank lines not counted)
     max_rows: int = Field(200_000_000, ge=1)
-    #: rows written to the rejected-rows report; the rest are counted and the receipt says so
+    #: lines of the rejected-rows report (a rejected row is listed whole or not at all); rows
+    #: left out are counted in the receipt's ``report_rows_omitted``
     max_report_rows: int = Field(100_000, ge=0)
 
 

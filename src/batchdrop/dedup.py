@@ -2,8 +2,9 @@
 
 Each row's key is reduced to a 64-bit hash and put in one of 256 partitions by its low bits; the
 partitions spill to temporary files when they fill. At the end each partition is read back alone
-and counted. Memory is the buffers plus one partition (a partition too big to hold is split
-again by the next bits), whatever the file's size.
+and counted. Memory is the buffers plus one partition's distinct hashes (a partition with too
+many distinct hashes is split again by the next bits), whatever the file's size; the repeated
+hashes go to a ``HashSet``, which spills to disk past its own cap.
 
 The engine then reads the file once more, only when some hash repeats, to compare the real keys
 of those few rows: a hash collision never costs a row.
@@ -17,16 +18,18 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable
 
+from .spill import HashSet
+
 BITS = 8
 PARTITIONS = 1 << BITS
 MASK = PARTITIONS - 1
 SPILL_AT = 1 << 17  # hashes buffered across all partitions before they spill to disk
-PIECE = 1 << 13  # hashes a partition may hold when it is counted; bigger ones are split again
+PIECE = 1 << 13  # distinct hashes a partition may hold when it is counted; more are split again
 
 
 class DuplicateFinder:
     def __init__(self) -> None:
-        self._parts: list[list[int]] = [[] for _ in range(PARTITIONS)]
+        self._parts = [array("q") for _ in range(PARTITIONS)]
         self._sizes = [0] * PARTITIONS  # hashes spilled per partition
         self._buffered = 0
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -50,37 +53,52 @@ class DuplicateFinder:
         for p, part in enumerate(self._parts):
             if part:
                 with open(self._path(f"{p:03d}"), "ab") as f:
-                    array("q", part).tofile(f)
+                    part.tofile(f)
                 self._sizes[p] += len(part)
-                part.clear()
+                del part[:]
         self._buffered = 0
 
-    def repeated(self) -> dict[int, int]:
-        """Each hash seen more than once, with how many times."""
-        found: dict[int, int] = {}
+    def repeated(self) -> HashSet:
+        """Each hash seen more than once."""
+        found = HashSet()
         try:
             if self._dir is None:
                 for part in self._parts:
-                    found.update(_repeats(part))
+                    found.add_many(_repeats(Counter(part)))
                 return found
             self._spill()
             for p in range(PARTITIONS):
                 if self._sizes[p]:
-                    found.update(self._count(self._path(f"{p:03d}"), self._sizes[p], BITS))
+                    self._count(self._path(f"{p:03d}"), BITS, found)
             return found
+        except BaseException:
+            found.close()
+            raise
         finally:
             self.close()
 
-    def _count(self, path: str, size: int, shift: int) -> dict[int, int]:
-        if size <= PIECE or shift >= 56:
-            hashes = array("q")
-            with open(path, "rb") as f:
-                hashes.frombytes(f.read())
-            return _repeats(hashes)
+    def _count(self, path: str, shift: int, found: HashSet) -> None:
+        """The repeated hashes of one partition file: counted in one read while it holds at
+        most PIECE distinct hashes (however many times each), else split by the next bits.
+        Past bit 56 at most 256 distinct hashes remain, so the count always fits."""
+        counts: Counter[int] = Counter()
+        with open(path, "rb") as f:
+            while data := f.read(8 * PIECE):
+                block = array("q")
+                block.frombytes(data)
+                counts.update(block)
+                if len(counts) > PIECE and shift < 56:
+                    break
+            else:
+                found.add_many(_repeats(counts))
+                os.unlink(path)
+                return
+        del counts
         ways = 2
+        size = os.path.getsize(path) // 8
         while size // ways > PIECE // 2 and ways < PARTITIONS:
             ways *= 2
-        subs: list[list[int]] = [[] for _ in range(ways)]
+        subs = [array("q") for _ in range(ways)]
         with open(path, "rb") as f:
             while data := f.read(8 * PIECE):
                 block = array("q")
@@ -91,26 +109,21 @@ class DuplicateFinder:
                 for i, sub in enumerate(subs):
                     if sub:
                         with open(f"{path}.{i}", "ab") as out:
-                            array("q", sub).tofile(out)
-                        sub.clear()
+                            sub.tofile(out)
+                        del sub[:]
         os.unlink(path)
-        found: dict[int, int] = {}
         step = (ways - 1).bit_length()
         for i in range(ways):
             sub_path = f"{path}.{i}"
             if os.path.exists(sub_path):
-                found.update(self._count(sub_path, os.path.getsize(sub_path) // 8, shift + step))
-        return found
+                self._count(sub_path, shift + step, found)
 
     def close(self) -> None:
-        self._parts = [[] for _ in range(PARTITIONS)]
+        self._parts = [array("q") for _ in range(PARTITIONS)]
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
 
 
-def _repeats(hashes: Iterable[int]) -> dict[int, int]:
-    values = hashes if isinstance(hashes, list | array) else list(hashes)
-    if len(set(values)) == len(values):
-        return {}
-    return {h: n for h, n in Counter(values).items() if n > 1}
+def _repeats(counts: Counter[int]) -> list[int]:
+    return [h for h, n in counts.items() if n > 1]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .config import Config
-from .errors import DataError, RowError
+from .errors import DataError
 from .report import LOADED, LOADED_WITH_REJECTS, REJECTED, Receipt, RejectedRowsReport
-from .scan import Scan, key_text
+from .scan import Scan
 
 
 def rejects_file(config: Config, invalid: int, read: int) -> bool:
@@ -20,20 +20,10 @@ def rejects_file(config: Config, invalid: int, read: int) -> bool:
 
 def conclude(config: Config, receipt: Receipt, scan: Scan, report: RejectedRowsReport) -> None:
     """Counts and status from a scan: every row ends in exactly one count
-    (read = loaded + rejected + duplicate)."""
-    duplicates = len(scan.repeated)
-    if config.duplicates == "reject" and scan.repeated:
-        for line, key in scan.repeated:
-            err = RowError(
-                line,
-                "+".join(config.key),
-                key_text(key),
-                "duplicate key: an earlier line has the same key",
-            )
-            scan.invalid += 1
-            receipt.add_error(err)
-            report.add(err)
-        duplicates = 0
+    (read = loaded + rejected + duplicate). Repeated keys rejected by ``duplicates: reject``
+    are already among the invalid rows; ``scan.duplicates`` are the rows the policy left out."""
+    duplicates = scan.duplicates
+    receipt.report_rows_omitted = report.omitted
     receipt.rows_read = scan.read
     receipt.rows_invalid = scan.invalid
     if rejects_file(config, scan.invalid, scan.read):
@@ -42,6 +32,12 @@ def conclude(config: Config, receipt: Receipt, scan: Scan, report: RejectedRowsR
         receipt.reason = f"{scan.invalid} invalid row(s)"
         if config.rejected_limit(scan.read) is not None:
             receipt.reason += f", more than max_rejected ({config.max_rejected})"
+        if scan.stopped_at is not None:
+            receipt.reason += (
+                f"; reading stopped at line {scan.stopped_at}: the rejected-rows report holds "
+                f"its limits.max_report_rows ({config.limits.max_report_rows}) and the file is "
+                "rejected whatever follows"
+            )
     else:
         receipt.rows_rejected = scan.invalid
         receipt.rows_duplicate = duplicates

@@ -35,7 +35,7 @@ def scan_file(
     gc.disable()
     try:
         with store.open(ref) as stream:
-            return Pass(config, ref.name, receipt, report, **options).run(stream)
+            return Pass(config, ref.name, receipt, report, size=ref.size, **options).run(stream)
     finally:
         if enabled:
             gc.enable()
@@ -68,8 +68,25 @@ def two_pass(
         deadline=deadline,
         progress=progress,
     )
+    try:
+        return _settle_and_write(config, store, ref, receipt, report, begin, first, deadline)
+    finally:
+        first.bad_lines.close()
+        first.repeated_hashes.close()
+
+
+def _settle_and_write(
+    config: Config,
+    store: FileStore,
+    ref: FileRef,
+    receipt: Receipt,
+    report: RejectedRowsReport,
+    begin: Callable[[], Load] | None,
+    first: Scan,
+    deadline: Deadline | None,
+) -> Load | None:
     repeats = first.repeated_hashes
-    skip = (first.bad_lines, set(repeats))
+    skip = (first.bad_lines, repeats)
     if rejects_file(config, first.invalid, first.read) or (begin is None and not repeats):
         conclude(config, receipt, first, report)
         return None
@@ -102,4 +119,5 @@ def merged(first: Scan, second: Scan) -> Scan:
     """The second pass saw only what the first let through: add the first's findings."""
     second.read = first.read
     second.invalid += first.invalid
+    second.stopped_at = second.stopped_at or first.stopped_at
     return second

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol
@@ -65,8 +65,9 @@ class Load(Protocol):
         from ``finish``). Other tables return [].
         """
 
-    def finish(self) -> list[tuple[int, Any]]:
-        """Wait until every row handed to ``write`` is written; the repeats not yet returned."""
+    def finish(self) -> Iterable[tuple[int, Any]]:
+        """Wait until every row handed to ``write`` is written; the repeats not yet returned
+        (possibly streamed back from disk: read it to its end before ``commit``)."""
 
     def commit(self, receipt: Receipt) -> None:
         """Make the rows durable and record ``receipt`` in the ledger as committed."""

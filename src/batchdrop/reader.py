@@ -6,6 +6,11 @@ quoted fields with delimiters and newlines. Streaming: nothing here holds more t
 Bytes that are not UTF-8 do not stop the read: they decode to lone surrogates (the
 ``surrogateescape`` convention) and a counter notes that it happened, so the engine checks rows
 for them only while there is something to find, and rejects those rows with their line number.
+
+Limits hold while reading: the uncompressed bytes are counted below the text layer (blank lines
+and rejected rows count too), and a physical line longer than ``8 × csv.max_field_size``
+characters is never held whole: ``LineGuard`` drops it and hands the csv reader a one-character
+marker line in its place, so the line numbers stay exact and the engine rejects that row.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from itertools import chain
 from typing import IO, Any, BinaryIO
 
 from .config import Config
@@ -23,6 +30,12 @@ from .errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
 SURROGATE = re.compile("[\udc80-\udcff]")
+#: stands for a line too long to read: a lone high surrogate, which no UTF-8 input decodes to
+#: (undecodable bytes become low surrogates), so a file cannot forge it
+OVERLONG = "\ud800"
+LINE_FACTOR = 8  # a physical line may hold this many maximal fields
+BLOCK_CHARS = 1 << 14  # text read at a time (bigger blocks fragment the heap: more RSS)
+CHECK_EVERY = 16 << 20  # bytes between two calls of the reader's ``check`` (the deadline)
 
 
 class DecodeErrors:
@@ -71,9 +84,56 @@ class _Prefixed(io.RawIOBase):
             super().close()
 
 
-def open_text(stream: BinaryIO, config: Config, name: str) -> tuple[IO[str], Callable[[], int]]:
+class _Bounded(io.RawIOBase):
+    """Counts the (uncompressed) bytes read through it; past ``limit`` the read stops with a
+    DataError saying which limit and setting; every CHECK_EVERY bytes it calls ``check``."""
+
+    def __init__(
+        self, inner: Any, limit: int, breach: Callable[[], str], check: Callable[[], None] | None
+    ):
+        self._inner = inner
+        self.limit = limit
+        self._breach = breach
+        self._check = check
+        self.count = 0
+        self._next_check = CHECK_EVERY
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n: int = self._inner.readinto(buf)
+        self.count += n
+        if self.count > self.limit:
+            raise DataError(self._breach())
+        if self.count >= self._next_check:
+            self._next_check += CHECK_EVERY
+            if self._check is not None:
+                self._check()
+        return n
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
+
+
+def open_text(
+    stream: BinaryIO,
+    config: Config,
+    name: str,
+    *,
+    size: int = 0,
+    check: Callable[[], None] | None = None,
+) -> tuple[IO[str], Callable[[], int]]:
     """Text over a binary stream: gunzipped if it is gzip, decoded as UTF-8 (BOM dropped);
-    and a function telling how many bytes of ``stream`` have been read so far."""
+    and a function telling how many bytes of ``stream`` have been read so far.
+
+    ``size`` is the file's size as stored (0: unknown): with it, a plain file over
+    ``limits.max_bytes`` is refused before it is read, and a gzip file may expand to
+    ``limits.max_compression_ratio`` times it. ``check`` is called every few megabytes read
+    (it raises to stop the read: the deadline)."""
     raw: BinaryIO
     peek = getattr(stream, "peek", None)
     if peek is not None and hasattr(stream, "tell"):  # a buffered local file: no extra layer
@@ -84,26 +144,151 @@ def open_text(stream: BinaryIO, config: Config, name: str) -> tuple[IO[str], Cal
         counting = _Prefixed(head, stream)
         raw = io.BufferedReader(counting, buffer_size=1 << 16)  # type: ignore[assignment]
         position = lambda: counting.position  # noqa: E731
+    limits = config.limits
+    max_bytes = int(limits.max_bytes)
+    limit, breach = max_bytes, lambda: _too_big(max_bytes)
     if head == GZIP_MAGIC:
         raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
-    text = io.TextIOWrapper(raw, encoding=config.csv.encoding, errors="batchdrop-count", newline="")
+        ratio = limits.max_compression_ratio
+        if size and ratio * size < max_bytes:
+            limit, breach = ratio * size, lambda: _too_expanded(size, ratio)
+    elif size > max_bytes:
+        raise DataError(_too_big(max_bytes), file=name)
+    bounded = _Bounded(raw, limit, breach, check)
+    text = io.TextIOWrapper(
+        bounded,  # type: ignore[type-var]
+        encoding=config.csv.encoding,
+        errors="batchdrop-count",
+        newline="",
+    )
+    text._CHUNK_SIZE = BLOCK_CHARS  # type: ignore[attr-defined]  # fewer trips through _Bounded
     return text, position
+
+
+def _too_big(max_bytes: int) -> str:
+    return (
+        f"the file holds more than {max_bytes:,} bytes (uncompressed), over limits.max_bytes: "
+        "raise that setting to load it"
+    )
+
+
+def _too_expanded(size: int, ratio: int) -> str:
+    return (
+        f"the compressed file ({size:,} bytes) expands to more than {ratio} times its size, "
+        "over limits.max_compression_ratio (a compression bomb?): raise that setting to load it"
+    )
+
+
+def max_line_chars(config: Config) -> int:
+    return LINE_FACTOR * config.csv.max_field_size
+
+
+def overlong_reason(config: Config) -> str:
+    return (
+        f"the line is longer than {max_line_chars(config):,} characters "
+        f"({LINE_FACTOR} × csv.max_field_size)"
+    )
+
+
+class LineGuard:
+    """The physical lines of a text, as the csv reader splits them (at CR, LF or CRLF), none
+    longer than ``cap`` characters: a longer one is read past in blocks (never held whole) and
+    replaced by the line ``OVERLONG``. ``marks`` holds the line numbers of those replacements,
+    oldest first, for the reader of the rows to take.
+
+    Lines are cut from blocks of text in C (``StringIO.readlines``), and ``lines`` chains the
+    blocks' lists, so an ordinary line costs no Python call on its way to the csv reader.
+    """
+
+    def __init__(self, text: IO[str], cap: int):
+        self.text = text
+        self.cap = cap
+        self.marks: deque[int] = deque()
+        self._line = 0  # physical lines handed out so far
+        self.lines: Iterator[str] = chain.from_iterable(self._blocks())
+
+    def _blocks(self) -> Iterator[list[str]]:
+        read, cap = self.text.read, self.cap
+        size = min(BLOCK_CHARS, cap)
+        carry = ""
+        data = read(size)
+        while data:
+            buf = carry + data if carry else data
+            cut = _after_last_break(buf)
+            carry = buf[cut:]
+            if cut:
+                lines = io.StringIO(buf[:cut], newline="").readlines()
+                first = lines[0]
+                if len(first) > cap and len(first.rstrip("\r\n")) > cap:
+                    lines[0] = self._mark(self._line + 1, "\n")  # only the first can be that long
+                self._line += len(lines)
+                yield lines
+            if len(carry) - carry.endswith("\r") > cap:  # a final CR is a line break
+                rest = _past_line_break(read, size, carry)
+                self._line += 1
+                if rest is None:
+                    yield [self._mark(self._line, "")]
+                    return
+                yield [self._mark(self._line, "\n")]
+                carry, data = "", rest or read(size)
+                continue
+            data = read(size)
+        if carry:
+            self._line += 1
+            yield [carry]
+
+    def _mark(self, line: int, end: str) -> str:
+        self.marks.append(line)
+        return OVERLONG + end
+
+
+def _after_last_break(buf: str) -> int:
+    """Where the text after the last complete line break starts (0: no break). A CR at the
+    very end may be the first half of a CRLF, so it waits for the next block."""
+    lf = buf.rfind("\n")
+    cr = buf.rfind("\r", 0, len(buf) - 1)
+    return max(lf, cr) + 1
+
+
+def _past_line_break(read: Callable[[int], str], size: int, start: str) -> str | None:
+    """Read past the end of the line that ``start`` begins (``start`` holds no line break but
+    perhaps a final CR): the text after its line break, or None when the text ends first."""
+    cr = start.endswith("\r")
+    while data := read(size):
+        if cr:
+            return data[1:] if data[0] == "\n" else data
+        lf, i = data.find("\n"), data.find("\r")
+        if lf >= 0 and (i < 0 or lf < i):
+            return data[lf + 1 :]
+        if i < 0:
+            continue
+        if i == len(data) - 1:
+            cr = True
+            continue
+        return data[i + 2 :] if data[i + 1] == "\n" else data[i + 1 :]
+    return "" if cr else None
 
 
 class CsvSource:
     """The header and the row iterator of one file.
 
     ``rows`` is the csv reader itself so the engine's loop pays for nothing in between;
-    ``rows.line_num`` is the number of physical lines read so far.
+    ``rows.line_num`` is the number of physical lines read so far; ``guard.marks`` the lines
+    that were too long to read (each became a row holding ``OVERLONG``).
     """
 
     def __init__(self, text: IO[str], config: Config, name: str, decode_errors_before: int = 0):
         self.name = name
+        self.config = config
         self._decode_errors_before = decode_errors_before
         self.text = text
+        self.guard = LineGuard(text, max_line_chars(config))
         csv.field_size_limit(config.csv.max_field_size)
         self.rows: Any = csv.reader(
-            text, delimiter=config.csv.delimiter, quotechar=config.csv.quotechar, strict=True
+            self.guard.lines,
+            delimiter=config.csv.delimiter,
+            quotechar=config.csv.quotechar,
+            strict=True,
         )
         self.header = self._read_header()
         self.header_lines = self.rows.line_num
@@ -116,6 +301,12 @@ class CsvSource:
                         SURROGATE.search(c) for c in row
                     ):
                         raise DataError("the header is not valid UTF-8", file=self.name, line=1)
+                    if self.guard.marks and any(OVERLONG in c for c in row):
+                        raise DataError(
+                            "the header cannot be read: " + overlong_reason(self.config),
+                            file=self.name,
+                            line=self.rows.line_num,
+                        )
                     return [c.strip() for c in row]
         except csv.Error as e:
             raise DataError(
@@ -173,6 +364,14 @@ def csv_error_reason(e: csv.Error, config: Config) -> str:
     if "new-line character seen in unquoted field" in text:
         return "a bare carriage return inside an unquoted field"
     return f"not valid CSV: {text}"
+
+
+def printable(text: str) -> str:
+    """Text fit for a report: undecodable bytes (lone surrogates) as ``\\xNN`` escapes."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def line_breaks(row: list[str]) -> int:

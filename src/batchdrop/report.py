@@ -44,6 +44,8 @@ class Receipt:
     dry_run: bool = False
     attempt: int = 1  # which run of this file version this is (failed runs count)
     set_aside: bool = False  # failed max_attempts times: moved to errors, never retried again
+    #: rejected rows left out of the rejected-rows report (limits.max_report_rows)
+    report_rows_omitted: int = 0
 
     def add_error(self, err: RowError) -> None:
         if len(self.errors) < MAX_ERRORS_IN_RECEIPT:
@@ -97,6 +99,11 @@ def summary(r: Receipt) -> str:
         lines.append(f"Moved to:   {r.moved_to}")
     if r.rejected_rows_report:
         lines.append(f"Rejected rows: {r.rejected_rows_report}")
+    if r.report_rows_omitted:
+        lines.append(
+            f"Report cut: {r.report_rows_omitted} more rejected rows not listed "
+            "(limits.max_report_rows)"
+        )
     if r.errors:
         lines.append("First errors:")
         for e in r.errors:
@@ -119,33 +126,44 @@ def neutralise(value: str) -> str:
 
 
 class RejectedRowsReport:
-    """The rejected-rows CSV, spooled to a temporary file while the input streams."""
+    """The rejected-rows CSV, spooled to a temporary file while the input streams. It holds at
+    most ``max_rows`` lines (None: no limit), whole rows only: once a rejected row does not fit,
+    it is ``full``, and the rows after it are only counted in ``omitted``."""
 
     HEADER = ("file", "line", "column", "value", "reason")
 
-    def __init__(self, file_name: str):
+    def __init__(self, file_name: str, max_rows: int | None = None):
         self.file_name = file_name
-        self.count = 0
+        self.max_rows = max_rows
+        self.count = 0  # lines written (a row with several errors has a line for each)
+        self.omitted = 0  # rejected rows left out
+        self.full = False
         self._tmp: IO[str] | None = None
         self._writer: Any = None
 
-    def add(self, err: RowError) -> None:
+    def add(self, *errs: RowError) -> None:
+        """One rejected row: a line for each of its errors."""
+        if self.full or (self.max_rows is not None and self.count + len(errs) > self.max_rows):
+            self.full = True
+            self.omitted += 1
+            return
         if self._writer is None:
             self._tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in discard()
                 "w", newline="", encoding="utf-8", suffix=".rejected.csv", delete=False
             )
             self._writer = csv.writer(self._tmp)
             self._writer.writerow(self.HEADER)
-        self._writer.writerow(
-            (
-                neutralise(self.file_name),
-                err.line,
-                neutralise(err.column),
-                neutralise(err.value),
-                neutralise(err.reason),
+        for err in errs:
+            self._writer.writerow(
+                (
+                    neutralise(self.file_name),
+                    err.line,
+                    neutralise(err.column),
+                    neutralise(err.value),
+                    neutralise(err.reason),
+                )
             )
-        )
-        self.count += 1
+        self.count += len(errs)
 
     def path(self) -> str | None:
         if self._tmp is None:

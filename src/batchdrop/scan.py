@@ -4,12 +4,19 @@ Rows are taken from the CSV reader a chunk at a time and, when a chunk is ordina
 the right width, every value valid, each row one line), it goes through in C: ``map`` converts
 it, ``map`` hashes its keys, ``list.extend`` batches it. Only a chunk holding something to report
 is walked row by row in Python, to say exactly which line and column is wrong.
+
+Nothing a pass keeps grows with the file in memory: invalid lines, repeated key hashes and held
+rows live in bounded structures that spill to disk (spill.py), repeats found by the table are
+counted (or rejected) as they come, and the rejected-rows report keeps at most
+``limits.max_report_rows`` rows. The limits (bytes, compression ratio, rows) and the deadline
+are checked while reading, so a bomb of blank, invalid or repeated rows stops in bounded time.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
@@ -20,6 +27,7 @@ from .dedup import DuplicateFinder
 from .errors import DataError, RowError, TransientError
 from .ports import Load
 from .reader import (
+    OVERLONG,
     SURROGATE,
     CsvSource,
     DecodeErrors,
@@ -27,15 +35,25 @@ from .reader import (
     header_positions,
     line_breaks,
     open_text,
+    overlong_reason,
+    printable,
 )
-from .report import Receipt, RejectedRowsReport
+from .report import MAX_ERRORS_IN_RECEIPT, Receipt, RejectedRowsReport
 from .schema import RowConverter
+from .spill import HashSet, HeldRows, LineCursor, LineRuns
 
 CHUNK = 2048
 DEADLINE_MARGIN_S = 20.0
+#: the cyclic garbage collector is paused during a pass (see passes.scan_file), but a table's
+#: client may leave cycles behind per request: after a batch, once this many more container
+#: objects are alive than at the last collection, the young generations are collected (and
+#: every FULL_COLLECT_EVERY times, everything). Rows come and go without raising the count.
+GC_GROWTH = 10_000
+FULL_COLLECT_EVERY = 16
 Deadline = Callable[[], float]  # seconds left to work
 Progress = Callable[[int], None]  # told how many bytes of the file have been read
 Rows = list[tuple[Any, ...]]
+Skip = tuple[LineRuns, HashSet]  # what pass one found: invalid lines, repeated key hashes
 
 
 @dataclass
@@ -44,16 +62,22 @@ class Scan:
 
     read: int = 0
     invalid: int = 0
-    bad_lines: set[int] = field(default_factory=set)
     written: int = 0
-    repeated: list[tuple[int, Any]] = field(default_factory=list)  # (line, key) seen before
-    repeated_hashes: dict[int, int] = field(default_factory=dict)  # key hash → times seen
+    duplicates: int = 0  # rows left out because an earlier row had their key (not rejected)
+    stopped_at: int | None = None  # the line where reading stopped: the file was rejected anyway
+    bad_lines: LineRuns = field(default_factory=LineRuns)  # kept by pass one only
+    repeated_hashes: HashSet = field(default_factory=HashSet)  # found by pass one only
+
+
+class _Stop(Exception):
+    """Nothing more to learn from the file: it is rejected and its report is full."""
 
 
 class Pass:
     """Reads one file once. With ``load``, valid rows are written; with ``finder``, key hashes
-    are recorded to find repeats; ``skip`` (lines to leave out, key hashes whose rows are held
-    back and settled by their real keys at the end) is for a second pass."""
+    are recorded to find repeats and invalid lines are kept; ``skip`` (lines to leave out, key
+    hashes whose rows are held back and settled by their real keys at the end) is for a second
+    pass."""
 
     def __init__(
         self,
@@ -65,35 +89,60 @@ class Pass:
         load: Load | None = None,
         finder: DuplicateFinder | None = None,
         row_check: Callable[[tuple[Any, ...]], tuple[str, str] | None] | None = None,
-        skip: tuple[set[int], set[int]] | None = None,
+        skip: Skip | None = None,
         deadline: Deadline | None = None,
         progress: Progress | None = None,
+        size: int = 0,
     ):
         self.config, self.name, self.receipt, self.report = config, name, receipt, report
         self.load, self.finder, self.row_check = load, finder, row_check
-        self.skip_lines, self.hold = skip if skip else (set(), set())
-        self.deadline, self.progress = deadline, progress
+        self.skip = skip[0].cursor() if skip else LineCursor()
+        self.hold = skip[1] if skip else HashSet()
+        self.deadline, self.progress, self.size = deadline, progress, size
         self.scan = Scan()
+        self.bad = self.scan.bad_lines if finder is not None else None
         self.writing = load is not None
         self.reject_file = config.on_error == "reject_file"
+        #: invalid rows past which the file is rejected whatever follows (None: not known yet)
+        limit = config.max_rejected if isinstance(config.max_rejected, int) else None
+        self.doom_after = 0 if self.reject_file else limit
+        self.unlisted = False  # the report and the receipt are full: count rejects, no more
+        self.reading = False  # a pass may stop early only while it reads the file
+        self.dup_reject = config.duplicates == "reject"
+        self.max_rows = config.limits.max_rows
+        report.max_rows = config.limits.max_report_rows
         self.batch: Rows = []
         self.lines: list[int] = []
-        self.held: list[tuple[int, tuple[Any, ...]]] = []
+        self.held = HeldRows(config.duplicates == "last_wins")
         self.key_names = "+".join(config.key)
+        self.collections = 0
+        self.overlong = False  # whether the chunk at hand holds a line too long to read
 
     # --- the pass -------------------------------------------------------------------------
 
     def run(self, stream: BinaryIO) -> Scan:
         self.decode_errors = DecodeErrors.count  # undecodable bytes other reads found before
-        text, position = open_text(stream, self.config, self.name)
-        with text:
-            self._read(text, position)
-        if self.held:
-            self._write_held()
-        if self.load is not None:
-            self.scan.repeated += self.load.finish()
-        if self.finder is not None:
-            self.scan.repeated_hashes = self.finder.repeated()
+        try:
+            text, position = open_text(
+                stream, self.config, self.name, size=self.size, check=self._check_time
+            )
+            with text:
+                self.reading = True
+                self._read(text, position)
+                self.reading = False
+            if self.load is not None:
+                if self.held:
+                    self._write_held()
+                self._count_repeats(self.load.finish())
+            if self.finder is not None:
+                self.scan.repeated_hashes = self.finder.repeated()
+        except BaseException:
+            self.scan.bad_lines.close()
+            if self.finder is not None:
+                self.finder.close()
+            raise
+        finally:
+            self.held.close()
         return self.scan
 
     def _read(self, text: IO[str], position: Callable[[], int]) -> None:
@@ -103,7 +152,7 @@ class Pass:
         positions = header_positions(src.header, config, self.name)
         self.conv = RowConverter(config.schema_, positions, config.key)
         self.keyof = itemgetter(*(self.conv.names.index(k) for k in config.key))
-        rows = src.rows
+        rows, marks = src.rows, src.guard.marks
         done = rows.line_num  # physical lines read so far
         while True:
             chunk: list[list[str]] = []
@@ -112,52 +161,95 @@ class Pass:
                 chunk.extend(islice(rows, CHUNK))
             except csv.Error as e:
                 error = e  # the rows before it are in ``chunk``
-            except (OSError, EOFError, UnicodeError) as e:
-                scan.read += len(chunk)
+            except (OSError, EOFError, UnicodeError, DataError, TransientError) as e:
+                scan.read += sum(1 for row in chunk if row)
                 self.receipt.rows_read = scan.read
-                raise DataError(
-                    f"the file cannot be read: {e}", file=self.name, line=done + 1
-                ) from None
+                if isinstance(e, TransientError):
+                    raise
+                why = e.reason if isinstance(e, DataError) else f"the file cannot be read: {e}"
+                raise DataError(why, file=self.name, line=done + 1) from None
             now = rows.line_num
             if not chunk and error is None:
                 break
-            if error is None and now - done == len(chunk):  # one line per row
-                self._take(chunk, range(done + 1, done + 1 + len(chunk)))
-            else:
-                lines, line = [], done + 1
-                for row in chunk:
-                    lines.append(line)
-                    line += 1 + line_breaks(row)
-                self._take(chunk, lines)
-                if error is not None:
-                    scan.read += 1
-                    if line not in self.skip_lines:
-                        self._reject(RowError(line, "", "", csv_error_reason(error, config)))
+            self.overlong = bool(marks) and marks[0] <= now
+            while marks and marks[0] <= now:
+                marks.popleft()
+            try:
+                self._chunk(chunk, done, now, error)
+            except _Stop as stop:
+                scan.stopped_at = stop.args[0]
+                self.receipt.rows_read = scan.read
+                return
             done = now
+            self._check_time(done + 1)
+            if scan.read > self.max_rows:
+                self.receipt.rows_read = scan.read
+                raise DataError(
+                    f"the file has more than {self.max_rows:,} rows, over limits.max_rows: "
+                    "raise that setting to load it",
+                    file=self.name,
+                    line=done,
+                )
             if self.progress is not None:
                 self.progress(position())
         self._flush()
 
+    def _chunk(self, chunk: list[list[str]], done: int, now: int, error: csv.Error | None) -> None:
+        if error is None and now - done == len(chunk):  # one line per row
+            self._take(chunk, range(done + 1, done + 1 + len(chunk)))
+            return
+        lines, line = [], done + 1
+        for row in chunk:
+            lines.append(line)
+            line += 1 + line_breaks(row)
+        self._take(chunk, lines)
+        if error is not None:
+            self.scan.read += 1
+            if line not in self.skip:
+                self._reject(RowError(line, "", "", csv_error_reason(error, self.config)))
+
+    def _check_time(self, line: int | None = None) -> None:
+        """Stop (to be retried) while there is still time to record the run."""
+        if self.deadline is not None and self.deadline() < DEADLINE_MARGIN_S:
+            self.receipt.rows_read = self.scan.read
+            where = f"line {line}" if line is not None else f"row {self.scan.read + 1}"
+            raise TransientError(
+                f"{self.name}: stopped at {where} with too little time left; a retry starts "
+                "it again"
+            )
+
     def _take(self, chunk: list[list[str]], lines: Sequence[int]) -> None:
         ncols = len(self.header)
         if (
-            not self.skip_lines
-            and not self.hold
+            chunk
+            and self.skip.clear(lines[0], lines[-1])
+            and not self.overlong
             and self.row_check is None
             and DecodeErrors.count == self.decode_errors
             and set(map(len, chunk)) == {ncols}
         ):
             outs = list(map(self.conv.convert, chunk))
-            if None not in outs:  # the ordinary case: no Python loop over the rows
+            if None not in outs and self._none_held(outs):  # type: ignore[arg-type]
+                # the ordinary case: no Python loop over the rows
                 self.scan.read += len(outs)
+                if self.bad is not None:
+                    self.bad.kept()
                 self._accept(outs, lines)  # type: ignore[arg-type]  # no None in it
                 return
         self._take_slowly(chunk, lines)
 
+    def _none_held(self, outs: Rows) -> bool:
+        """No row of ``outs`` has a key hash to hold back (checked in C while the hashes to
+        hold fit in memory)."""
+        if not self.hold:
+            return True
+        hashes = self.hold.in_memory
+        return hashes is not None and hashes.isdisjoint(map(hash, map(self.keyof, outs)))
+
     def _take_slowly(self, chunk: list[list[str]], lines: Sequence[int]) -> None:
         """Row by row: every problem reported with its line and column."""
         scan, ncols, convert = self.scan, len(self.header), self.conv.convert
-        skip, hold, keyof = self.skip_lines, self.hold, self.keyof
+        skip, hold, keyof, runs = self.skip, self.hold, self.keyof, self.bad
         outs: Rows = []
         kept: list[int] = []
         for row, line in zip(chunk, lines, strict=True):
@@ -166,15 +258,18 @@ class Pass:
             scan.read += 1
             if line in skip:
                 continue
+            if self.overlong and any(OVERLONG in c for c in row):
+                self._reject(RowError(line, "", "", overlong_reason(self.config)))
+                continue
+            if self.unlisted and (len(row) != ncols or convert(row) is None):
+                self._unlisted(line)  # no need to say why: nobody will read it
+                continue
             if len(row) != ncols:
-                self._reject(
-                    RowError(
-                        line,
-                        "",
-                        self.config.csv.delimiter.join(row)[:200],
-                        f"expected {ncols} fields, found {len(row)}",
-                    )
-                )
+                text = self.config.csv.delimiter.join(row)[:200]
+                if DecodeErrors.count != self.decode_errors:
+                    self.decode_errors += sum(len(SURROGATE.findall(c)) for c in row)
+                    text = printable(text)
+                self._reject(RowError(line, "", text, f"expected {ncols} fields, found {len(row)}"))
                 continue
             if DecodeErrors.count != self.decode_errors:
                 bad = [c for c in row if SURROGATE.search(c)]
@@ -205,10 +300,12 @@ class Pass:
                     self._reject(RowError(line, problem[0], key_text(self.keyof(out)), problem[1]))
                     continue
             if hold and hash(keyof(out)) in hold:
-                self.held.append((line, out))
+                self._hold(line, out)
                 continue
             outs.append(out)
             kept.append(line)
+            if runs is not None:
+                runs.kept()
         self._accept(outs, kept)
 
     def _accept(self, outs: Rows, lines: Sequence[int]) -> None:
@@ -221,13 +318,70 @@ class Pass:
                 self._flush()
 
     def _reject(self, *errs: RowError) -> None:
+        """One rejected row and everything wrong with it."""
         self.scan.invalid += 1
-        self.scan.bad_lines.add(errs[0].line)
+        if self.bad is not None:
+            self.bad.add(errs[0].line)
         for err in errs:
             self.receipt.add_error(err)
-            self.report.add(err)
-        if self.reject_file:
-            self.writing = False  # the file is rejected: write no more (the table rolls back)
+        self.report.add(*errs)
+        self._rejected(errs[0].line)
+
+    def _unlisted(self, line: int) -> None:
+        """A rejected row past the room of the report and of the receipt: only counted."""
+        self.scan.invalid += 1
+        if self.bad is not None:
+            self.bad.add(line)
+        self.report.omitted += 1
+        self._rejected(line)
+
+    def _rejected(self, line: int) -> None:
+        report, receipt = self.report, self.receipt
+        if report.omitted:
+            receipt.report_rows_omitted = report.omitted
+            self.unlisted = report.full and len(receipt.errors) >= MAX_ERRORS_IN_RECEIPT
+        if self.doom_after is None or self.scan.invalid <= self.doom_after:
+            return
+        self.writing = False  # the file is rejected: write no more (the table rolls back)
+        if self.bad is not None:
+            self.bad.close()  # nor is there a second pass to skip lines in
+            self.bad = None
+        if report.full and self.reading:
+            raise _Stop(line)  # the rest could only be counted: a bomb stops here
+
+    def _hold(self, line: int, out: tuple[Any, ...]) -> None:
+        """A row whose key hash repeats: the policy picks one winner per real key."""
+        key = self.keyof(out)
+        before = self.held.offer(key, line, out)
+        if before is None:
+            return
+        if self.dup_reject:
+            self._reject(
+                RowError(
+                    line,
+                    self.key_names,
+                    key_text(key),
+                    f"duplicate key: line {before} has the same key",
+                )
+            )
+        else:
+            self.scan.duplicates += 1
+
+    def _count_repeats(self, repeats: Iterable[tuple[int, Any]]) -> None:
+        """Rows the table found to repeat a key it had written in this load: rejected with
+        ``duplicates: reject``, else counted (the table applied the policy)."""
+        if not self.dup_reject:
+            self.scan.duplicates += sum(1 for _ in repeats)
+            return
+        for line, key in repeats:
+            self._reject(
+                RowError(
+                    line,
+                    self.key_names,
+                    key_text(key),
+                    "duplicate key: an earlier line has the same key",
+                )
+            )
 
     def _flush(self) -> None:
         batch, lines = self.batch, self.lines
@@ -235,42 +389,22 @@ class Pass:
             size = self.config.batch_size
             for i in range(0, len(batch), size):
                 part, part_lines = batch[i : i + size], lines[i : i + size]
-                if self.deadline is not None and self.deadline() < DEADLINE_MARGIN_S:
-                    raise TransientError(
-                        f"{self.name}: stopped at line {part_lines[0]} with too "
-                        "little time left; a retry starts it again"
-                    )
-                self.scan.repeated += self.load.write(part, part_lines)  # type: ignore[union-attr]
+                self._check_time(part_lines[0])
+                self._count_repeats(self.load.write(part, part_lines))  # type: ignore[union-attr]
                 self.scan.written += len(part)
+                if gc.get_count()[0] > GC_GROWTH:
+                    self.collections += 1
+                    gc.collect(1 if self.collections % FULL_COLLECT_EVERY else 2)
         self.batch, self.lines = [], []
 
     def _write_held(self) -> None:
-        """Rows whose keys may repeat, grouped by their real key, the policy applied."""
-        by_key: dict[Any, list[tuple[int, tuple[Any, ...]]]] = {}
-        for line, out in self.held:
-            by_key.setdefault(self.keyof(out), []).append((line, out))
-        policy = self.config.duplicates
-        keep: list[tuple[int, tuple[Any, ...]]] = []
-        for key, group in by_key.items():
-            winner = group[-1] if policy == "last_wins" else group[0]
-            keep.append(winner)
-            for line, _ in group:
-                if line == winner[0]:
-                    continue
-                if policy == "reject":
-                    self._reject(
-                        RowError(
-                            line,
-                            self.key_names,
-                            key_text(key),
-                            f"duplicate key: line {winner[0]} has the same key",
-                        )
-                    )
-                else:
-                    self.scan.repeated.append((line, key))
-        keep.sort()
-        self.batch = [out for _, out in keep]
-        self.lines = [line for line, _ in keep]
+        """The winners among the rows held back, in line order, after every other row."""
+        size = self.config.batch_size
+        for line, out in self.held.winners():
+            self.batch.append(out)
+            self.lines.append(line)
+            if len(self.batch) >= size:
+                self._flush()
         self._flush()
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ..rss import run_measured
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 SEEDS = sorted(p for p in CORPUS.iterdir() if p.name.endswith((".csv", ".csv.gz")))
@@ -39,7 +39,7 @@ PALETTE = [
     b"x" * 3000,  # beyond the corpus config's max_field_size (1024)
 ]
 OUTCOMES = {"loaded", "loaded_with_rejects", "rejected"}
-PEAK_RSS_LIMIT_MB = 160
+PEAK_RSS_LIMIT_MB = 80
 
 
 def seed_bytes(path: Path) -> bytes:
@@ -54,9 +54,7 @@ def mutate(rng: random.Random, data: bytes, other: bytes) -> tuple[bytes, str]:
     """One to four random edits; the second value names them (for a failure message)."""
     done = []
     for _ in range(rng.randint(1, 4)):
-        op = rng.choice(
-            ["flip", "cut", "insert", "truncate", "repeat", "splice", "swap", "header"]
-        )
+        op = rng.choice(["flip", "cut", "insert", "truncate", "repeat", "splice", "swap", "header"])
         n = len(data)
         if op == "flip" and n:
             i = rng.randrange(n)
@@ -96,20 +94,6 @@ def mutate(rng: random.Random, data: bytes, other: bytes) -> tuple[bytes, str]:
     return data, "+".join(done)
 
 
-def run_counting_memory(args: list[str], cwd: Path) -> tuple[int, str, str, float]:
-    """Run a command; its exit code, output, errors and peak RSS in MB."""
-    with open(cwd / "out.txt", "w") as out, open(cwd / "err.txt", "w") as err:
-        proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return (
-        proc.returncode,
-        (cwd / "out.txt").read_text(),
-        (cwd / "err.txt").read_text(),
-        usage.ru_maxrss / 1024,
-    )
-
-
 @pytest.mark.parametrize("batch", range(BATCHES))
 def test_mutated_files_each_get_one_outcome(tmp_path: Path, batch: int) -> None:
     shutil.copy(CORPUS / "corpus.yaml", tmp_path / "batchdrop.yaml")
@@ -125,7 +109,7 @@ def test_mutated_files_each_get_one_outcome(tmp_path: Path, batch: int) -> None:
         (inbound / name).write_bytes(data)
         cases[name] = f"seed {seed}: {base.name} {ops}"
 
-    code, out, err, peak_mb = run_counting_memory(
+    code, out, err, peak_mb = run_measured(
         [sys.executable, "-m", "batchdrop", "run", "--once", "--json"], tmp_path
     )
     assert code in (0, 1), err  # loaded or rejected: nothing failed, nothing crashed
@@ -139,9 +123,9 @@ def test_mutated_files_each_get_one_outcome(tmp_path: Path, batch: int) -> None:
         assert len(got) == 1, cases[name]
         (r,) = got
         assert r["status"] in OUTCOMES, (cases[name], r["reason"])
-        assert r["rows_read"] == r["rows_loaded"] + r["rows_rejected"] + r["rows_duplicate"], (
-            cases[name]
-        )
+        assert r["rows_read"] == r["rows_loaded"] + r["rows_rejected"] + r["rows_duplicate"], cases[
+            name
+        ]
         dest = tmp_path / ("errors" if r["status"] == "rejected" else "archive")
         assert (dest / name).exists(), cases[name]
     assert list(inbound.iterdir()) == []

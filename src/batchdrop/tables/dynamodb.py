@@ -74,6 +74,12 @@ class DynamoTable:
                     + (f" and sort key {self.key[1]!r}" if len(self.key) > 1 else ""),
                     key="table.url",
                 ) from e
+            if error_code(e) in ("AccessDeniedException", "UnrecognizedClientException", "403"):
+                raise ConfigError(
+                    f"DynamoDB refused to describe the table {self.name!r} "
+                    f"({error_code(e)}): check the role's permissions",
+                    key="table.url",
+                ) from e
             raise _transient(e, f"describe table {self.name}") from e
         roles = {k["KeyType"]: k["AttributeName"] for k in desc["KeySchema"]}
         found = (roles.get("HASH"),) + ((roles["RANGE"],) if "RANGE" in roles else ())
@@ -180,12 +186,14 @@ class DynamoLoad:
         codec = self.table.codec
         # The engine gives each key once per load; should one repeat, the later row wins, as it
         # would have had the rows been written in order.
-        by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in rows:
-            by_key[codec.key_of(row)] = codec.item(row)
-        items = list(by_key.values())
-        for start in range(0, len(items), BATCH_LIMIT):
-            self._submit(items[start : start + BATCH_LIMIT])
+        keys = list(map(codec.key_of, rows))
+        last = {key: i for i, key in enumerate(keys)}
+        if len(last) < len(rows):
+            rows = [row for i, row in enumerate(rows) if last[keys[i]] == i]
+        del keys, last
+        # Items are made a request at a time: a whole batch of them would weigh megabytes.
+        for start in range(0, len(rows), BATCH_LIMIT):
+            self._submit([codec.item(row) for row in rows[start : start + BATCH_LIMIT]])
         return []
 
     def _submit(self, batch: list[dict[str, Any]]) -> None:

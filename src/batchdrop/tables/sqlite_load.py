@@ -10,7 +10,9 @@ sees its input close and rolls back.
 
 Duplicate keys are found by the upsert itself: it never overwrites a row written by the same run
 (``_batchdrop_run``), so a batch whose change count falls short of its length holds a key seen
-before in this file; only such a batch is replayed row by row to apply the policy.
+before in this file; only such a batch is replayed row by row to apply the policy. The writer
+process keeps the repeats it finds in a temporary file past a few thousand (a file of millions
+of repeats must not fill its memory) and streams them back at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import marshal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ConfigError, TransientError
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 #: files at least this big are written by a writer process
 WRITER_MIN_BYTES = 16 << 20
+#: repeats the writer process holds in memory (and sends back in one message) at most
+REPEATS_PER_MESSAGE = 4096
 Repeats = list[tuple[int, Any]]
 
 
@@ -52,13 +57,26 @@ def write_batch(
         conn.execute("RELEASE batch")
         return []
     conn.execute("ROLLBACK TO batch")
-    repeated = []
-    for row, line in zip(rows, lines, strict=True):
-        if conn.execute(upsert, row).rowcount == 0:
-            repeated.append((line, tuple(row[i] for i in key_at)))
-            if last_wins:
-                conn.execute(overwrite, row)
+    # Repeats within the batch are settled here first (the policy's row of each key goes on),
+    # so a batch of one key repeated thousands of times costs one statement, not thousands.
+    keys = [tuple(row[i] for i in key_at) for row in rows]
+    winner: dict[tuple[Any, ...], int] = {}
+    for i, key in enumerate(keys):
+        if last_wins or key not in winner:
+            winner[key] = i
+    repeated = [(lines[i], key) for i, key in enumerate(keys) if winner[key] != i]
+    keep = sorted(winner.values())
+    before = conn.total_changes
+    conn.executemany(upsert, [rows[i] for i in keep])
+    if conn.total_changes - before < len(keep):  # some key was written by an earlier batch
+        conn.execute("ROLLBACK TO batch")
+        for i in keep:
+            if conn.execute(upsert, rows[i]).rowcount == 0:
+                repeated.append((lines[i], keys[i]))
+                if last_wins:
+                    conn.execute(overwrite, rows[i])
     conn.execute("RELEASE batch")
+    repeated.sort()
     return repeated
 
 
@@ -183,8 +201,16 @@ class WriterLoad:
         self._send("rows", (params, lines))
         return []  # repeats come back from finish()
 
-    def finish(self) -> Repeats:
-        return self._ask("finish")  # type: ignore[no-any-return]
+    def finish(self) -> Iterator[tuple[int, Any]]:
+        """Every row is written once this returns; the repeats follow, a message at a time,
+        as the iterator is read (it must be read to its end before ``commit``)."""
+        first = self._ask("finish")
+        return self._repeats(first)
+
+    def _repeats(self, part: Repeats | None) -> Iterator[tuple[int, Any]]:
+        while part is not None:
+            yield from part
+            part = self._ask("more")
 
     def commit(self, receipt: Receipt) -> None:
         self._ask("commit", self.ledger.statement(self.claim, "committed", receipt))
@@ -210,7 +236,7 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
     """The writer process: one transaction, fed batches until told to commit or abort. An inbox
     that closes first (the parent died) rolls the transaction back."""
     conn: sqlite3.Connection | None = None
-    repeated: Repeats = []
+    repeated = RepeatSpool()
     failed: tuple[str, str] | None = None
 
     def answer(status: str, value: Any = None) -> None:
@@ -233,18 +259,19 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
                 elif kind == "rows":
                     rows, lines = payload
                     assert conn is not None
-                    repeated += write_batch(
-                        conn,
-                        upsert,
-                        overwrite,
-                        last_wins,  # type: ignore[arg-type]
-                        rows,
-                        lines,
-                        key_at,
+                    repeated.add(
+                        write_batch(
+                            conn,
+                            upsert,
+                            overwrite,
+                            last_wins,  # type: ignore[arg-type]
+                            rows,
+                            lines,
+                            key_at,
+                        )
                     )
-                elif kind == "finish":
-                    answer("ok", repeated)
-                    repeated = []
+                elif kind in ("finish", "more"):
+                    answer("ok", repeated.next_part())  # None: no more
                 elif kind == "commit":
                     sql, params = payload
                     conn.execute(sql, params)  # type: ignore[union-attr]
@@ -264,10 +291,49 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
     except EOFError:
         pass  # the parent is gone: nothing is committed
     finally:
+        repeated.close()
         if conn is not None:
             if conn.in_transaction:
                 conn.rollback()
             conn.close()
+
+
+class RepeatSpool:
+    """The writer process's repeats: in memory up to REPEATS_PER_MESSAGE, then in a temporary
+    file as marshalled parts; read back a part at a time, oldest first."""
+
+    def __init__(self) -> None:
+        self._part: Repeats = []
+        self._file: BinaryIO | None = None
+        self._sending: Iterator[Repeats] | None = None
+
+    def add(self, repeats: Repeats) -> None:
+        self._part += repeats
+        if len(self._part) >= REPEATS_PER_MESSAGE:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="batchdrop-repeats-")  # noqa: SIM115
+            _put(self._file, self._part)
+            self._part = []
+
+    def next_part(self) -> Repeats | None:
+        """The next part of the repeats, or None once all were given."""
+        if self._sending is None:
+            self._sending = self._parts()
+        return next(self._sending, None)
+
+    def _parts(self) -> Iterator[Repeats]:
+        if self._file is not None:
+            self._file.seek(0)
+            while True:
+                try:
+                    yield _get(self._file)
+                except EOFError:
+                    break
+        yield self._part
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def _put(stream: BinaryIO, message: Any) -> None:
