@@ -73,8 +73,11 @@ def test_bad_entries_ahead_of_good_files_are_rejected_and_the_good_ones_load(
     assert (errors / "d-fifo.csv").is_fifo()
     for name in names[:4]:
         assert (errors / name).exists() or (errors / name).is_symlink()
-        receipt = json.loads((errors / (name.split(".")[0] + ".receipt.json")).read_text())
-        assert receipt["status"] == "rejected"
+        placed = errors / (name.split(".")[0] + ".receipt.json")
+        assert json.loads(placed.read_text())["status"] == "rejected"
+        umask = os.umask(0)
+        os.umask(umask)
+        assert placed.stat().st_mode & 0o777 == 0o666 & ~umask  # for people, not private
     assert sorted(x["file"] for x in receipts(example)) == names  # one notification each
 
     again = bd("run", "--once", cwd=example)

@@ -20,6 +20,8 @@ from typing import BinaryIO
 from ..errors import DataError
 from ..ports import FileRef, FileStore
 
+UMASK = os.umask(0o022)  # what new files get here (read once: umask can only be read by setting)
+os.umask(UMASK)
 HIDDEN = (".", "_")  # names the store never lists: dotfiles, partial uploads, our own temp files
 KINDS = {
     stat.S_IFLNK: "symbolic link",
@@ -227,4 +229,6 @@ class LocalStore:
         return url
 
     def put(self, name: str, local_path: str, content_type: str) -> str:
-        return self._place(Path(local_path), name, keep_source=True)
+        src = Path(local_path)
+        src.chmod(0o666 & ~UMASK)  # a temporary file is private; a report is for people
+        return self._place(src, name, keep_source=True)
