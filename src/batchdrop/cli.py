@@ -294,6 +294,11 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     and rename it when it is complete, or rely on --settle. Ctrl-C stops cleanly after the
     current file; a second Ctrl-C stops at once (the file's rows are rolled back and the next
     run loads it again).
+
+    A bad file never stops the run: it is rejected with its reason, or its run fails and it is
+    tried again (while watching, after a pause that grows with each failure); after
+    max_attempts failed runs (default 5) it is set aside in the errors location. Runs that a
+    crash left unfinished, and notifications it left unsent, are finished first.
     """
     pipeline = _state().pipeline()
     stopping = {"now": False}

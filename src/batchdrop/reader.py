@@ -54,16 +54,28 @@ def _count_and_escape(exc: UnicodeError) -> tuple[str, int]:
 codecs.register_error("batchdrop-count", _count_and_escape)
 
 
-class _Prefixed(io.RawIOBase):
+class _Wrapper(io.RawIOBase):
+    """A raw stream over ``self._inner`` that closes it when closed."""
+
+    _inner: Any
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
+
+
+class _Prefixed(_Wrapper):
     """A raw stream that first gives back bytes already read from ``inner``, and counts."""
 
     def __init__(self, head: bytes, inner: BinaryIO):
         self._head = head
         self._inner = inner
         self.position = len(head)
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buf: Any) -> int:
         if self._head:
@@ -77,14 +89,8 @@ class _Prefixed(io.RawIOBase):
         self.position += n
         return n
 
-    def close(self) -> None:
-        try:
-            self._inner.close()
-        finally:
-            super().close()
 
-
-class _Bounded(io.RawIOBase):
+class _Bounded(_Wrapper):
     """Counts the (uncompressed) bytes read through it; past ``limit`` the read stops with a
     DataError saying which limit and setting; every CHECK_EVERY bytes it calls ``check``."""
 
@@ -98,9 +104,6 @@ class _Bounded(io.RawIOBase):
         self.count = 0
         self._next_check = CHECK_EVERY
 
-    def readable(self) -> bool:
-        return True
-
     def readinto(self, buf: Any) -> int:
         n: int = self._inner.readinto(buf)
         self.count += n
@@ -111,12 +114,6 @@ class _Bounded(io.RawIOBase):
             if self._check is not None:
                 self._check()
         return n
-
-    def close(self) -> None:
-        try:
-            self._inner.close()
-        finally:
-            super().close()
 
 
 def open_text(

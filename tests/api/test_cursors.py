@@ -283,6 +283,7 @@ def test_odd_prefixes_and_run_positions(students):
     assert r.json()["detail"].startswith("no run with id 'ééé")
 
 
+@pytest.mark.parametrize("students", ["dynamodb"], indirect=True)
 def test_a_key_dynamodb_refuses_is_a_400_not_a_500(students):
     """Keys are checked before they are sent, but a limit DynamoDB adds later (its
     ValidationException) is still the request's fault: a 400 naming the refusal."""
@@ -292,8 +293,6 @@ def test_a_key_dynamodb_refuses_is_a_400_not_a_500(students):
     from batchdrop.api.app import create_app
 
     ds, _ = students
-    if not ds.config.table.url.startswith("dynamodb://"):
-        pytest.skip("DynamoDB's own refusal")
     backends = Backends(ds.config)
     api = Api(create_app(ds.config, backends))
     refusal = "One or more parameter values were invalid: Size of hashkey has exceeded the limit"

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import bd
+from .conftest import Result, bd
 
 POISON = Path(__file__).with_name("poison.py")
 GOOD = "student_id,fname,lname,course\nA20001,Ada,Lovelace,Engines\nA20002,Alan,Turing,Machines\n"
@@ -24,6 +24,18 @@ def receipts(folder: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line)["receipt"] for line in path.read_text().splitlines()]
+
+
+def run_poisoned(folder: Path) -> Result:
+    """`run --once --json` with the load of any file named poison* failing as a bug would."""
+    proc = subprocess.run(
+        [sys.executable, str(POISON), "run", "--once", "--json"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def oldest_first(folder: Path, names: list[str]) -> None:
@@ -103,16 +115,10 @@ def test_a_file_that_keeps_failing_is_set_aside_after_max_attempts(example: Path
     (inbound / "poison.csv").write_text(GOOD)
     oldest_first(inbound, ["poison.csv", "students.csv"])
 
-    first = subprocess.run(
-        [sys.executable, str(POISON), "run", "--once", "--json"],
-        cwd=example,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert first.returncode == 3, first.stderr  # failed, retryable
-    assert "Traceback" not in first.stderr
-    out = {x["file"]: x for x in map(json.loads, first.stdout.splitlines())}
+    first = run_poisoned(example)
+    assert first.code == 3, first.err  # failed, retryable
+    assert "Traceback" not in first.err
+    out = {x["file"]: x for x in map(json.loads, first.out.splitlines())}
     assert out["poison.csv"]["status"] == "failed"
     assert out["poison.csv"]["attempt"] == 1 and not out["poison.csv"]["set_aside"]
     assert "a bug that only this file meets" in out["poison.csv"]["reason"]
@@ -120,14 +126,7 @@ def test_a_file_that_keeps_failing_is_set_aside_after_max_attempts(example: Path
     assert (inbound / "poison.csv").exists()
 
     for attempt in (2, 3):
-        r = subprocess.run(
-            [sys.executable, str(POISON), "run", "--once", "--json"],
-            cwd=example,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        (receipt,) = map(json.loads, r.stdout.splitlines())
+        (receipt,) = map(json.loads, run_poisoned(example).out.splitlines())
         assert receipt["attempt"] == attempt
     assert receipt["set_aside"] and receipt["status"] == "failed"
     assert "failed 3 times" in receipt["reason"]

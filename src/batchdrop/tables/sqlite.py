@@ -349,17 +349,7 @@ class SqliteLedger:
             raise translate(e, self.path) from None
 
     def outbox(self) -> list[dict[str, Any]]:
-        now = time.time()
-        rows = self.conn.execute(
-            f"SELECT {', '.join(RECORD_COLS)}, pid, host, outbox FROM {RUNS} "
-            "WHERE outbox IS NOT NULL ORDER BY seq"
-        ).fetchall()
-        n = len(RECORD_COLS)
-        return [
-            self._record(r[:n])
-            for r in rows
-            if not _live(r[n], r[n + 1], r[n + 2], now)  # its owner may still send it
-        ]
+        return self._orphaned("outbox IS NOT NULL", lease="outbox")
 
     def statement(self, claim: Claim, state: str, receipt: Receipt) -> tuple[str, tuple[Any, ...]]:
         """The UPDATE that records a run's state (a writer process runs it in its transaction)."""
@@ -409,10 +399,15 @@ class SqliteLedger:
     def unfinished(self) -> list[dict[str, Any]]:
         """Runs whose rows were committed but whose file was never recorded as moved, and
         whose process is gone: it died between the commit (or the move) and the record."""
+        return self._orphaned("state = 'committed'", lease="lease_until")
+
+    def _orphaned(self, where: str, *, lease: str) -> list[dict[str, Any]]:
+        """Run records matching ``where`` whose process is gone (dead, or its ``lease``
+        column lapsed), oldest first, each with the ``claim_extra`` that records it."""
         now = time.time()
         rows = self.conn.execute(
-            f"SELECT {', '.join(RECORD_COLS)}, pid, host, lease_until, seq FROM {RUNS} "
-            "WHERE state = 'committed' ORDER BY seq"
+            f"SELECT {', '.join(RECORD_COLS)}, pid, host, {lease}, seq FROM {RUNS} "
+            f"WHERE {where} ORDER BY seq"
         ).fetchall()
         n = len(RECORD_COLS)
         out = []
