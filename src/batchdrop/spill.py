@@ -15,13 +15,17 @@ The temporary files live in the system's temporary directory and are removed on 
 from __future__ import annotations
 
 import os
-import pickle
-import sqlite3
 import sys
 import tempfile
 from array import array
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
+
+# sqlite3 and pickle are imported where a structure first spills: most files never do, and the
+# AWS runtime has no other use for them (two megabytes of a Lambda's memory).
 
 RUNS_IN_MEMORY = 1 << 14  # runs (two integers each) buffered before they go to disk
 HASHES_IN_MEMORY = 1 << 15
@@ -41,6 +45,8 @@ class _TempDir:
 
     def database(self) -> sqlite3.Connection:
         """A scratch database: no journal, no fsync, a small page cache (memory stays flat)."""
+        import sqlite3
+
         conn = sqlite3.connect(self.path("spill.db"), isolation_level=None)
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
@@ -220,7 +226,7 @@ class HeldRows:
         for rowid, held_line, held_key in db.execute(
             "SELECT id, line, key FROM held WHERE h = ?", (h,)
         ):
-            if pickle.loads(held_key) == key:
+            if _loads(held_key) == key:
                 if self.last_wins:
                     db.execute(
                         "UPDATE held SET line = ?, row = ? WHERE id = ?", (line, _dump(row), rowid)
@@ -238,7 +244,7 @@ class HeldRows:
             yield from sorted(self._rows.values(), key=_line)
             return
         for line, row in self._db.execute("SELECT line, row FROM held ORDER BY line"):
-            yield line, pickle.loads(row)
+            yield line, _loads(row)
 
     def __bool__(self) -> bool:
         return bool(self._rows) or self._db is not None
@@ -252,7 +258,15 @@ class HeldRows:
 
 
 def _dump(value: Any) -> bytes:
+    import pickle
+
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loads(data: bytes) -> Any:
+    import pickle
+
+    return pickle.loads(data)
 
 
 def _line(held: tuple[int, tuple[Any, ...]]) -> int:

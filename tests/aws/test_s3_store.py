@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from boto3.s3.inject import upload_file
 from boto3.s3.transfer import TransferConfig
 
 from batchdrop.files.s3 import S3Store, parse_s3_url
@@ -78,7 +79,7 @@ def test_multipart_upload_is_listed_and_read_whole(stack: Stack, tmp_path) -> No
     data = b"x" * (11 * 1024 * 1024)
     path.write_bytes(data)
     cfg = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
-    stack.s3.upload_file(str(path), stack.inbound, "incoming/multi part.csv", Config=cfg)
+    upload_file(stack.s3, str(path), stack.inbound, "incoming/multi part.csv", Config=cfg)
     store = S3Store(f"s3://{stack.inbound}/incoming", stack.config())
     ref = store.stat("multi part.csv")
     assert ref is not None and ref.version.endswith("-3") and ref.size == len(data)
@@ -166,6 +167,21 @@ def test_put_never_overwrites(stack: Stack, tmp_path) -> None:
     assert len(stack.keys(stack.errors)) == 2
     head = stack.s3.head_object(Bucket=stack.errors, Key="rejected/a b.rejected.csv")
     assert head["ContentType"] == "text/csv"
+
+
+def test_put_above_threshold_goes_up_in_parts_and_never_overwrites(stack: Stack, tmp_path) -> None:
+    store = S3Store(f"s3://{stack.errors}/rejected/", stack.config())
+    store.put_threshold = 1024 * 1024  # as if the report were over 64 MB
+    data = os.urandom(9 * 1024 * 1024)  # above boto3's 8 MB part size: two parts
+    report = tmp_path / "big.rejected.csv"
+    report.write_bytes(data)
+    first = store.put("big.rejected.csv", str(report), "text/csv")
+    second = store.put("big.rejected.csv", str(report), "text/csv")
+    assert first == f"s3://{stack.errors}/rejected/big.rejected.csv" and second != first
+    head = stack.s3.head_object(Bucket=stack.errors, Key="rejected/big.rejected.csv")
+    assert head["ETag"].strip('"').endswith("-2") and head["ContentType"] == "text/csv"
+    body = stack.s3.get_object(Bucket=stack.errors, Key="rejected/big.rejected.csv")["Body"]
+    assert body.read() == data
 
 
 def test_a_broken_read_resumes_where_it_stopped(stack: Stack) -> None:

@@ -1,8 +1,8 @@
-"""The one place that builds boto3 clients.
+"""The one place that builds AWS clients.
 
 Every AWS call batchdrop makes goes through ``client()``, so the endpoint (``aws.endpoint_url`` in
 the config, else ``AWS_ENDPOINT_URL_<SERVICE>`` / ``AWS_ENDPOINT_URL``), the region (``aws.region``,
-else the usual boto3 chain), retries and the connection pool are decided once. boto3 is imported
+else the usual boto3 chain), retries and the connection pool are decided once. botocore is imported
 here, lazily, so local mode never pays for it.
 """
 
@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _cache: dict[tuple[Any, ...], Any] = {}
 _loader: Any = None
+
+#: The services the runtime calls. botocore's endpoint data describes every AWS service and costs a
+#: process about 7 MB once parsed; the shared loader keeps only these services' entries, which
+#: resolve exactly as with the whole file (tests/unit/test_clients.py compares every region).
+SERVICES = frozenset({"dynamodb", "s3", "sns", "sqs", "ssm", "sts"})
 
 #: botocore's own retries (standard mode: throttling, 5xx, connection errors) before ours.
 BOTOCORE_MAX_ATTEMPTS = 4
@@ -38,11 +43,13 @@ def region(config: Config | None = None) -> str | None:
 
 
 def client(service: str, config: Config | None = None, *, pool: int | None = None) -> Any:
-    """A thread-safe boto3 client for ``service``, shared by every caller with the same settings.
+    """A thread-safe botocore client for ``service``, shared by every caller with the same settings.
 
     ``pool`` is the number of HTTP connections to keep; it should cover the requests a caller
     keeps in flight at once (``aws.max_workers``), plus some for the other threads.
     """
+    if service not in SERVICES:
+        raise ValueError(f"{service!r} is not one of the services batchdrop calls (SERVICES)")
     workers = config.aws.max_workers if config is not None else 4
     size = max(pool or 0, workers * 2 + 2, 10)
     endpoint = endpoint_url(service, config)
@@ -65,7 +72,7 @@ def client(service: str, config: Config | None = None, *, pool: int | None = Non
         if service == "s3" and endpoint:
             # Emulators and S3-compatible stores rarely resolve bucket.host names.
             options["s3"] = {"addressing_style": "path"}
-        made = _session().client(
+        made = _session().create_client(
             service, endpoint_url=endpoint, region_name=where, config=BotoConfig(**options)
         )
         _cache[key] = made
@@ -73,22 +80,45 @@ def client(service: str, config: Config | None = None, *, pool: int | None = Non
 
 
 def _session() -> Any:
-    """A new boto3 session (boto3's default session is not safe to share across threads) that
-    shares one loader of service models with the others: parsing a service's model is most of
-    the cost of a client (a tenth of a second), and every set of credentials needs its own."""
+    """A new botocore session (a session is not safe to share across threads) that shares one
+    loader of service models with the others: parsing a service's model is most of the cost of a
+    client (a tenth of a second), and every set of credentials needs its own. Clients come from
+    botocore itself: boto3 adds resources and transfer methods the runtime does not use, and two
+    megabytes of imports (the multipart copy imports it when it needs it)."""
     global _loader
-    import boto3
     import botocore.loaders
     import botocore.session
 
     if _loader is None:
-        _loader = botocore.loaders.create_loader()
-    core = botocore.session.Session()
-    core.register_component("data_loader", _loader)
-    session = boto3.session.Session(botocore_session=core)
-    # boto3 adds its data folder to the loader's search path once per session
-    _loader.search_paths[:] = list(dict.fromkeys(_loader.search_paths))
+        _loader = _loader_class(botocore.loaders.Loader)()
+    session = botocore.session.Session()
+    session.register_component("data_loader", _loader)
     return session
+
+
+def _loader_class(base: type) -> type:
+    class Loader(base):  # type: ignore[misc,valid-type]
+        """botocore's loader, with the endpoint data cut to ``SERVICES`` (in its cache too)."""
+
+        def load_data_with_path(self, name: str) -> tuple[Any, str]:
+            data, path = super().load_data_with_path(name)
+            if name == "endpoints":
+                trim_endpoints(data)
+            return data, path
+
+    return Loader
+
+
+def trim_endpoints(data: dict[str, Any], keep: frozenset[str] = SERVICES) -> dict[str, Any]:
+    """Drop, in place, every service but ``keep`` from botocore's endpoint data (``endpoints``).
+
+    A service missing from the data would resolve to its partition's default host name; that is
+    why ``client()`` refuses a service that is not kept."""
+    for partition in data.get("partitions", []):
+        services = partition.get("services", {})
+        for name in [n for n in services if n not in keep]:
+            del services[name]
+    return data
 
 
 def clear_cache() -> None:

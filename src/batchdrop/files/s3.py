@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 #: CopyObject copies at most 5 GB; above that the copy is done in parts.
 MAX_SINGLE_COPY = 5 * 1024**3
+MAX_SINGLE_PUT = 64 * 1024**2  # larger reports and receipts go up in parts (boto3's managed upload)
 META_SOURCE = "batchdrop-source"
 META_VERSION = "batchdrop-version"
 READ_RETRIES = 3
@@ -59,6 +60,7 @@ class S3Store:
         self._versioned: bool | None = None
         #: above this size a move copies in parts (tests lower it to exercise that path)
         self.copy_threshold = MAX_SINGLE_COPY
+        self.put_threshold = MAX_SINGLE_PUT
         self.copy_part_size = 512 * 1024**2
 
     @property
@@ -244,6 +246,7 @@ class S3Store:
         raise TransientError(f"no free name for {name!r} in {self.url}")
 
     def _multipart_copy(self, source: dict[str, str], key: str, args: dict[str, Any]) -> None:
+        from boto3.s3.inject import copy
         from boto3.s3.transfer import TransferConfig
 
         extra = dict(args)  # with MetadataDirective=REPLACE: our metadata on the parts' upload
@@ -253,7 +256,7 @@ class S3Store:
             max_concurrency=4,
         )
         try:
-            self.client.copy(source, self.bucket, key, ExtraArgs=extra, Config=cfg)
+            copy(self.client, source, self.bucket, key, ExtraArgs=extra, Config=cfg)
         except Exception as e:
             raise self._translate(e, f"copy to {self.ref_url(key)}") from e
 
@@ -283,7 +286,7 @@ class S3Store:
     def put(self, name: str, local_path: str, content_type: str) -> str:
         size = os.path.getsize(local_path)
         for key in self._candidates(name):
-            if size < 64 * 1024**2:
+            if size < self.put_threshold:
                 try:
                     with open(local_path, "rb") as f:
                         self._call(
@@ -299,9 +302,15 @@ class S3Store:
             else:
                 if self._head(key) is not None:
                     continue
+                from boto3.s3.inject import upload_file
+
                 try:
-                    self.client.upload_file(
-                        local_path, self.bucket, key, ExtraArgs={"ContentType": content_type}
+                    upload_file(
+                        self.client,
+                        local_path,
+                        self.bucket,
+                        key,
+                        ExtraArgs={"ContentType": content_type},
                     )
                 except Exception as e:
                     raise self._translate(e, f"write {self.ref_url(key)}") from e
