@@ -144,8 +144,25 @@ class TableConfig(Strict):
 class CsvDialect(Strict):
     delimiter: str = Field(",", min_length=1, max_length=1)
     quotechar: str = Field('"', min_length=1, max_length=1)
-    encoding: Literal["utf-8", "utf-8-sig"] = "utf-8-sig"
+    #: any codec Python knows (latin-1, cp1252, utf-16, ...); the default reads UTF-8 with or
+    #: without a byte-order mark
+    encoding: str = "utf-8-sig"
     max_field_size: int = Field(131072, ge=1024)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            info = codecs.lookup(v)
+        except LookupError:
+            raise ValueError(
+                f"{v!r} is not an encoding Python knows (e.g. utf-8, latin-1, cp1252, utf-16)"
+            ) from None
+        if not getattr(info, "_is_text_encoding", True):
+            raise ValueError(f"{v!r} is not a text encoding")
+        return v
 
 
 class Limits(Strict):
@@ -193,6 +210,9 @@ class Config(Strict):
     on_error: Literal["reject_file", "skip_rows"] = "reject_file"
     max_rejected: MaxRejected | None = None
     duplicates: Literal["last_wins", "first_wins", "reject"] = "last_wins"
+    #: rows whose key repeats an earlier row's, beyond which the file is rejected (a count or a
+    #: percentage of the rows read): a wrong key must not collapse a file in silence
+    max_duplicates: MaxRejected = "1%"
     notify: list[str] = Field(default_factory=lambda: ["console"])
     batch_size: int = Field(5000, ge=1, le=100000)
     limits: Limits = Field(default_factory=Limits)
@@ -202,7 +222,7 @@ class Config(Strict):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     source: str | None = Field(None, exclude=True)
 
-    @field_validator("max_rejected")
+    @field_validator("max_rejected", "max_duplicates")
     @classmethod
     def _max_rejected(cls, v: MaxRejected | None) -> MaxRejected | None:
         if isinstance(v, str):
@@ -273,8 +293,18 @@ class Config(Strict):
             return None
         if isinstance(self.max_rejected, int):
             return self.max_rejected
-        pct = Decimal(self.max_rejected.strip().rstrip("%").strip())
-        return int(pct * rows_read / 100)
+        return _share(self.max_rejected, rows_read)
+
+    def duplicates_limit(self, rows_read: int) -> int:
+        """How many duplicate rows a file may hold before it is rejected."""
+        if isinstance(self.max_duplicates, int):
+            return self.max_duplicates
+        return _share(self.max_duplicates, rows_read)
+
+
+def _share(percentage: str, rows_read: int) -> int:
+    pct = Decimal(percentage.strip().rstrip("%").strip())
+    return int(pct * rows_read / 100)
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:

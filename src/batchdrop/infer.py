@@ -69,6 +69,8 @@ def infer_config(sample: str | None) -> tuple[str, list[str]]:
         config["table"]["sort_key"] = key[1]
     if read.delimiter != ",":
         config["csv"] = {"delimiter": read.delimiter}
+    if read.encoding != "utf-8-sig":
+        config.setdefault("csv", {})["encoding"] = read.encoding
     text = yaml.dump(config, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     comments = {
         "table": [

@@ -43,6 +43,8 @@ class Sample:
     delimiter: str
     size: int  # bytes on disk
     gzipped: bool
+    #: the codec the file is read with ("utf-8-sig": UTF-8 with or without a byte-order mark)
+    encoding: str = "utf-8-sig"
     whole: bool = True  # every row of the file was read
     rows: int = 0  # rows of the right width that were learnt from
     bad_rows: int = 0  # rows of another width, or that are not valid CSV
