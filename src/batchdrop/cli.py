@@ -21,7 +21,17 @@ import click
 
 from .config import Config, load_config
 from .errors import BatchdropError, ConfigError
-from .report import BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED, Receipt
+from .report import (
+    BUSY,
+    FAILED,
+    LOADED,
+    LOADED_WITH_REJECTS,
+    REJECTED,
+    SKIPPED,
+    WOULD_LOAD,
+    WOULD_LOAD_WITH_REJECTS,
+    Receipt,
+)
 
 EXIT_REJECTED, EXIT_USAGE, EXIT_RETRY = 1, 2, 3
 #: optional libraries, and the extra that installs each
@@ -48,10 +58,18 @@ class State:
             self._config = load_config(self.config_path)
         return self._config
 
-    def pipeline(self) -> Any:
+    def pipeline(self, *, prints_receipts: bool = True) -> Any:
+        """The engine. When the command prints each receipt itself (not ``--json``), the
+        console notifier would print it a second time: it is left out."""
+        from .adapters import open_notifiers
+        from .notify.console import ConsoleNotifier
         from .pipeline import Pipeline
 
-        return Pipeline(self.config())
+        config = self.config()
+        notifiers = open_notifiers(config)
+        if prints_receipts:
+            notifiers = [n for n in notifiers if not isinstance(n, ConsoleNotifier)]
+        return Pipeline(config, notifiers=notifiers)
 
 
 def _status_style(status: str) -> str:
@@ -62,27 +80,43 @@ def _status_style(status: str) -> str:
         FAILED: "red",
         SKIPPED: "dim",
         BUSY: "dim",
-    }.get(status, "")
+        WOULD_LOAD: "green",
+        WOULD_LOAD_WITH_REJECTS: "yellow",
+    }.get(status, "default")
 
 
-def _echo_receipt(r: Receipt, as_json: bool) -> None:
+#: what happens to a row whose key an earlier row had, by ``duplicates`` policy
+KEPT = {"last_wins": "last row kept", "first_wins": "first row kept", "reject": "rejected"}
+
+
+def _echo_receipt(r: Receipt, as_json: bool, duplicates: str = "last_wins") -> None:
+    """One block per file: the name and status, the counts (duplicates beside rejects), where
+    the file went, the reason, the first rejected rows."""
     if as_json:
         click.echo(r.to_json())
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
-    counts = (
-        f"{r.rows_read} read, {r.rows_loaded} loaded, {r.rows_rejected} rejected, "
-        f"{r.rows_duplicate} duplicate"
-    )
-    where = f" → {r.moved_to}" if r.moved_to else ""
     style = _status_style(r.status)
-    console.print(f"[bold]{r.file}[/bold]  [{style}]{r.status}[/{style}]  {counts}{where}")
+    console.print(f"[bold]{escape(r.file)}[/bold]  [{style}]{r.status}[/{style}]")
     if r.reason:
         console.print(f"  reason: {r.reason}", markup=False)
     if r.status in (SKIPPED, BUSY):
+        if r.moved_to:
+            console.print(f"  moved to: {r.moved_to}", markup=False)
         return
+    loaded = "would load" if r.dry_run else "loaded"
+    counts = (
+        f"  {r.rows_read} read · {r.rows_loaded} {loaded} · {r.rows_rejected} rejected · "
+        f"{r.rows_duplicate} duplicate"
+    )
+    if r.rows_duplicate and r.status != REJECTED:
+        counts += f" (key repeated; {KEPT.get(duplicates, duplicates)})"
+    console.print(counts, markup=False)
+    if r.moved_to:
+        console.print(f"  moved to: {r.moved_to}", markup=False)
     for e in r.errors:
         col = f", column {e['column']!r}" if e["column"] else ""
         console.print(
@@ -223,7 +257,7 @@ def validate(file: str, as_json: bool) -> None:
 
     Nothing is written, moved or sent. Exits 1 if the file would be rejected.
     """
-    pipeline = _state().pipeline()
+    pipeline = _state().pipeline(prints_receipts=not as_json)
     receipt = _run_one(pipeline, file, as_json, dry_run=True)
     sys.exit(_exit_code([receipt]))
 
@@ -231,19 +265,28 @@ def validate(file: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Load it again even if this content was loaded.")
+@click.option(
+    "--move",
+    is_flag=True,
+    help="Move FILE to the archive (or errors) even when it is outside the inbound directory.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
-def process(file: str, force: bool, as_json: bool) -> None:
-    """Load one FILE now: validate, write, move it to archive (or errors), notify.
+def process(file: str, force: bool, move: bool, as_json: bool) -> None:
+    """Load one FILE now: validate, write, archive it (or put it in errors), notify.
 
-    FILE may be anywhere on disk; a name relative to the inbound directory works too.
+    FILE may be anywhere on disk; a name relative to the inbound directory works too. A file
+    in the inbound directory is moved, as `run` moves it; a file elsewhere stays where it is
+    and the archive (or errors) gets a copy, unless --move.
     Exits 0 when loaded (even with rejected rows), 1 when rejected, 3 on a retryable failure.
     """
-    pipeline = _state().pipeline()
-    receipt = _run_one(pipeline, file, as_json, force=force)
+    pipeline = _state().pipeline(prints_receipts=not as_json)
+    receipt = _run_one(pipeline, file, as_json, force=force, move=move)
     sys.exit(_exit_code([receipt]))
 
 
-def _run_one(pipeline: Any, file: str, as_json: bool, **options: Any) -> Receipt:
+def _run_one(
+    pipeline: Any, file: str, as_json: bool, *, move: bool = False, **options: Any
+) -> Receipt:
     path = Path(file)
     if not path.exists():
         inbound_path = Path(pipeline.inbound.url) / file
@@ -252,17 +295,20 @@ def _run_one(pipeline: Any, file: str, as_json: bool, **options: Any) -> Receipt
         else:
             raise ConfigError(f"{file}: no such file")
     with _progress(path.stat().st_size, path.name, not as_json) as progress:
-        receipt = _process_path(pipeline, path, progress=progress, **options)
-    _echo_receipt(receipt, as_json)
+        receipt = _process_path(pipeline, path, progress=progress, move=move, **options)
+    _echo_receipt(receipt, as_json, pipeline.config.duplicates)
     return receipt
 
 
-def _process_path(pipeline: Any, path: Path, **options: Any) -> Receipt:
-    """Process a local file wherever it is (it is moved to archive or errors afterwards)."""
-    from .files.local import LocalStore
+def _process_path(pipeline: Any, path: Path, *, move: bool = False, **options: Any) -> Receipt:
+    """Process a local file wherever it is. One in the inbound directory (or with ``move``)
+    is moved to archive or errors afterwards; one elsewhere is copied there and stays."""
+    from .files.local import KeepOriginal, LocalStore
 
     p = Path(os.path.abspath(path.expanduser()))  # a link stays the link
-    store = LocalStore(str(p.parent))
+    inbound = pipeline.inbound.url
+    inside = "://" not in inbound and p.parent.resolve().is_relative_to(Path(inbound).resolve())
+    store = LocalStore(str(p.parent)) if inside or move else KeepOriginal(str(p.parent))
     ref = store.stat(p.name, versioned=not options.get("dry_run"))  # a dry run needs no hash
     if ref is None:
         raise ConfigError(f"{path}: no such file")
@@ -300,7 +346,8 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     max_attempts failed runs (default 5) it is set aside in the errors location. Runs that a
     crash left unfinished, and notifications it left unsent, are finished first.
     """
-    pipeline = _state().pipeline()
+    pipeline = _state().pipeline(prints_receipts=not as_json)
+    policy = pipeline.config.duplicates
     stopping = {"now": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -316,7 +363,8 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     receipts: list[Receipt] = []
     errors = 0
     for receipt in pipeline.recover():
-        _echo_receipt(receipt, as_json)
+        _echo_receipt(receipt, as_json, policy)
+    told: set[str] = set()  # files passed over, said once each
     #: while watching, a file that failed waits before its next try, longer each time
     retry_at: dict[str, float] = {}
     try:
@@ -324,6 +372,8 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
             click.echo(f"batchdrop: watching {pipeline.inbound.url} (Ctrl-C to stop)", err=True)
         while not stopping["now"]:
             now = time.time()
+            if not as_json:
+                _tell_passed_over(pipeline, told)
             pending = pipeline.pending()
             if not once:  # a file still being written waits for the next look
                 pending = [
@@ -345,7 +395,7 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
                 if receipt.status == FAILED:
                     retry_at[ref.name] = time.time() + _backoff(interval, receipt.attempt)
                 if receipt.status != BUSY:
-                    _echo_receipt(receipt, as_json)
+                    _echo_receipt(receipt, as_json, policy)
                 receipts.append(receipt)
             if once:
                 break
@@ -361,6 +411,24 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     if once and not receipts and not errors and not as_json:
         click.echo(f"batchdrop: nothing waiting in {pipeline.inbound.url}", err=True)
     sys.exit(EXIT_RETRY if errors else _exit_code(receipts))
+
+
+def _tell_passed_over(pipeline: Any, told: set[str]) -> None:
+    """Say once, for each file waiting in inbound that this config does not take, why."""
+    passed_over = getattr(pipeline.inbound, "passed_over", None)
+    if passed_over is None:  # a store that cannot tell (S3): nothing to say
+        return
+    suffix = pipeline.config.suffix
+    for name in passed_over(pipeline.suffixes):
+        if name in told:
+            continue
+        told.add(name)
+        ext = "".join(Path(name).suffixes[-2:]) if name.endswith(".gz") else Path(name).suffix
+        hint = f"; set suffix: {ext}" if ext and ext != ".gz" else ""
+        click.echo(
+            f"batchdrop: {name}: not taken (this config takes {suffix} and {suffix}.gz{hint})",
+            err=True,
+        )
 
 
 def _take(pipeline: Any, ref: Any, as_json: bool) -> Receipt | None:

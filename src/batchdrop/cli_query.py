@@ -14,6 +14,24 @@ from .config import Config
 from .errors import ConfigError
 from .report import FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED
 
+STACK = click.option(
+    "--stack",
+    "stack_name",
+    metavar="NAME",
+    help="Read the table and ledger of this deployed stack (its outputs), not the config's.",
+)
+#: an item with more fields than this prints one field a line
+WIDE_ITEM = 8
+
+
+def _config(stack_name: str | None) -> Config:
+    config = _state().config()
+    if stack_name:
+        from .deploy.outputs import stack_config
+
+        config = stack_config(config, stack_name)
+    return config
+
 
 @click.command()
 @click.option(
@@ -23,11 +41,12 @@ from .report import FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED
 )
 @click.option("--limit", default=20, show_default=True, help="How many runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one run each).")
-def runs(status: str | None, limit: int, as_json: bool) -> None:
+@STACK
+def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) -> None:
     """The run ledger: one line per file run, newest first."""
     from .adapters import Backends
 
-    backends = Backends(_state().config())
+    backends = Backends(_config(stack_name))
     records = backends.ledger.runs(status=status, limit=limit)
     if as_json:
         for rec in records:
@@ -66,40 +85,57 @@ def runs(status: str | None, limit: int, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("partition")
-@click.argument("sort", required=False)
+@click.argument("key", nargs=-1, required=True)
 @click.option("--begins-with", metavar="PREFIX", help="Only sort keys starting with PREFIX.")
 @click.option("--limit", type=int, default=None, help="At most this many items.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one item each).")
+@STACK
 def get(
-    partition: str, sort: str | None, begins_with: str | None, limit: int | None, as_json: bool
+    key: tuple[str, ...],
+    begins_with: str | None,
+    limit: int | None,
+    as_json: bool,
+    stack_name: str | None,
 ) -> None:
-    """Read the table: one item by its full key (PARTITION SORT), or all items of PARTITION
-    in sort-key order.
+    """Read the table: one item by its full key, or all items of a partition in sort-key
+    order.
 
-    Exits 1 when nothing is found.
+    KEY is the values of the key's columns, in order: the partition key's, then the sort
+    key's (`get C1 2024-01-05`; with a composite key, one value per column:
+    `get UA 1545 2013-01-01T05:00:00`). Give only the partition key's values to list the
+    partition; with a composite sort key, the partition and the first sort columns list
+    the items whose sort key starts with them.
+
+    An item of more than eight fields prints one field a line. Exits 1 when nothing is found.
     """
     from .adapters import Backends
-    from .schema import parse_value
+    from .schema import join_key, parse_value
 
-    config = _state().config()
-    schema = config.schema_
-    try:
-        pk = parse_value(schema.field(config.table.partition_key), partition)
-        sk = (
-            parse_value(schema.field(config.table.sort_key), sort)
-            if sort is not None and config.table.sort_key
-            else None
+    config = _config(stack_name)
+    schema, tc = config.schema_, config.table
+    pks, sks = tc.partition_columns, tc.sort_columns
+    usage = " ".join(c.upper() for c in pks) + "".join(f" [{c.upper()}]" for c in sks)
+    if len(key) < len(pks) or len(key) > len(pks) + len(sks):
+        raise ConfigError(
+            f"the key is {', '.join(tc.key)}: give {len(pks)} to {len(pks) + len(sks)} "
+            f"value(s) ({len(key)} given); usage: batchdrop get {usage}"
+            if sks
+            else f"the key is {', '.join(pks)}: give {len(pks)} value(s) ({len(key)} given); "
+            f"usage: batchdrop get {usage}"
         )
+    try:
+        values = [parse_value(schema.field(c), v) for c, v in zip(tc.key, key, strict=False)]
     except ValueError as e:
         raise ConfigError(f"bad key: {e}") from None
-    if sort is not None and not config.table.sort_key:
-        raise ConfigError(f"the table has no sort key; use: batchdrop get {partition}")
     table = Backends(config).table
-    if sk is not None:
-        item = table.get((pk, sk))
+    if len(values) == len(tc.key) and sks:
+        item = table.get(tuple(values))
         items = [item] if item else []
     else:
+        pk = tuple(values[: len(pks)]) if len(pks) > 1 else values[0]
+        given = values[len(pks) :]
+        if given:  # the first columns of a composite sort key: a prefix of the joined text
+            begins_with = join_key(given, tc.key_separator) + tc.key_separator + (begins_with or "")
         items = []
         after = None
         while True:
@@ -118,28 +154,31 @@ def get(
 def _echo_items(items: list[dict[str, Any]], config: Config, as_json: bool) -> None:
     from .schema import to_text
 
+    names = [f.name for f in config.schema_.fields]
     if as_json:
+        from .api.encoding import dumps  # numbers as the exact JSON numbers they are
+
         for item in items:
-            click.echo(
-                json.dumps(
-                    {
-                        k: to_text(v) if not isinstance(v, int | bool) else v
-                        for k, v in item.items()
-                    },
-                    ensure_ascii=False,
-                )
-            )
+            click.echo(dumps({n: item.get(n) for n in names}))
         return
     if not items:
         return
     from rich.console import Console
     from rich.table import Table
 
-    names = [f.name for f in config.schema_.fields]
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    if len(names) > WIDE_ITEM:  # one field a line, names aligned; a blank line between items
+        width = max(len(n) for n in names)
+        for i, item in enumerate(items):
+            if i:
+                click.echo("")
+            for n in names:
+                click.echo(f"{n:<{width}}  {to_text(item.get(n)) or ''}")
+        return
     table = Table(*names, box=None, header_style="bold")
     for item in items:
         table.add_row(*(to_text(item.get(n)) or "" for n in names))
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    console.print(table)
 
 
 @click.command()

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     ByteSize,
     ConfigDict,
     Field,
@@ -25,6 +24,7 @@ from pydantic import (
 )
 
 from .config_errors import describe_problems
+from .config_table import NON_STRING_KEY_CHARS, KeyColumns, Strict, TableConfig
 from .errors import ConfigError
 from .patterns import compile_pattern
 from .redact import redact_url
@@ -35,11 +35,12 @@ DEFAULT_FALSE = ["false", "False", "FALSE", "0"]
 #: BATCHDROP_* variables that are not settings: where the config is, and where the function
 #: reads its webhook URLs (aws/secrets.py)
 NOT_SETTINGS = ("BATCHDROP_CONFIG", "BATCHDROP_NOTIFY_PARAMETER")
+#: codecs Python knows that are not how a file's text is stored: they can fail on the engine's
+#: error handler or decode to lone surrogates
+NOT_FILE_ENCODINGS = frozenset(
+    {"idna", "punycode", "utf-7", "unicode-escape", "raw-unicode-escape", "undefined"}
+)
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .\-]*$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class Constraints(Strict):
@@ -115,32 +116,6 @@ class TableSchema(Strict):
         raise KeyError(name)
 
 
-class TableConfig(Strict):
-    url: str
-    name: str | None = None
-    partition_key: str
-    sort_key: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _scheme(cls, v: str) -> str:
-        if not (v.startswith("sqlite:///") or v.startswith("dynamodb://")):
-            raise ValueError("must be sqlite:///path/to/file.db or dynamodb://TABLE_NAME")
-        return v
-
-    @property
-    def key(self) -> tuple[str, ...]:
-        return (self.partition_key,) + ((self.sort_key,) if self.sort_key else ())
-
-    @property
-    def table_name(self) -> str:
-        if self.name:
-            return self.name
-        if self.url.startswith("dynamodb://"):
-            return self.url.removeprefix("dynamodb://").strip("/")
-        return Path(self.url.removeprefix("sqlite:///")).stem or "items"
-
-
 class CsvDialect(Strict):
     delimiter: str = Field(",", min_length=1, max_length=1)
     quotechar: str = Field('"', min_length=1, max_length=1)
@@ -160,8 +135,8 @@ class CsvDialect(Strict):
             raise ValueError(
                 f"{v!r} is not an encoding Python knows (e.g. utf-8, latin-1, cp1252, utf-16)"
             ) from None
-        if not getattr(info, "_is_text_encoding", True):
-            raise ValueError(f"{v!r} is not a text encoding")
+        if not getattr(info, "_is_text_encoding", True) or info.name in NOT_FILE_ENCODINGS:
+            raise ValueError(f"{v!r} is not a file encoding (e.g. utf-8, latin-1, cp1252, utf-16)")
         return v
 
 
@@ -259,24 +234,46 @@ class Config(Strict):
     @model_validator(mode="after")
     def _keys_in_schema(self) -> Config:
         names = [f.name for f in self.schema_.fields]
-        for role, key in (
-            ("partition_key", self.table.partition_key),
-            ("sort_key", self.table.sort_key),
+        table = self.table
+        for role, columns in (
+            ("partition_key", table.partition_columns),
+            ("sort_key", table.sort_columns),
         ):
-            if key is not None and key not in names:
+            for key in columns:
+                if key not in names:
+                    raise ValueError(
+                        f"table.{role} {key!r} is not a field of the schema "
+                        f"(fields: {', '.join(names)})"
+                    )
+        sep = table.key_separator
+        for role, columns, attr in (
+            ("partition_key", table.partition_columns, table.physical_key[0]),
+            ("sort_key", table.sort_columns, table.physical_key[1]),
+        ):
+            if len(columns) < 2 or attr is None:
+                continue
+            if attr in names:
                 raise ValueError(
-                    f"table.{role} {key!r} is not a field of the schema "
-                    f"(fields: {', '.join(names)})"
+                    f"table.{role}: the joined attribute name {attr!r} is a field of the "
+                    f"schema too; set table.{role}_name to another name"
                 )
+            for column in columns:
+                kind = self.schema_.field(column).type
+                if kind != "string" and set(sep) & NON_STRING_KEY_CHARS:
+                    raise ValueError(
+                        f"table.key_separator {sep!r} can be part of the text of "
+                        f"{column!r} ({kind}), a column of table.{role}: use '#' or '|'"
+                    )
         pk = self.schema_.primary_key
-        if pk is not None and list(pk) != list(self.table.key):
+        if pk is not None and list(pk) != list(table.key):
             raise ValueError(
-                f"schema.primaryKey {pk} does not match the table key {list(self.table.key)}"
+                f"schema.primaryKey {pk} does not match the table key {list(table.key)} "
+                "(table.partition_key's columns, then table.sort_key's)"
             )
         return self
 
     @property
-    def key(self) -> tuple[str, ...]:
+    def key(self) -> KeyColumns:
         return self.table.key
 
     @property

@@ -33,6 +33,10 @@ class DuplicateFinder:
         self._sizes = [0] * PARTITIONS  # hashes spilled per partition
         self._buffered = 0
         self._dir: tempfile.TemporaryDirectory[str] | None = None
+        #: rows whose key hash an earlier row had, known once ``repeated`` has run: never fewer
+        #: than the rows whose real key repeats (equal keys hash alike), so a file under a
+        #: limit by this count is under it by its real keys
+        self.repeats = 0
 
     def add_many(self, hashes: Iterable[int]) -> None:
         appends = [p.append for p in self._parts]
@@ -64,7 +68,7 @@ class DuplicateFinder:
         try:
             if self._dir is None:
                 for part in self._parts:
-                    found.add_many(_repeats(Counter(part)))
+                    found.add_many(self._repeats(Counter(part)))
                 return found
             self._spill()
             for p in range(PARTITIONS):
@@ -90,7 +94,7 @@ class DuplicateFinder:
                 if len(counts) > PIECE and shift < 56:
                     break
             else:
-                found.add_many(_repeats(counts))
+                found.add_many(self._repeats(counts))
                 os.unlink(path)
                 return
         del counts
@@ -118,12 +122,13 @@ class DuplicateFinder:
             if os.path.exists(sub_path):
                 self._count(sub_path, shift + step, found)
 
+    def _repeats(self, counts: Counter[int]) -> list[int]:
+        repeated = [(h, n) for h, n in counts.items() if n > 1]
+        self.repeats += sum(n for _, n in repeated) - len(repeated)
+        return [h for h, _ in repeated]
+
     def close(self) -> None:
         self._parts = [array("q") for _ in range(PARTITIONS)]
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-
-def _repeats(counts: Counter[int]) -> list[int]:
-    return [h for h, n in counts.items() if n > 1]

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from . import infer_read
+from .infer_encoding import label
 from .infer_keys import (
     MAX_KEY_COLUMNS,
     KeyChoice,
@@ -23,7 +24,7 @@ from .infer_keys import (
     hopeless,
     key_columns,
 )
-from .infer_read import ICONV, Sample, open_sample, table_name
+from .infer_read import Sample, open_sample, table_name
 from .infer_types import ColumnProfile, Typing, settle
 
 SUFFIXES = (".csv", ".tsv", ".txt", ".psv", ".dat")
@@ -66,7 +67,8 @@ def infer_config(sample: str | None) -> tuple[str, list[str]]:
         "notify": ["console"],
     }
     if len(key) > 1:
-        config["table"]["sort_key"] = key[1]
+        # a wider key: the most identifier-like column partitions, the rest sort (joined)
+        config["table"]["sort_key"] = key[1] if len(key) == 2 else _FlowList(key[1:])
     if read.delimiter != ",":
         config["csv"] = {"delimiter": read.delimiter}
     if read.encoding != "utf-8-sig":
@@ -170,6 +172,7 @@ def _reading_notes(read: Sample) -> list[str]:
             f"first {infer_read.HEAD_BYTES >> 20} MB and {infer_read.SLICES} slices spread over "
             "the rest"
         )
+    notes += read.notes  # the encoding, when it is not UTF-8
     if read.delimiter != ",":
         notes.append(f"the delimiter is {read.delimiter!r}")
     if read.bad_rows:
@@ -179,9 +182,8 @@ def _reading_notes(read: Sample) -> list[str]:
         )
     if read.bad_bytes:
         notes.append(
-            f"{read.bad_bytes:,} byte(s) are not UTF-8 (the first at line "
-            f"{read.first_bad_bytes_line}): batchdrop reads UTF-8, so a load rejects those "
-            f"rows; if the file is Latin-1 or Windows-1252, convert it first: {ICONV}"
+            f"{read.bad_bytes:,} byte(s) are not valid {label(read.encoding)} (the first at "
+            f"line {read.first_bad_bytes_line}): a load rejects those rows"
         )
     return notes
 
@@ -233,15 +235,6 @@ def _key_notes(
         return [sure, "a key that repeats in a file rejects that file (duplicates: reject)"]
     repeats = f"{choice.repeats:,} of {where} repeat the {shown} of an earlier row"
     fix = "add one column that identifies each row and make it table.partition_key"
-    if choice.wider:
-        wider = " + ".join(choice.wider)
-        return [
-            f"CHECK THE KEY: guessed {shown}, but {repeats}",
-            f"{wider} identify a row together, but a table key holds at most two columns "
-            f"(partition_key and sort_key)",
-            f"such a file is rejected, listing those rows (duplicates: reject); to load it, {fix}"
-            f" (for example {'_'.join(choice.wider)}, made of those {len(choice.wider)})",
-        ]
     return [
         f"CHECK THE KEY: guessed {shown}, but {repeats}: no set of up to "
         f"{MAX_KEY_COLUMNS} columns identifies a row",

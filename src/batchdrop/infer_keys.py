@@ -21,7 +21,6 @@ from typing import Any
 from .infer_types import CONVERTERS, ColumnProfile, Kind
 
 MAX_KEY_COLUMNS = 4  # the widest set searched
-TABLE_KEY_COLUMNS = 2  # what a table's key holds today: partition_key + sort_key
 KEY_CELLS = 8_000_000  # hashes held at most (64 MB); past it, a reservoir of rows
 KEY_ROWS = 1_000_000  # rows held at most: a check builds a set of one hash per row
 SCREENS = (2_000, 20_000)
@@ -103,7 +102,6 @@ class KeyColumn:
 class KeyChoice:
     columns: tuple[str, ...]  # the table key: partition key, then the sort key if any
     unique: bool  # no two rows held share it
-    wider: tuple[str, ...] | None = None  # the smallest unique set, when the table can't take it
     repeats: int | None = None  # rows held whose key an earlier row already had
 
 
@@ -200,9 +198,9 @@ def find_key(sample: KeySample, candidates: list[KeyColumn]) -> KeyChoice | None
     if found is None:  # an integer or a date unique by itself beats no key at all
         found = next(((c,) for c in cols if not c.alone and unique((c,))), None)
     exact = sample.exact
-    if found is not None and len(found) <= TABLE_KEY_COLUMNS:
+    if found is not None:  # a table key takes any of them (a composite sort key past two)
         return KeyChoice(_ordered(found), True, repeats=0 if exact else None)
-    pairs: list[tuple[KeyColumn, ...]] = list(combinations(found or cols[: POOL[2]], 2))
+    pairs: list[tuple[KeyColumn, ...]] = list(combinations(cols[: POOL[2]], 2))
     pairs = pairs or [(cols[0],)]
 
     def spread(s: tuple[KeyColumn, ...], data: dict[int, Any]) -> tuple[int, int]:
@@ -214,12 +212,7 @@ def find_key(sample: KeySample, candidates: list[KeyColumn]) -> KeyChoice | None
         pairs = sorted(pairs, key=lambda s: spread(s, levels[0][1]), reverse=True)[:5]
     best = max(pairs, key=lambda s: spread(s, full))
     kept = spread(best, full)[0]
-    return KeyChoice(
-        _ordered(best),
-        False,
-        wider=_ordered(found) if found else None,
-        repeats=n - kept,
-    )
+    return KeyChoice(_ordered(best), False, repeats=n - kept)
 
 
 def _ordered(combo: Sequence[KeyColumn]) -> tuple[str, ...]:

@@ -2,9 +2,9 @@
 over the whole file (its head, then slices at even offsets), so a rare value far from the top
 is still met. Rows come in chunks, ready to be read column by column.
 
-The sample is read the way the engine reads a file (UTF-8 with or without a BOM, gzip by its
-bytes, the csv module with the engine's quoting rules, blank lines skipped, the header
-stripped), so what inference sees is what a load will see.
+The sample is read the way the engine reads a file (gzip by its bytes, the csv module with the
+engine's quoting rules, blank lines skipped, the header stripped), in the encoding found for it
+(infer_encoding), so what inference sees is what a load will see.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import DataError
+from .infer_encoding import detect_encoding, label, slice_codec
 from .reader import GZIP_MAGIC, SURROGATE, DecodeErrors, line_breaks
 
 #: a file up to this size (uncompressed) is read whole; a bigger one is sampled
@@ -30,8 +31,6 @@ CHUNK_ROWS = 10_000
 SNIFF_CHARS = 64 << 10
 DELIMITERS = (",", "\t", ";", "|")  # in the order a tie is settled
 FIELD_LIMIT = 131072  # the engine's default csv.max_field_size
-UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-ICONV = "iconv -f CP1252 -t UTF-8 FILE > FILE.utf8.csv"
 
 
 @dataclass
@@ -49,24 +48,11 @@ class Sample:
     rows: int = 0  # rows of the right width that were learnt from
     bad_rows: int = 0  # rows of another width, or that are not valid CSV
     first_bad_line: int | None = None
-    bad_bytes: int = 0  # bytes that are not UTF-8
+    bad_bytes: int = 0  # bytes that are not valid in ``encoding``
     first_bad_bytes_line: int | None = None
+    #: what the reading found worth telling (the encoding, when it is not UTF-8)
+    notes: list[str] = field(default_factory=list)
     chunks: Iterator[list[list[str]]] = field(default_factory=lambda: iter(()))
-
-
-def _check_encoding(head: bytes, name: str) -> None:
-    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff") or head[:2] in UTF16_BOMS:
-        raise DataError(
-            "the file is UTF-16 or UTF-32 (it starts with that byte-order mark), and batchdrop "
-            "reads UTF-8: convert it first, e.g. iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8.csv",
-            file=name,
-        )
-    if head.count(b"\x00") > len(head) // 8:
-        raise DataError(
-            "the file holds NUL bytes: it is binary, or UTF-16 without a byte-order mark; "
-            "batchdrop reads UTF-8 CSV text",
-            file=name,
-        )
 
 
 def sniff_delimiter(text: str, complete: bool) -> str:
@@ -102,12 +88,16 @@ def open_sample(path: Path) -> Sample:
         gzipped = f.read(2) == GZIP_MAGIC
     with _binary(path, gzipped) as raw:
         head = raw.read(SNIFF_CHARS * 4)
-    _check_encoding(head, name)
-    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    whole = gzipped or size <= WHOLE_FILE_BYTES  # a gzip file: until it is cut short
+    found = detect_encoding(
+        head, lambda: _binary(path, gzipped), WHOLE_FILE_BYTES if whole else HEAD_BYTES, name
+    )
+    text = head.decode(found.encoding, errors="replace").removeprefix("\ufeff")
     complete = len(head) < SNIFF_CHARS * 4
     delimiter = sniff_delimiter(text[:SNIFF_CHARS], complete and len(text) <= SNIFF_CHARS)
-    sample = Sample(path, [], delimiter, size, gzipped)
-    sample.whole = gzipped or size <= WHOLE_FILE_BYTES  # a gzip file: until it is cut short
+    sample = Sample(path, [], delimiter, size, gzipped, found.encoding, whole=whole)
+    if found.note:
+        sample.notes.append(found.note)
     stream = _Stream(sample, WHOLE_FILE_BYTES if sample.whole else HEAD_BYTES)
     header = stream.header()
     if not header or not any(header):
@@ -170,7 +160,7 @@ class _Stream:
         self.budget = _Budget(self.raw, budget)
         self.text = io.TextIOWrapper(
             self.budget,  # type: ignore[type-var]
-            encoding="utf-8-sig",
+            encoding=sample.encoding,
             errors="batchdrop-count",
             newline="",
         )
@@ -185,12 +175,13 @@ class _Stream:
             for row in self.rows:
                 if row and any(SURROGATE.search(c) for c in row):
                     raise DataError(
-                        "the header is not valid UTF-8: batchdrop reads UTF-8; if the file is "
-                        "Latin-1 or Windows-1252, convert it first: " + ICONV,
+                        f"the header holds bytes that are not valid "
+                        f"{label(self.sample.encoding)}: correct the first line of the file",
                         file=str(self.sample.path),
                         line=1,
                     )
                 if row:
+                    row[0] = row[0].removeprefix("\ufeff")  # kept by utf-16-le, ...
                     return list(row)
         except csv.Error as e:
             raise DataError(
@@ -232,7 +223,7 @@ class _Stream:
             self.close()
 
     def _undecodable(self, chunk: list[list[str]], first_line: int) -> None:
-        """Count the bytes of a chunk that are not UTF-8 (each became one surrogate)."""
+        """Count the bytes of a chunk that cannot be decoded (each became one surrogate)."""
         for i, row in enumerate(chunk):
             bad = sum(len(SURROGATE.findall(c)) for c in row)
             if bad:
@@ -264,13 +255,16 @@ def _spread(sample: Sample, head: Iterator[list[list[str]]]) -> Iterator[list[li
     width = len(sample.header)
     span = sample.size - HEAD_BYTES
     with open(sample.path, "rb") as raw:
+        codec, unit = slice_codec(sample.encoding, raw.read(4))
+        newline = "\n".encode(codec)
         for k in range(SLICES):
-            raw.seek(HEAD_BYTES + span * k // SLICES)
+            offset = HEAD_BYTES + span * k // SLICES
+            raw.seek(offset - offset % unit)  # a character of UTF-16 starts at an even byte
             data = raw.read(SLICE_BYTES)
-            start, end = data.find(b"\n") + 1, data.rfind(b"\n") + 1
+            start, end = _first_break(data, newline, unit), _last_break(data, newline, unit)
             if start <= 0 or end <= start:
                 continue
-            text = data[start:end].decode("utf-8", errors="replace")
+            text = data[start:end].decode(codec, errors="replace")
             chunk: list[list[str]] = []
             try:
                 for row in _reader(io.StringIO(text, newline=""), sample.delimiter):
@@ -280,6 +274,23 @@ def _spread(sample: Sample, head: Iterator[list[list[str]]]) -> Iterator[list[li
                 pass
             if chunk:
                 yield chunk
+
+
+def _first_break(data: bytes, newline: bytes, unit: int) -> int:
+    """Where the text after the first line break of ``data`` starts (0: none); a break is a
+    whole character: for UTF-16, an encoded "\\n" at an even offset."""
+    i = data.find(newline)
+    while i >= 0 and i % unit:
+        i = data.find(newline, i + 1)
+    return i + len(newline) if i >= 0 else 0
+
+
+def _last_break(data: bytes, newline: bytes, unit: int) -> int:
+    """Where the text after the last line break of ``data`` starts (0: none)."""
+    i = data.rfind(newline)
+    while i >= 0 and i % unit:
+        i = data.rfind(newline, 0, i + len(newline) - 1)
+    return i + len(newline) if i >= 0 else 0
 
 
 def _counted(sample: Sample, chunks: Iterator[list[list[str]]]) -> Iterator[list[list[str]]]:

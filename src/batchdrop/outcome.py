@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .config import Config
-from .errors import DataError
+from .errors import DataError, RowError
 from .report import LOADED, LOADED_WITH_REJECTS, REJECTED, Receipt, RejectedRowsReport
 from .scan import Scan
+
+#: repeated rows listed in the rejected-rows report of a file rejected for its duplicates
+REPEATS_LISTED = 100
 
 
 def rejects_file(config: Config, invalid: int, read: int) -> bool:
@@ -18,10 +23,23 @@ def rejects_file(config: Config, invalid: int, read: int) -> bool:
     return limit is not None and invalid > limit
 
 
-def conclude(config: Config, receipt: Receipt, scan: Scan, report: RejectedRowsReport) -> None:
+def rejects_duplicates(config: Config, duplicates: int, read: int) -> bool:
+    """Whether this many rows repeating an earlier row's key reject the whole file: a wrong
+    key collapses most of a file, and that must not pass as a load."""
+    return duplicates > config.duplicates_limit(read)
+
+
+def conclude(
+    config: Config,
+    receipt: Receipt,
+    scan: Scan,
+    report: RejectedRowsReport,
+    repeats: Iterable[RowError] = (),
+) -> None:
     """Counts and status from a scan: every row ends in exactly one count
     (read = loaded + rejected + duplicate). Repeated keys rejected by ``duplicates: reject``
-    are already among the invalid rows; ``scan.duplicates`` are the rows the policy left out."""
+    are already among the invalid rows; ``scan.duplicates`` are the rows the policy left out.
+    ``repeats`` are some of those rows, listed when they reject the file."""
     duplicates = scan.duplicates
     receipt.report_rows_omitted = report.omitted
     receipt.rows_read = scan.read
@@ -38,12 +56,31 @@ def conclude(config: Config, receipt: Receipt, scan: Scan, report: RejectedRowsR
                 f"its limits.max_report_rows ({config.limits.max_report_rows}) and the file is "
                 "rejected whatever follows"
             )
+    elif rejects_duplicates(config, duplicates, scan.read):
+        receipt.status = REJECTED
+        receipt.rows_loaded, receipt.rows_duplicate = 0, duplicates
+        receipt.rows_rejected = scan.read - duplicates
+        receipt.reason = duplicates_reason(config, duplicates, scan.read)
+        for err in repeats:
+            receipt.add_error(err)
+            report.add(err)
+        receipt.report_rows_omitted = report.omitted
     else:
         receipt.rows_rejected = scan.invalid
         receipt.rows_duplicate = duplicates
         receipt.rows_loaded = scan.read - scan.invalid - duplicates
         receipt.status = LOADED_WITH_REJECTS if scan.invalid else LOADED
     receipt.errors.sort(key=lambda e: e["line"])
+
+
+def duplicates_reason(config: Config, duplicates: int, read: int) -> str:
+    share = 100 * duplicates / read if read else 0.0
+    shown = f"{share:.1f}%" if share >= 0.1 else "under 0.1%"
+    return (
+        f"{duplicates} of {read} rows repeat the key ({', '.join(config.key)}) — {shown}, "
+        f"more than max_duplicates ({config.max_duplicates}): check table.partition_key/"
+        "sort_key, or raise max_duplicates"
+    )
 
 
 def reject_whole(receipt: Receipt, e: DataError) -> None:

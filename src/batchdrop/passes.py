@@ -13,10 +13,11 @@ from typing import Any
 
 from .config import Config
 from .dedup import DuplicateFinder
-from .outcome import conclude, rejects_file
+from .errors import RowError
+from .outcome import REPEATS_LISTED, conclude, rejects_duplicates, rejects_file
 from .ports import FileRef, FileStore, Load
 from .report import REJECTED, Receipt, RejectedRowsReport
-from .scan import Deadline, Pass, Progress, Scan
+from .scan import Deadline, Pass, Progress, Scan, Skip
 
 RowCheck = Callable[[tuple[Any, ...]], tuple[str, str] | None] | None
 
@@ -41,6 +42,32 @@ def scan_file(
             gc.enable()
 
 
+def one_pass(
+    config: Config,
+    store: FileStore,
+    ref: FileRef,
+    receipt: Receipt,
+    report: RejectedRowsReport,
+    load: Load,
+    deadline: Deadline | None,
+    progress: Progress | None,
+) -> None:
+    """Read, validate and write in one pass, for a table that finds repeated keys itself and
+    rolls the whole file back when the outcome is a rejection. The table counts the repeats
+    but cannot say which row each one repeats: when they reject the file, it is rolled back
+    first, then read again to list them as a two-pass load does."""
+    scan = scan_file(
+        config, store, ref, receipt, report, load=load, deadline=deadline, progress=progress
+    )
+    listed: list[RowError] = []
+    if not rejects_file(config, scan.invalid, scan.read) and rejects_duplicates(
+        config, scan.duplicates, scan.read
+    ):
+        load.abort()
+        listed = list_repeats(config, store, ref, deadline)
+    conclude(config, receipt, scan, report, listed)
+
+
 def two_pass(
     config: Config,
     store: FileStore,
@@ -56,20 +83,25 @@ def two_pass(
     the bad rows, holds back the rows whose key hash repeats, settles those by their real
     keys, and writes through the load that ``begin`` starts (a dry run has none). With
     ``duplicates: reject`` the real keys may reject the file, so they are settled in a pass
-    of their own before anything is written."""
+    of their own before anything is written; so are they when the repeated key hashes are
+    more than ``max_duplicates`` allows (equal keys hash alike: fewer repeated hashes mean
+    fewer repeated keys, and the write pass may go ahead at once)."""
+    finder = DuplicateFinder()
     first = scan_file(
         config,
         store,
         ref,
         receipt,
         report,
-        finder=DuplicateFinder(),
+        finder=finder,
         row_check=row_check if begin else None,
         deadline=deadline,
         progress=progress,
     )
     try:
-        return _settle_and_write(config, store, ref, receipt, report, begin, first, deadline)
+        return _settle_and_write(
+            config, store, ref, receipt, report, begin, first, finder.repeats, deadline
+        )
     finally:
         first.bad_lines.close()
         first.repeated_hashes.close()
@@ -83,6 +115,7 @@ def _settle_and_write(
     report: RejectedRowsReport,
     begin: Callable[[], Load] | None,
     first: Scan,
+    repeats_by_hash: int,
     deadline: Deadline | None,
 ) -> Load | None:
     repeats = first.repeated_hashes
@@ -90,6 +123,18 @@ def _settle_and_write(
     if rejects_file(config, first.invalid, first.read) or (begin is None and not repeats):
         conclude(config, receipt, first, report)
         return None
+    if (
+        repeats
+        and config.duplicates != "reject"
+        and (begin is None or rejects_duplicates(config, repeats_by_hash, first.read))
+    ):
+        # Past max_duplicates by key hash: count by the real keys before anything is
+        # written, since the table cannot take back a file once rows are in.
+        first.duplicates, listed = count_repeats(config, store, ref, skip, deadline)
+        if begin is None or rejects_duplicates(config, first.duplicates, first.read):
+            conclude(config, receipt, first, report, listed)
+            return None
+        first.duplicates = 0  # hash collisions: the write pass counts the repeats itself
     settled = bool(repeats) and (begin is None or config.duplicates == "reject")
     if settled:
         check = scan_file(config, store, ref, receipt, report, skip=skip, deadline=deadline)
@@ -113,6 +158,64 @@ def _settle_and_write(
     if not settled:
         conclude(config, receipt, merged(first, second), report)
     return load
+
+
+def count_repeats(
+    config: Config, store: FileStore, ref: FileRef, skip: Skip, deadline: Deadline | None
+) -> tuple[int, list[RowError]]:
+    """The rows whose real key repeats an earlier row's, and the first of them: the rows
+    whose key hash repeats (``skip``) settled as ``duplicates: reject`` settles them, into a
+    throwaway receipt and a report that keeps only the first few."""
+    sample = RepeatSample(ref.name)
+    scratch = Receipt(file=ref.name, source=ref.url, version=ref.version, size=ref.size)
+    scan = scan_file(_listing(config), store, ref, scratch, sample, skip=skip, deadline=deadline)
+    return scan.invalid, sample.rows
+
+
+def list_repeats(
+    config: Config, store: FileStore, ref: FileRef, deadline: Deadline | None
+) -> list[RowError]:
+    """The first rows whose key repeats an earlier row's, found by key hash, then by real key."""
+    finder = DuplicateFinder()
+    scratch = Receipt(file=ref.name, source=ref.url, version=ref.version, size=ref.size)
+    first = scan_file(
+        _listing(config),
+        store,
+        ref,
+        scratch,
+        RepeatSample(ref.name, 0),
+        finder=finder,
+        deadline=deadline,
+    )
+    try:
+        if not first.repeated_hashes:
+            return []
+        skip = (first.bad_lines, first.repeated_hashes)
+        return count_repeats(config, store, ref, skip, deadline)[1]
+    finally:
+        first.bad_lines.close()
+        first.repeated_hashes.close()
+
+
+def _listing(config: Config) -> Config:
+    """The config that reads every repeat as a rejected row naming the line it repeats, and
+    every row of the file (no rejection stops the read)."""
+    return config.model_copy(
+        update={"duplicates": "reject", "on_error": "skip_rows", "max_rejected": None}
+    )
+
+
+class RepeatSample(RejectedRowsReport):
+    """A rejected-rows report that writes nothing and keeps the first rows it is given."""
+
+    def __init__(self, file_name: str, keep: int = REPEATS_LISTED):
+        super().__init__(file_name)
+        self.keep = keep
+        self.rows: list[RowError] = []
+
+    def add(self, *errs: RowError) -> None:
+        if len(self.rows) < self.keep:
+            self.rows.extend(errs)
 
 
 def merged(first: Scan, second: Scan) -> Scan:

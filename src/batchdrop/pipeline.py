@@ -14,8 +14,8 @@ from .adapters import Backends, open_notifiers, open_store
 from .config import Config
 from .errors import TransientError
 from .intake import as_data_error, check_entry, safe_name, stem
-from .outcome import conclude, reject_whole
-from .passes import scan_file, two_pass
+from .outcome import reject_whole
+from .passes import one_pass, two_pass
 from .ports import Claim, FileRef, FileStore, Load, Notifier, iso_time
 from .report import (
     BUSY,
@@ -25,6 +25,8 @@ from .report import (
     SKIPPED,
     Receipt,
     RejectedRowsReport,
+    already_processed,
+    as_dry_run,
 )
 from .scan import Deadline, Progress
 
@@ -130,7 +132,7 @@ class Pipeline:
                 reject_whole(receipt, data)
             finally:
                 report.discard()
-            return self._stamp(receipt, started)
+            return self._stamp(as_dry_run(receipt), started)
 
         table, ledger = self.backends.table, self.backends.ledger
         if not self._prepared:
@@ -139,14 +141,12 @@ class Pipeline:
         claim = ledger.claim(ref, force=force)
         receipt.run_id, receipt.attempt = claim.run_id, claim.attempt
         if claim.outcome == "done":
-            done = Receipt.from_dict(claim.receipt or receipt.to_dict())
-            done.status, done.run_id = SKIPPED, claim.run_id
-            done.reason = f"loaded before by run {claim.run_id}"
+            already_processed(receipt, claim.run_id, claim.receipt)
             try:  # a second drop of the same content: out of inbound, no second notification
-                done.moved_to = store.move(ref, self.archive)
+                receipt.moved_to = store.move(ref, self.archive)
             except FileNotFoundError:
-                done.moved_to = None
-            return done
+                receipt.moved_to = None
+            return self._stamp(receipt, started)
         if claim.outcome == "busy":
             receipt.status = BUSY
             receipt.reason = f"run {claim.run_id} is processing this file now"
@@ -196,17 +196,7 @@ class Pipeline:
     ) -> None:
         load = self.backends.table.begin(claim, self.backends.ledger)
         try:
-            scan = scan_file(
-                self.config,
-                store,
-                claim.ref,
-                receipt,
-                report,
-                load=load,
-                deadline=deadline,
-                progress=progress,
-            )
-            conclude(self.config, receipt, scan, report)
+            one_pass(self.config, store, claim.ref, receipt, report, load, deadline, progress)
             if receipt.status == REJECTED:
                 load.abort()
             else:

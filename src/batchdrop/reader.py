@@ -1,10 +1,14 @@
 """Byte stream → header + numbered rows.
 
-UTF-8 with or without a BOM, gzip (recognised by its magic bytes, whatever the name), CRLF,
-quoted fields with delimiters and newlines. Streaming: nothing here holds more than a buffer.
+Text in ``csv.encoding`` (UTF-8 with or without a BOM by default; any codec Python knows:
+cp1252, latin-1, UTF-16 with its BOM, ...), gzip (recognised by its magic bytes, whatever the
+name), CRLF, quoted fields with delimiters and newlines. Streaming: nothing here holds more than
+a buffer. Everything after the decoder works on text, so a codec of two or four bytes per
+character splits lines and counts them as UTF-8 does.
 
-Bytes that are not UTF-8 do not stop the read: they decode to lone surrogates (the
-``surrogateescape`` convention) and a counter notes that it happened, so the engine checks rows
+Bytes the codec cannot decode do not stop the read: each becomes one lone low surrogate,
+U+DC00 + the byte (the ``surrogateescape`` convention, stretched to bytes below 0x80, which a
+UTF-16 decoder can refuse too), and a counter notes that it happened, so the engine checks rows
 for them only while there is something to find, and rejects those rows with their line number.
 
 Limits hold while reading: the uncompressed bytes are counted below the text layer (blank lines
@@ -29,9 +33,10 @@ from .config import Config
 from .errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
-SURROGATE = re.compile("[\udc80-\udcff]")
-#: stands for a line too long to read: a lone high surrogate, which no UTF-8 input decodes to
-#: (undecodable bytes become low surrogates), so a file cannot forge it
+SURROGATE = re.compile("[\udc00-\udcff]")  # one undecodable byte
+LONE = re.compile("[\ud800-\udfff]")
+#: stands for a line too long to read: a lone high surrogate, which no file encoding's strict
+#: decoder yields (undecodable bytes become low surrogates), so a file cannot forge it
 OVERLONG = "\ud800"
 LINE_FACTOR = 8  # a physical line may hold this many maximal fields
 BLOCK_CHARS = 1 << 14  # text read at a time (bigger blocks fragment the heap: more RSS)
@@ -48,7 +53,7 @@ def _count_and_escape(exc: UnicodeError) -> tuple[str, int]:
     assert isinstance(exc, UnicodeDecodeError)
     bad = exc.object[exc.start : exc.end]
     DecodeErrors.count += len(bad)
-    return "".join(chr(0xDC00 + b) if b >= 0x80 else "\udc80" for b in bad), exc.end
+    return "".join([chr(0xDC00 + b) for b in bad]), exc.end
 
 
 codecs.register_error("batchdrop-count", _count_and_escape)
@@ -124,7 +129,7 @@ def open_text(
     size: int = 0,
     check: Callable[[], None] | None = None,
 ) -> tuple[IO[str], Callable[[], int]]:
-    """Text over a binary stream: gunzipped if it is gzip, decoded as UTF-8 (BOM dropped);
+    """Text over a binary stream: gunzipped if it is gzip, decoded with ``csv.encoding``;
     and a function telling how many bytes of ``stream`` have been read so far.
 
     ``size`` is the file's size as stored (0: unknown): with it, a plain file over
@@ -297,13 +302,18 @@ class CsvSource:
                     if DecodeErrors.count != self._decode_errors_before and any(
                         SURROGATE.search(c) for c in row
                     ):
-                        raise DataError("the header is not valid UTF-8", file=self.name, line=1)
+                        raise DataError(
+                            _undecodable_header(row[0], self.config), file=self.name, line=1
+                        )
                     if self.guard.marks and any(OVERLONG in c for c in row):
                         raise DataError(
                             "the header cannot be read: " + overlong_reason(self.config),
                             file=self.name,
                             line=self.rows.line_num,
                         )
+                    row[0] = row[0].removeprefix("\ufeff")  # kept by utf-8, utf-16-le, ...
+                    if any("\x00" in c for c in row):
+                        raise DataError(_nul_header(row[0]), file=self.name, line=1)
                     return [c.strip() for c in row]
         except csv.Error as e:
             raise DataError(
@@ -315,6 +325,65 @@ class CsvSource:
 
     def close(self) -> None:
         self.text.close()
+
+
+def _nul_header(first: str) -> str:
+    # ASCII in UTF-16 is a NUL after each character (little-endian) or before it (big-endian)
+    order = "be" if first.startswith("\x00") else "le"
+    return (
+        "the header holds NUL bytes: the file is binary, or UTF-16 without a byte-order mark "
+        f"(then set csv.encoding: utf-16-{order})"
+    )
+
+
+def encoding_name(config: Config) -> str:
+    """The codec as messages name it: UTF-8 for the default, else the setting itself."""
+    encoding = config.csv.encoding
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+        return "UTF-8"
+    return f"{encoding} (csv.encoding)"
+
+
+def undecodable_reason(config: Config) -> str:
+    return f"bytes that are not valid {encoding_name(config)}"
+
+
+def _undecodable_header(first: str, config: Config) -> str:
+    """Why the header cannot be decoded, and, reading UTF-8, the setting that reads the file."""
+    why = f"the header is not valid {encoding_name(config)}"
+    if encoding_name(config) != "UTF-8":
+        return why + ": check csv.encoding"
+    if first.startswith(("\udcff\udcfe\x00\x00", "\x00\x00\udcfe\udcff")):
+        return why + ": the file starts with a UTF-32 byte-order mark: set csv.encoding: utf-32"
+    if first.startswith(("\udcff\udcfe", "\udcfe\udcff")):
+        return why + ": the file starts with a UTF-16 byte-order mark: set csv.encoding: utf-16"
+    return why + ": if the file is Windows-1252 or Latin-1, set csv.encoding: cp1252 (or latin-1)"
+
+
+#: delimiters a header of one column may really be split by, in the order a tie is settled
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _delimiter_hint(header: list[str], config: Config, fields: list[str]) -> str | None:
+    """For a header read as one column that another delimiter would split: which one."""
+    if len(header) != 1:
+        return None
+    best, best_score = None, (0, 0)
+    for d in DELIMITERS:
+        if d == config.csv.delimiter or d not in header[0]:
+            continue
+        parts = [p.strip() for p in header[0].split(d)]
+        score = (sum(p in fields for p in parts), len(parts))
+        if score > best_score:
+            best, best_score = d, score
+    if best is None:
+        return None
+    shown = printable(header[0] if len(header[0]) <= 60 else header[0][:57] + "...")
+    setting = '"\\t"' if best == "\t" else repr(best)  # YAML reads '\t' as two characters
+    return (
+        f"one column {shown!r}, split by {best!r} not {config.csv.delimiter!r}: "
+        f"set csv.delimiter: {setting}"
+    )
 
 
 def header_positions(header: list[str], config: Config, name: str) -> list[int]:
@@ -338,6 +407,9 @@ def header_positions(header: list[str], config: Config, name: str) -> list[int]:
             + ", ".join(map(repr, unknown))
             + " (allow with extra_columns: ignore)"
         )
+    hint = _delimiter_hint(header, config, fields) if problems else None
+    if hint is not None:
+        problems = [hint]
     if problems:
         raise DataError(
             "bad header: " + "; ".join(problems) + f" (expected: {', '.join(fields)})",
@@ -364,11 +436,14 @@ def csv_error_reason(e: csv.Error, config: Config) -> str:
 
 
 def printable(text: str) -> str:
-    """Text fit for a report: undecodable bytes (lone surrogates) as ``\\xNN`` escapes."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """Text fit for a report: each undecodable byte (a lone surrogate) as a ``\\xNN`` escape,
+    the text around it as it was decoded."""
+    return LONE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    c = ord(match[0])
+    return f"\\x{c - 0xDC00:02x}" if 0xDC00 <= c <= 0xDCFF else f"\\u{c:04x}"
 
 
 def line_breaks(row: list[str]) -> int:

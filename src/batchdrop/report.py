@@ -17,6 +17,9 @@ REJECTED = "rejected"
 FAILED = "failed"
 SKIPPED = "already_processed"  # not an outcome: this version was loaded before; no notification
 BUSY = "busy"  # not an outcome: another run holds this file right now
+#: a dry run's verdicts (``rejected`` stays ``rejected``): nothing was written, so never "loaded"
+WOULD_LOAD = "would_load"
+WOULD_LOAD_WITH_REJECTS = "would_load_with_rejects"
 OUTCOMES = (LOADED, LOADED_WITH_REJECTS, REJECTED, FAILED)
 MAX_ERRORS_IN_RECEIPT = 10
 
@@ -67,6 +70,32 @@ class Receipt:
         return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
 
 
+def as_dry_run(receipt: Receipt) -> Receipt:
+    """A dry run's receipt says what a load would do: its ``rows_loaded`` are the rows that
+    would load."""
+    receipt.dry_run = True
+    receipt.status = {LOADED: WOULD_LOAD, LOADED_WITH_REJECTS: WOULD_LOAD_WITH_REJECTS}.get(
+        receipt.status, receipt.status
+    )
+    return receipt
+
+
+def already_processed(receipt: Receipt, run_id: str, earlier: dict[str, Any] | None) -> Receipt:
+    """The receipt of content dropped again after a run finished it: nothing is read or
+    written this time, so every count is 0, and the reason names that run and what it did."""
+    receipt.status, receipt.run_id = SKIPPED, run_id
+    receipt.rows_read = receipt.rows_loaded = receipt.rows_rejected = 0
+    receipt.rows_duplicate = receipt.rows_invalid = 0
+    reason = f"already processed by run {run_id}"
+    if earlier:
+        done = Receipt.from_dict(earlier)
+        if done.finished_at:
+            reason += f" at {done.finished_at}"
+        reason += f" ({done.status}: {done.rows_loaded} of {done.rows_read} rows loaded)"
+    receipt.reason = reason + "; not loaded again"
+    return receipt
+
+
 def subject(r: Receipt, limit: int = 100) -> str:
     """One line, within SNS's 100 characters."""
     verb = {
@@ -74,6 +103,9 @@ def subject(r: Receipt, limit: int = 100) -> str:
         LOADED_WITH_REJECTS: "loaded with rejects",
         REJECTED: "REJECTED",
         FAILED: "FAILED",
+        WOULD_LOAD: "would load",
+        WOULD_LOAD_WITH_REJECTS: "would load with rejects",
+        SKIPPED: "already processed",
     }.get(r.status, r.status)
     counts = f"{r.rows_loaded}/{r.rows_read} rows"
     name = r.file.rsplit("/", 1)[-1]
@@ -89,8 +121,8 @@ def summary(r: Receipt) -> str:
     lines = [
         f"File:       {r.source}",
         f"Status:     {r.status}",
-        f"Rows:       {r.rows_read} read, {r.rows_loaded} loaded, {r.rows_rejected} rejected, "
-        f"{r.rows_duplicate} duplicate",
+        f"Rows:       {r.rows_read} read, {r.rows_loaded} {'would load' if r.dry_run else 'loaded'}"
+        f", {r.rows_rejected} rejected, {r.rows_duplicate} duplicate",
         f"Duration:   {r.duration_s:.2f} s",
     ]
     if r.reason:

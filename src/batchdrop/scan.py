@@ -37,6 +37,7 @@ from .reader import (
     open_text,
     overlong_reason,
     printable,
+    undecodable_reason,
 )
 from .report import MAX_ERRORS_IN_RECEIPT, Receipt, RejectedRowsReport
 from .schema import RowConverter
@@ -275,13 +276,12 @@ class Pass:
                 bad = [c for c in row if SURROGATE.search(c)]
                 if bad:
                     self.decode_errors += sum(len(SURROGATE.findall(c)) for c in bad)
-                    value = bad[0].encode("utf-8", "surrogateescape")
                     self._reject(
                         RowError(
                             line,
                             self.header[row.index(bad[0])],
-                            repr(value)[2:-1],
-                            "bytes that are not valid UTF-8",
+                            printable(bad[0]),
+                            undecodable_reason(self.config),
                         )
                     )
                     continue

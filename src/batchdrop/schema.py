@@ -9,6 +9,7 @@ columns are wrong and why. Both come from the same text, so they cannot disagree
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -153,10 +154,28 @@ def _field_code(
 BASE_ENV = {"Invalid": Invalid, "REQUIRED": "a value is required"}
 
 
+def _separator_lines(separator: str, suffix: str) -> tuple[list[str], dict[str, Any]]:
+    """Lines refusing a value that holds the separator of the composite key it is part of:
+    joined, it would be ambiguous (two rows could give one key)."""
+    reason = (
+        f"holds {separator!r}, which joins the columns of the table key "
+        "(choose another table.key_separator)"
+    )
+    env = {f"SEP{suffix}": separator, f"SEPMSG{suffix}": reason}
+    return [f"if SEP{suffix} in x: raise Invalid(SEPMSG{suffix})"], env
+
+
 def _compile_field(
-    field: SchemaField, missing: frozenset[str], required: bool, with_constraints: bool = True
+    field: SchemaField,
+    missing: frozenset[str],
+    required: bool,
+    with_constraints: bool = True,
+    separator: str | None = None,
 ) -> Callable[[str], Any]:
     body, env = _field_code(field, missing, required, "", with_constraints)
+    if separator is not None:
+        lines, more = _separator_lines(separator, "")
+        body, env = body + lines, {**env, **more}
     code = ["def conv(x):", *_indent(body, "    "), "    return o"]
     ns: dict[str, Any] = {**BASE_ENV, "MISSING": missing, **env}
     exec("\n".join(code), ns)
@@ -184,16 +203,24 @@ class RowConverter:
         self.names = [f.name for f in self.fields]
         missing = frozenset(schema.missing_values)
         key_set = set(key)
+        # string columns of a composite key (KeyColumns says which); other types cannot hold
+        # the separator, the config makes sure of that
+        joined: frozenset[str] = getattr(key, "joined", frozenset())
+        separator: str = getattr(key, "separator", "")
         env: dict[str, Any] = {**BASE_ENV, "MISSING": missing}
         fast = ["def convert(row):", "    try:"]
         self._one: list[Callable[[str], Any]] = []
         for i, (field, pos) in enumerate(zip(self.fields, self.positions, strict=True)):
             required = field.constraints.required or field.name in key_set
             body, fenv = _field_code(field, missing, required, f"_{i}")
+            sep = separator if field.name in joined and field.type == "string" else None
+            if sep is not None:
+                lines, more = _separator_lines(sep, f"_{i}")
+                body, fenv = body + lines, {**fenv, **more}
             env.update(fenv)
             fast.append(f"        x = row[{pos}]")
             fast += _indent(body, "        ")
-            self._one.append(_compile_field(field, missing, required))
+            self._one.append(_compile_field(field, missing, required, separator=sep))
         out = ", ".join(f"o_{i}" for i in range(len(self.fields)))
         fast += [
             f"        return ({out}{',' if len(self.fields) == 1 else ''})",
@@ -219,10 +246,16 @@ class RowConverter:
 
 
 def parse_value(field: SchemaField, text: str) -> Any:
-    """Convert a key typed by a person (URL, command line) to the field's type."""
+    """Convert a key typed by a person (URL, command line) to the field's type. A date or
+    datetime read in a format of its own is also taken in ISO 8601, the form ``get`` and
+    the API print it in."""
     try:
         return _plain_converter(field)(text)
     except Invalid as e:
+        if field.type in ("date", "datetime") and field.format not in ("default", "any"):
+            iso = field.model_copy(update={"format": "default"})
+            with contextlib.suppress(Invalid, ValueError):
+                return _plain_converter(iso)(text)
         raise ValueError(f"{field.name}: {e}") from None
     except (ValueError, ArithmeticError):  # e.g. more digits than int() converts
         raise ValueError(f"{field.name}: not a valid {field.type}") from None
@@ -237,3 +270,23 @@ def to_text(value: Any) -> str | None:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+def key_text(value: Any) -> str:
+    """A key column's value as text in a composite key: the same text for the same value,
+    however the file wrote it (a number's trailing zeros and exponent do not count)."""
+    if isinstance(value, Decimal):
+        if value.is_zero():
+            return "0"
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)  # the schema reads finite numbers only
+        while len(digits) > 1 and digits[-1] == 0:  # not normalize(): it rounds to 28 digits
+            digits, exponent = digits[:-1], exponent + 1
+        n = Decimal((sign, digits, exponent))
+        return format(n, "f") if -30 < n.adjusted() < 30 else str(n)
+    return to_text(value) or ""
+
+
+def join_key(values: Sequence[Any], separator: str) -> str:
+    """The value of a composite key's attribute: its columns' values, joined."""
+    return separator.join(map(key_text, values))

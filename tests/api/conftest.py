@@ -99,22 +99,16 @@ def make_config(
 
 def create_dynamo_tables(config: Config) -> None:
     from batchdrop.aws.clients import client
-    from batchdrop.tables.dynamodb_items import KEY_TYPES
+    from batchdrop.deploy.template import key_attributes
     from batchdrop.tables.dynamodb_ledger import ledger_table_spec
 
     ddb = client("dynamodb", config)
-    types = {f.name: f.type for f in config.schema_.fields}
-    key = config.table.key
+    key = key_attributes(config)  # the key the deployed stack's table has
     ddb.create_table(
         TableName=config.table.table_name,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": k, "AttributeType": KEY_TYPES[types[k]]} for k in key
-        ],
-        KeySchema=[
-            {"AttributeName": k, "KeyType": t}
-            for k, t in zip(key, ("HASH", "RANGE")[: len(key)], strict=True)
-        ],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t, _ in key],
+        KeySchema=[{"AttributeName": n, "KeyType": k} for n, _, k in key],
     )
     ddb.create_table(**ledger_table_spec(config.ledger_url.removeprefix("dynamodb://")))
 

@@ -45,7 +45,7 @@ def test_init_from_a_sample_infers_types_key_and_delimiter(tmp_path: Path) -> No
     assert loaded.code == 0, loaded.err
     assert json.loads(loaded.out)["rows_loaded"] == 3
     item = json.loads(bd("get", "O-1002", "--json", cwd=tmp_path).out)
-    assert item["total"] == "5" and item["paid"] is False and item["ship_date"] is None
+    assert item["total"] == 5 and item["paid"] is False and item["ship_date"] is None
 
 
 def test_init_guesses_a_composite_key_when_no_column_is_unique(tmp_path: Path) -> None:

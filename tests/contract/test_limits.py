@@ -182,7 +182,9 @@ def test_many_repeated_keys_are_counted_exactly_past_every_memory_cap(
         lines += [f"A{20000 + k},Round{rnd},L,C{k % 5},1,,\n" for rnd in (2, 3)]
     lines += [f"A{30000 + k},Once,L,C,1,,\n" for k in range(20)]
     env.drop("rep.csv", (HEADER + "".join(lines)).encode())
-    config = env.config(duplicates=policy, batch_size=7, on_error="skip_rows")
+    config = env.config(
+        duplicates=policy, batch_size=7, on_error="skip_rows", max_duplicates="100%"
+    )
     receipt = env.pipeline(config).process("rep.csv")
 
     assert (

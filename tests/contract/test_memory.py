@@ -45,6 +45,7 @@ schema:
     - {{name: fname}}
     - {{name: lname}}
     - {{name: course, constraints: {{required: true}}}}
+max_duplicates: 100%  # a file of one key repeated is what these tests are made of
 notify: []
 """
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,7 @@ def test_deploy_again_then_destroy(aws_env: str, tmp_path: Path, unique: str) ->
     )
     assert second.exit_code == 0 and "no changes" in second.output
     refused = run(path, "destroy", "--stack", stack, input="n\n")
-    assert refused.exit_code == 1 and "Aborted" in refused.output
+    assert refused.exit_code == 1 and "nothing destroyed" in refused.output
     assert (
         "no changes"
         in run(
@@ -87,3 +89,29 @@ def test_deploy_rejects_a_bad_stack_name(tmp_path: Path) -> None:
     result = run(write_config(tmp_path), "deploy", "--stack", "My_Stack")
     assert isinstance(result.exception, ConfigError)
     assert "stack name 'My_Stack'" in str(result.exception)
+
+
+def test_destroy_answered_no_exits_1_and_says_nothing_was_destroyed(tmp_path: Path) -> None:
+    """The real command, as a terminal user meets it: no traceback, no "aborted", one line."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batchdrop",
+            "--config",
+            str(write_config(tmp_path)),
+            "destroy",
+            "--stack",
+            "students-prod",
+        ],
+        input="n\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "Delete stack students-prod (buckets holding files are kept)? [y/N]: "
+    assert done.stderr.splitlines() == [
+        "batchdrop: nothing destroyed: stack students-prod is still there"
+    ]

@@ -21,14 +21,15 @@ pytest.importorskip("batchdrop.aws.worker")
 
 pytestmark = pytest.mark.aws
 ROOT = Path(__file__).resolve().parents[2]
+NO_NOTIFICATION = (
+    "the inbound bucket had no notification (an emulator ignores it in a stack): applied"
+)
 EXAMPLE = ROOT / "examples" / "students"
 
 
 def resolve_notification(template: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """The template's inbound notification with the queue's ARN filled in.
-
-    moto's CloudFormation does not apply a bucket's NotificationConfiguration, so the test
-    applies exactly what the template says (the template tests check its content)."""
+    """The template's inbound notification with the queue's ARN filled in, in the S3 API's
+    shape (the template tests check its content)."""
     note = template["Resources"]["InboundBucket"]["Properties"]["NotificationConfiguration"]
     return {
         "QueueConfigurations": [
@@ -42,6 +43,30 @@ def resolve_notification(template: dict[str, Any], queue_arn: str) -> dict[str, 
     }
 
 
+def bucket_notification(s3: Any, bucket: str) -> dict[str, Any]:
+    """The bucket's notification configuration as it was put (S3 adds ids and spells the
+    filter names with a capital)."""
+    reply = s3.get_bucket_notification_configuration(Bucket=bucket)
+    return {
+        key: [
+            {
+                **{k: v for k, v in c.items() if k != "Id"},
+                "Filter": {
+                    "Key": {
+                        "FilterRules": [
+                            {"Name": r["Name"].lower(), "Value": r["Value"]}
+                            for r in c["Filter"]["Key"]["FilterRules"]
+                        ]
+                    }
+                },
+            }
+            for c in reply[key]
+        ]
+        for key in ("QueueConfigurations", "LambdaFunctionConfigurations", "TopicConfigurations")
+        if reply.get(key)
+    }
+
+
 def test_deploy_upload_worker_rows_archive_receipt(
     aws_env: str, tmp_path: Path, unique: str
 ) -> None:
@@ -52,17 +77,24 @@ def test_deploy_upload_worker_rows_archive_receipt(
     settings = deploy_settings(config)
     stack = f"e2e-{unique}"
     package = build_package(config, settings, tmp_path / "lambda.zip", with_dependencies=False)
-    sc = StackClient(config, poll=0.01, echo=lambda _: None)
+    lines: list[str] = []
+    sc = StackClient(config, poll=0.01, echo=lines.append)
     out = sc.deploy(config, settings, stack, package).outputs
 
+    # moto's CloudFormation leaves the bucket's NotificationConfiguration out: deploy applies it
+    assert NO_NOTIFICATION in lines
     s3, sqs, sns = (boto3.client(n, region_name="us-east-1") for n in ("s3", "sqs", "sns"))
     queue_arn = sqs.get_queue_attributes(QueueUrl=out["Queue"], AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=out["InboundBucket"],
-        NotificationConfiguration=resolve_notification(build_template(config, settings), queue_arn),
-    )
+    expected = resolve_notification(build_template(config, settings), queue_arn)
+    assert bucket_notification(s3, out["InboundBucket"]) == expected
+    # a second deploy finds it there, and says nothing about it
+    lines.clear()
+    assert not sc.deploy(config, settings, stack, package).changed
+    assert not [line for line in lines if "notification" in line], lines
+    assert bucket_notification(s3, out["InboundBucket"]) == expected
+
     # a subscriber to the stack's topic, to read the receipt back
     inbox = sqs.create_queue(QueueName=f"receipts-{unique}")["QueueUrl"]
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][

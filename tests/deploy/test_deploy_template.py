@@ -297,6 +297,45 @@ def test_tables_keys_and_billing(tmp_path: Path) -> None:
     }
 
 
+def test_a_composite_key_is_declared_as_joined_text_attributes(tmp_path: Path) -> None:
+    fields = [
+        {"name": "student_id", "type": "integer"},
+        {"name": "term", "type": "date"},
+        {"name": "course"},
+        {"name": "fname"},
+    ]
+    key = {"partition_key": ["student_id", "term"], "sort_key": "course"}
+    t = template_for(
+        tmp_path,
+        table={"url": "dynamodb://students", **key},
+        schema={"fields": fields, "primaryKey": ["student_id", "term", "course"]},
+    )
+    table = t["Resources"]["Table"]["Properties"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "student_id#term", "KeyType": "HASH"},
+        {"AttributeName": "course", "KeyType": "RANGE"},
+    ]
+    assert table["AttributeDefinitions"] == [
+        {"AttributeName": "student_id#term", "AttributeType": "S"},
+        {"AttributeName": "course", "AttributeType": "S"},
+    ]
+    named = template_for(
+        tmp_path,
+        table={
+            "url": "dynamodb://students",
+            "partition_key": "course",
+            "sort_key": ["term", "student_id"],
+            "sort_key_name": "SK",
+            "key_separator": "|",
+        },
+        schema={"fields": fields},
+    )["Resources"]["Table"]["Properties"]
+    assert named["AttributeDefinitions"] == [
+        {"AttributeName": "course", "AttributeType": "S"},
+        {"AttributeName": "SK", "AttributeType": "S"},
+    ]
+
+
 def test_function_settings_and_environment(tmp_path: Path) -> None:
     t = template_for(
         tmp_path,

@@ -171,3 +171,87 @@ def test_every_problem_is_listed_unknown_keys_first() -> None:
         "(did you mean last_wins?)",
     ]
     assert lines[2].startswith("  colour: is not a batchdrop setting (check its spelling)")
+
+
+def test_a_key_may_be_a_list_of_columns() -> None:
+    fields = [*BASE["schema"]["fields"], {"name": "seq", "type": "integer"}]
+    three = parse(
+        table={"url": "sqlite:///t.db", "partition_key": ["id", "n"], "sort_key": ["at", "seq"]},
+        schema={"fields": fields, "primaryKey": ["id", "n", "at", "seq"]},
+    )
+    assert three.key == ("id", "n", "at", "seq")
+    assert three.table.physical_key == ("id#n", "at#seq")
+    one = parse(table={"url": "sqlite:///t.db", "partition_key": ["id"], "sort_key": ["at"]})
+    assert one.table.partition_key == "id" and one.table.physical_key == ("id", "at")
+    named = parse(
+        table={
+            "url": "sqlite:///t.db",
+            "partition_key": ["id", "n"],
+            "partition_key_name": "PK",
+            "key_separator": "|",
+        }
+    )
+    assert named.table.physical_key == ("PK", None) and named.key == ("id", "n")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"partition_key": ["id", "nope"]},
+            "table.partition_key 'nope' is not a field of the schema",
+        ),
+        ({"partition_key": ["id", "id"]}, "table.partition_key: 'id' is listed twice"),
+        ({"partition_key": []}, "table.partition_key: give a column name or a list"),
+        ({"partition_key": ["id", "at"], "sort_key": "at"}, "table.sort_key repeats 'at'"),
+        (
+            {"partition_key": ["id", "at"], "key_separator": "-"},
+            "table.key_separator '-' can be part of the text of 'at' (date)",
+        ),
+        ({"partition_key": ["id", "n"], "key_separator": "x"}, "table.key_separator: 'x'"),
+        (
+            {"partition_key": "id", "partition_key_name": "pk"},
+            "table.partition_key_name names a composite partition_key",
+        ),
+        (
+            {"partition_key": ["id", "n"], "partition_key_name": "at"},
+            "table.partition_key: the joined attribute name 'at' is a field of the schema",
+        ),
+    ],
+)
+def test_composite_key_errors_name_the_key(table: dict[str, Any], message: str) -> None:
+    assert message in error(table={"url": "sqlite:///t.db", **table})
+
+
+def test_a_three_column_primary_key_matches_the_flattened_table_key() -> None:
+    table = {"url": "sqlite:///t.db", "partition_key": "id", "sort_key": ["at", "n"]}
+    ok = parse(table=table, schema={**BASE["schema"], "primaryKey": ["id", "at", "n"]})
+    assert ok.schema_.primary_key == ["id", "at", "n"]
+    wrong = error(table=table, schema={**BASE["schema"], "primaryKey": ["id", "n", "at"]})
+    assert "schema.primaryKey ['id', 'n', 'at'] does not match the table key ['id', 'at', 'n']" in (
+        wrong
+    )
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8-sig", "UTF-8", "latin-1", "cp1252", "utf-16", "utf_32"]
+)
+def test_csv_encoding_takes_any_file_encoding_python_knows(encoding: str) -> None:
+    config = parse_config({**BASE, "csv": {"encoding": encoding}}, environ={})
+    assert config.csv.encoding == encoding
+
+
+@pytest.mark.parametrize(
+    ("encoding", "why"),
+    [
+        ("klingon", "is not an encoding Python knows"),
+        ("rot13", "is not a file encoding"),
+        ("utf-7", "is not a file encoding"),
+        ("unicode_escape", "is not a file encoding"),
+        ("idna", "is not a file encoding"),
+    ],
+)
+def test_csv_encoding_refuses_what_is_not_a_file_encoding(encoding: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=r"csv\.encoding") as e:
+        parse_config({**BASE, "csv": {"encoding": encoding}}, environ={})
+    assert why in str(e.value)

@@ -218,7 +218,7 @@ def test_a_key_unique_over_every_row_keeps_last_wins(tmp_path: Path) -> None:
     assert "CHECK THE KEY: guessed customer_id (unique in all 3 rows)" in notes
 
 
-def test_a_key_wider_than_two_columns_is_named_and_duplicates_are_rejected(
+def test_a_key_of_three_columns_is_a_partition_key_and_a_composite_sort_key(
     tmp_path: Path,
 ) -> None:
     out = io.StringIO()
@@ -230,14 +230,14 @@ def test_a_key_wider_than_two_columns_is_named_and_duplicates_are_rejected(
     path = write(tmp_path, out.getvalue())
     cfg, notes, text = infer(path)
 
-    # the best pair leaves the fewest rows repeating: 20 keys for 60 rows
-    assert (cfg["table"]["partition_key"], cfg["table"]["sort_key"]) == ("product", "day")
-    assert cfg["duplicates"] == "reject"
-    assert "CHECK THE KEY: guessed product + day, but 40 of all 60 rows repeat" in notes[-3]
-    assert "shop + product + day identify a row together" in notes[-2]
-    assert "at most two columns" in notes[-2]
-    assert "add one column that identifies each row" in notes[-1]
-    assert "# shop + product + day identify a row together" in text
+    assert cfg["table"]["partition_key"] == "shop"
+    assert cfg["table"]["sort_key"] == ["product", "day"]
+    assert "sort_key: [product, day]" in text
+    assert cfg["duplicates"] == "last_wins"
+    assert "CHECK THE KEY: guessed shop + product + day (unique in all 60 rows)" in notes
+    config = parse_config(cfg, environ={})  # loads as written
+    assert config.key == ("shop", "product", "day")
+    assert config.table.physical_key == ("shop", "product#day")
 
 
 def test_no_unique_set_rejects_duplicates_and_says_so(tmp_path: Path) -> None:
@@ -264,20 +264,29 @@ def test_delimiters_are_told_apart_by_parsing(tmp_path: Path) -> None:
     assert cfg["csv"] == {"delimiter": "\t"} and cfg["suffix"] == ".tsv"
 
 
-def test_utf16_is_refused_with_the_command_that_converts_it(tmp_path: Path) -> None:
+def test_utf16_is_read_and_its_encoding_written(tmp_path: Path) -> None:
     path = tmp_path / "wide.csv"
     path.write_bytes("id,name\n1,Zoë\n".encode("utf-16"))
-    with pytest.raises(DataError, match=r"UTF-16 .* iconv -f UTF-16 -t UTF-8"):
-        infer_config(str(path))
+    cfg, notes, _ = infer(path)
+    assert cfg["csv"] == {"encoding": "utf-16"}
+    assert "the file is UTF-16 (it starts with a byte-order mark): csv.encoding: utf-16" in notes
+
+
+def test_a_windows_1252_file_is_read_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("id,city\n1,Oslo\n2,Bogotá\n3,Zürich\n".encode("latin-1"))
+    cfg, notes, _ = infer(path)
+    assert cfg["csv"] == {"encoding": "cp1252"}
+    assert any("the file is not UTF-8 (byte 0xe1 on line 3 is not)" in n for n in notes)
+    assert not any("byte(s) are not valid" in n for n in notes)
 
 
 def test_bytes_that_are_not_utf8_are_reported_with_their_line(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.csv"
-    path.write_bytes("id,city\n1,Oslo\n2,Bogotá\n3,Zürich\n".encode("latin-1"))
-    _, notes, _ = infer(path)
-    bad = next(n for n in notes if "not UTF-8" in n)
-    assert "2 byte(s) are not UTF-8 (the first at line 3)" in bad
-    assert "iconv -f CP1252 -t UTF-8" in bad
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("id,city\n1,Zürich\n2,Bogotá\n".encode() + b"3,caf\xe9\n")
+    cfg, notes, _ = infer(path)
+    assert "csv" not in cfg
+    assert "1 byte(s) are not valid UTF-8 (the first at line 4): a load rejects those rows" in notes
 
 
 def test_rows_of_the_wrong_width_are_reported_with_their_line(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ it with uvicorn, on AWS ``batchdrop.api.lambda_handler.handler`` runs it behind 
   item, and ``begins_with`` and ``cursor`` are refused (there is nothing to continue).
 - ``GET /items/{partition}/{sort}``: one item by its full key, 404 when absent (only on a
   table with a sort key).
+- A composite key is one path segment per column: ``/items/UA/1545`` is the partition of
+  ``[carrier, flight]``, ``/items/UA/1545/2013-01-01/1`` one item of it.
 - ``GET /runs``, ``GET /runs/{run_id}``: the ledger, newest first.
 - ``GET /health``.
 
@@ -35,7 +37,7 @@ from ..ports import RUN_FIELDS, Page
 from ..report import BUSY, FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED, SKIPPED
 from . import docs
 from .encoding import NOT_VALID, CursorError, decode_cursor, dumps, encode_cursor
-from .keys import KeyError400, KeyPath, Keys, key_from_scope
+from .keys import KeyError400, KeyPath, Keys, KeyTexts, key_from_scope
 
 T = TypeVar("T")
 RunStatus = Literal[
@@ -102,9 +104,9 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
         except ValueError as e:
             raise ApiError(400, f"the backend refused this request: {e}") from None
 
-    def real_key(request: Request, partition: str, sort: str | None) -> tuple[str, str | None]:
+    def real_key(request: Request, partition: str, sort: str | None) -> KeyTexts:
         found = key_from_scope(request.scope)
-        return found if found is not None else (partition, sort)
+        return found if found is not None else ((partition,), None if sort is None else (sort,))
 
     # --- errors -----------------------------------------------------------------------------
 
@@ -144,7 +146,14 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
     limit_q = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page"), DIGITS]
     cursor_q = Annotated[str | None, Query(description="next_cursor of the previous page")]
     prefix_q = Annotated[str | None, Query(description="only sort keys that begin with this")]
-    partition_p = Annotated[str, Path(description=f"the {keys.partition.name} to read")]
+    partition_p = Annotated[
+        str,
+        Path(
+            description=f"the {keys.partition.name} to read"
+            if len(keys.partitions) == 1
+            else f"the {keys.partition_name} to read, one path segment each"
+        ),
+    ]
 
     @app.get(
         "/items/{partition}",
@@ -158,14 +167,14 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
         cursor: cursor_q = None,
         begins_with: prefix_q = None,
     ) -> Response:
-        text, _ = real_key(request, partition, None)
-        pk = parse_key(keys, "partition", text)
+        texts, _ = real_key(request, partition, None)
+        pk = parse_key(keys, "partition", texts)
         if keys.sort is None:
             if begins_with is not None:
                 raise ApiError(
                     400,
                     "begins_with: this table has no sort key "
-                    f"(its key is {keys.partition.name!r} alone)",
+                    f"(its key is {keys.partition_name!r} alone)",
                 )
             if cursor is not None:
                 raise ApiError(
@@ -173,14 +182,16 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
                     "cursor: this table has no sort key, so a partition holds "
                     "one item and there is no next page",
                 )
-            item = await call(store.table.get, (pk,)) if keys.storable(pk, "partition") else None
+            item = None
+            if keys.all_storable(pk, keys.partitions, "partition"):
+                item = await call(store.table.get, _flat(keys, pk))
             return json_response(page_body(Page([item] if item else []), None))
         prefix = begins_with or None
-        if prefix is not None and keys.sort.type != "string":
+        if prefix is not None and not keys.sort_is_text:
             raise ApiError(
                 400,
                 f"begins_with: the sort key {keys.sort.name!r} is "
-                f"{_a(keys.sort.type)}; begins_with needs a string sort key",
+                f"{_a(keys.sort.type)}; begins_with needs a string, date or datetime sort key",
             )
         after = None
         if cursor is not None:
@@ -191,7 +202,9 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
                 raise ApiError(400, str(e)) from None
             except ValueError:
                 raise ApiError(400, NOT_VALID) from None
-        if not keys.storable(pk, "partition") or (prefix and not keys.prefix_storable(prefix)):
+        if not keys.all_storable(pk, keys.partitions, "partition") or (
+            prefix and not keys.prefix_storable(prefix)
+        ):
             return json_response(page_body(Page([]), None))
         page = await call(store.table.query, pk, begins_with=prefix, after=after, limit=limit)
         token = encode_cursor(page.next, pk, prefix) if page.next is not None else None
@@ -208,20 +221,25 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
         async def get_item(
             request: Request,
             partition: partition_p,
-            sort: Annotated[str, Path(description=f"the {sort_field.name}")],
+            sort: Annotated[
+                str,
+                Path(
+                    description=f"the {sort_field.name}"
+                    if len(keys.sorts) == 1
+                    else f"the {keys.sort_name}, one path segment each"
+                ),
+            ],
         ) -> Response:
-            p_text, s_text = real_key(request, partition, sort)
-            pk = parse_key(keys, "partition", p_text)
-            sk = parse_key(keys, "sort", s_text or "")
+            p_texts, s_texts = real_key(request, partition, sort)
+            pk = parse_key(keys, "partition", p_texts)
+            sk = parse_key(keys, "sort", s_texts or ("",))
             item = None
-            if keys.storable(pk, "partition") and keys.storable(sk, "sort"):
-                item = await call(store.table.get, (pk, sk))
+            if keys.all_storable(pk, keys.partitions, "partition") and keys.all_storable(
+                sk, keys.sorts, "sort"
+            ):
+                item = await call(store.table.get, _flat(keys, pk) + _flat(keys, sk, "sort"))
             if item is None:
-                raise ApiError(
-                    404,
-                    f"no item with {keys.partition.name} = {p_text!r} and "
-                    f"{sort_field.name} = {s_text!r}",
-                )
+                raise ApiError(404, f"no item with {_said(keys, p_texts, s_texts or ())}")
             return json_response(shape(item))
 
     @app.get("/runs", summary="The run ledger, newest first", responses=docs.runs_responses())
@@ -269,17 +287,29 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
 
     app.state.backends = store
     app.openapi = docs.openapi_builder(app, config)  # type: ignore[method-assign]
-    app.add_middleware(KeyPath, has_sort_key=keys.sort is not None)
+    app.add_middleware(KeyPath, partition_parts=len(keys.partitions), sort_parts=len(keys.sorts))
     return app
 
 
-def parse_key(keys: Keys, role: str, text: str) -> Any:
-    field = keys.partition if role == "partition" else keys.sort
-    assert field is not None
+def parse_key(keys: Keys, role: str, texts: tuple[str, ...]) -> Any:
+    """The typed key part (a tuple for a composite one); a 400 naming what is wrong."""
+    fields = keys.partitions if role == "partition" else keys.sorts
     try:
-        return keys.parse(field, role, text)
+        return keys.parse_all(fields, role, texts)
     except KeyError400 as e:
         raise ApiError(400, str(e)) from None
+
+
+def _flat(keys: Keys, value: Any, role: str = "partition") -> tuple[Any, ...]:
+    fields = keys.partitions if role == "partition" else keys.sorts
+    return tuple(value) if len(fields) > 1 else (value,)
+
+
+def _said(keys: Keys, p_texts: tuple[str, ...], s_texts: tuple[str, ...]) -> str:
+    fields = [*keys.partitions, *keys.sorts]
+    return " and ".join(
+        f"{f.name} = {t!r}" for f, t in zip(fields, p_texts + s_texts, strict=False)
+    )
 
 
 def _a(word: str) -> str:

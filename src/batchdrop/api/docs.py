@@ -8,12 +8,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from ..config import Config
-from .keys import param_schema, value_schema
+from ..config import Config, SchemaField
+from .keys import PREFIX_TYPES, param_schema, value_schema
 
 DESCRIPTION = (
     "Read the items batchdrop loaded, by their key, and the ledger of its runs.\n\n"
     "A partition key holding '/' is sent as %2F; a sort key may hold '/' as is. "
+    "A composite key (several columns) is one path segment per column, in order: "
+    "/items/{p1}/{p2} lists a partition, /items/{p1}/{p2}/{s1}/{s2} is one item. "
+    "A date or datetime key is taken in ISO 8601 as well as in its field's format, and "
+    "`begins_with` reads its ISO 8601 text (2026-01 is January 2026). "
     "Pages: pass `next_cursor` back as `cursor` until it is null."
 )
 
@@ -135,11 +139,12 @@ def run_responses() -> dict[int | str, dict[str, Any]]:
 
 def openapi_builder(app: FastAPI, config: Config) -> Callable[[], dict[str, Any]]:
     """``app.openapi``: FastAPI's document, with 400 in place of 422 and typed key parameters."""
-    partition = config.schema_.field(config.table.partition_key)
-    sort = config.schema_.field(config.table.sort_key) if config.table.sort_key else None
+    table = config.table
+    partitions = [config.schema_.field(c) for c in table.partition_columns]
+    sorts = [config.schema_.field(c) for c in table.sort_columns]
     # parameters the API refuses on this table: not offered, so no client is led to send them
-    refused = set() if sort is not None else {"cursor"}
-    if sort is None or sort.type != "string":
+    refused = set() if sorts else {"cursor"}
+    if not sorts or (len(sorts) == 1 and sorts[0].type not in PREFIX_TYPES):
         refused.add("begins_with")
 
     def build() -> dict[str, Any]:
@@ -159,9 +164,9 @@ def openapi_builder(app: FastAPI, config: Config) -> Callable[[], dict[str, Any]
                     if param.get("in") != "path":
                         continue
                     if param["name"] == "partition":
-                        param["schema"] = param_schema(partition)
-                    elif param["name"] == "sort" and sort is not None:
-                        param["schema"] = param_schema(sort)
+                        param["schema"] = _key_param(partitions, table.key_separator)
+                    elif param["name"] == "sort" and sorts:
+                        param["schema"] = _key_param(sorts, table.key_separator)
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
@@ -170,6 +175,20 @@ def openapi_builder(app: FastAPI, config: Config) -> Callable[[], dict[str, Any]
         return doc
 
     return build
+
+
+def _key_param(fields: list[SchemaField], separator: str) -> dict[str, Any]:
+    """A key part's path parameter: typed for one column; for a composite key, one path
+    segment per column (the parameter stands for all of them)."""
+    if len(fields) == 1:
+        return param_schema(fields[0])
+    names = ", ".join(f"{f.name} ({f.type})" for f in fields)
+    shape = "/".join("{" + f.name + "}" for f in fields)
+    return {
+        "type": "string",
+        "minLength": 1,
+        "description": f"{names}: one path segment each, {shape}; stored joined by {separator!r}",
+    }
 
 
 def explain_validation(errors: Sequence[Any]) -> str:

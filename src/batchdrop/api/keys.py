@@ -6,11 +6,14 @@ decode ``%2F`` before routing, which would split a partition in two, so ``KeyPat
 segments from the raw (still encoded) path when the server gives one, and re-targets the
 request at the route its real segments belong to. Lambda behind API Gateway gives no raw path
 (the gateway decodes it): there, a '/' is allowed in the sort key only.
+
+A composite key (a list of columns) takes one segment per column, the partition's first; the
+last column of each part takes what is left, so it alone may hold a '/' sent as is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote
@@ -25,16 +28,20 @@ SCOPE_KEY = "batchdrop.key"
 PREFIX = "/items/"
 
 INT64 = (-(2**63), 2**63 - 1)
+#: sort key types whose stored text begins_with reads: dates and datetimes in ISO 8601
+PREFIX_TYPES = ("string", "date", "datetime")
 # What DynamoDB can store as a key: string bytes per role.
 DYNAMO_STRING_BYTES = {"partition": 2048, "sort": 1024}
 
 
 class KeyPath:
-    """ASGI middleware: put the decoded key segments of /items/… requests in the scope."""
+    """ASGI middleware: put the decoded key segments of /items/… requests in the scope, as
+    (partition texts, sort texts or None): one segment per column of a composite key."""
 
-    def __init__(self, app: ASGIApp, *, has_sort_key: bool):
+    def __init__(self, app: ASGIApp, *, partition_parts: int = 1, sort_parts: int = 0):
         self.app = app
-        self.has_sort_key = has_sort_key
+        self.partition_parts = partition_parts
+        self.sort_parts = sort_parts
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -43,18 +50,32 @@ class KeyPath:
                 segments = _raw_segments(scope, route_path)
                 if segments is None:
                     segments = route_path[len(PREFIX) :].split("/")
-                if self.has_sort_key and len(segments) > 1:
-                    key: tuple[str, str | None] = (segments[0], "/".join(segments[1:]))
-                else:
-                    key = ("/".join(segments), None)
+                key = split_key(segments, self.partition_parts, self.sort_parts)
                 scope = dict(scope)
                 scope[SCOPE_KEY] = key
                 # route on a path whose segments are the real ones, whatever they hold
-                shape = PREFIX + quote(key[0], safe="")
+                shape = PREFIX + quote("/".join(key[0]), safe="")
                 if key[1] is not None:
-                    shape += "/" + quote(key[1], safe="")
+                    shape += "/" + quote("/".join(key[1]), safe="")
                 scope["path"] = scope.get("root_path", "") + shape
         await self.app(scope, receive, send)
+
+
+KeyTexts = tuple[tuple[str, ...], tuple[str, ...] | None]
+
+
+def split_key(segments: list[str], partition_parts: int, sort_parts: int) -> KeyTexts:
+    """Path segments → (partition texts, sort texts or None). The last column of each part
+    takes the segments left over, so a '/' in it may be sent as is."""
+    if sort_parts and len(segments) > partition_parts:
+        rest = segments[partition_parts:]
+        if len(rest) > sort_parts:
+            rest = [*rest[: sort_parts - 1], "/".join(rest[sort_parts - 1 :])]
+        return tuple(segments[:partition_parts]), tuple(rest)
+    if len(segments) > partition_parts:
+        keep = partition_parts - 1
+        segments = [*segments[:keep], "/".join(segments[keep:])]
+    return tuple(segments), None
 
 
 def _route_path(scope: Scope) -> str:
@@ -86,7 +107,7 @@ def _raw_segments(scope: Scope, route_path: str) -> list[str] | None:
     return None
 
 
-def key_from_scope(scope: Scope) -> tuple[str, str | None] | None:
+def key_from_scope(scope: Scope) -> KeyTexts | None:
     value = scope.get(SCOPE_KEY)
     return value if isinstance(value, tuple) else None
 
@@ -99,12 +120,38 @@ class Keys:
     """The table's key fields, and what the backend can store as a key."""
 
     def __init__(self, config: Config):
-        schema = config.schema_
-        self.partition: SchemaField = schema.field(config.table.partition_key)
-        self.sort: SchemaField | None = (
-            schema.field(config.table.sort_key) if config.table.sort_key else None
+        schema, table = config.schema_, config.table
+        self.partitions = [schema.field(c) for c in table.partition_columns]
+        self.sorts = [schema.field(c) for c in table.sort_columns]
+        self.separator = table.key_separator
+        #: the first column of each (the only one, unless the key is composite)
+        self.partition: SchemaField = self.partitions[0]
+        self.sort: SchemaField | None = self.sorts[0] if self.sorts else None
+        #: the names as the API says them: 'carrier' or 'carrier, flight'
+        self.partition_name = ", ".join(f.name for f in self.partitions)
+        self.sort_name = ", ".join(f.name for f in self.sorts)
+        #: whether begins_with applies: a sort key stored as text (ISO 8601 for dates), or a
+        #: composite one (joined text)
+        self.sort_is_text = len(self.sorts) > 1 or (
+            self.sort is not None and self.sort.type in PREFIX_TYPES
         )
         self.dynamo = config.table.url.startswith("dynamodb://")
+
+    def parse_all(self, fields: list[SchemaField], role: str, texts: Sequence[str]) -> Any:
+        """The typed value of a key part from its texts: a tuple for a composite part."""
+        if len(texts) != len(fields):
+            names = ", ".join(f.name for f in fields)
+            shape = "/".join("{" + f.name + "}" for f in fields)
+            raise KeyError400(
+                f"the {role} key is {names}: give {len(fields)} path segment(s), {shape} "
+                f"({len(texts)} given)"
+            )
+        values = tuple(self.parse(f, role, t) for f, t in zip(fields, texts, strict=True))
+        return values if len(fields) > 1 else values[0]
+
+    def all_storable(self, value: Any, fields: list[SchemaField], role: str) -> bool:
+        values = value if len(fields) > 1 else (value,)
+        return all(self.storable(v, role) for v in values)
 
     def parse(self, field: SchemaField, role: str, text: str) -> Any:
         if text == "":
@@ -143,6 +190,8 @@ class Keys:
         to start; anything else (a list, a tagged decimal, a number too big for the backend,
         text that is not of the key's type) never reaches the table.
         """
+        if len(self.sorts) > 1:
+            return self._composite_position(value)
         field = self.sort
         if field is None or isinstance(value, bool) or not isinstance(value, str | int):
             raise ValueError("not a sort-key value")
@@ -157,6 +206,24 @@ class Keys:
         if isinstance(typed, bool):
             return int(typed)  # as SQLite stores it (DynamoDB has no boolean keys)
         return typed if isinstance(typed, int | str) else to_text(typed)
+
+    def _composite_position(self, value: Any) -> Any:
+        """A composite sort key's position: its columns' values (SQLite hands out a tuple of
+        them) or their joined text (DynamoDB), one part per column either way."""
+        if isinstance(value, str):
+            parts: Sequence[Any] = value.split(self.separator)
+        elif isinstance(value, tuple):
+            parts = value
+        else:
+            raise ValueError("not a sort-key value")
+        if len(parts) != len(self.sorts):
+            raise ValueError("not a sort-key value")
+        for part in parts:
+            if isinstance(part, bool) or not isinstance(part, str | int):
+                raise ValueError("not a sort-key value")
+            if isinstance(part, str) and not _utf8(part):
+                raise ValueError("a sort-key value the table cannot hold")
+        return value
 
 
 def _utf8(text: str) -> bool:

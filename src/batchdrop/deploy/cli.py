@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +88,11 @@ def package(
 def deploy(
     ctx: click.Context, stack_name: str | None, email: str | None, package_path: Path | None
 ) -> None:
-    """Create or update the stack through a change set, wait, and print its outputs."""
+    """Create or update the stack through a change set, wait, and print its outputs.
+
+    The inbound bucket's notification is then checked: an emulator that leaves it out of a
+    stack gets it applied (and says so).
+    """
     import hashlib
 
     from .package import Package, build_package
@@ -123,15 +128,19 @@ def deploy(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def destroy(ctx: click.Context, stack_name: str | None, force: bool, yes: bool) -> None:
-    """Delete the stack; buckets that still hold files are kept unless --force."""
+    """Delete the stack; buckets that still hold files are kept unless --force.
+
+    Asks first (unless --yes); answering no exits 1 with nothing destroyed.
+    """
     from .stack import StackClient
 
     config = _config(ctx)
     settings = deploy_settings(config)
     name = check_stack_name(stack_name) if stack_name else settings.resolved_stack_name(config)
     what = "and every file in its buckets" if force else "(buckets holding files are kept)"
-    if not yes:
-        click.confirm(f"Delete stack {name} {what}?", abort=True)
+    if not yes and not click.confirm(f"Delete stack {name} {what}?"):
+        click.echo(f"batchdrop: nothing destroyed: stack {name} is still there", err=True)
+        sys.exit(1)
     with _aws_errors(f"cannot delete stack {name}"):
         StackClient(config, echo=click.echo).destroy(name, force=force)
 

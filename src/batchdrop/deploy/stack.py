@@ -7,6 +7,9 @@ empty change set is deleted, and nothing else happens.
 The config's webhook URLs, which are credentials, go to an SSM SecureString parameter before
 the stack is applied (CloudFormation cannot create SecureString parameters); the template only
 names it and pins its version. ``destroy`` deletes it with the stack.
+
+Once the stack is up, the inbound bucket's notification is checked against the template's (an
+emulator may leave it out): ``notification.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..aws.secrets import parameter_name, webhooks
 from ..errors import BatchdropError, ConfigError, TransientError
+from .notification import ensure_notification
 from .package import Package
+from .policy import Json
 from .settings import DeploySettings
 from .template import VERSION_PARAMETER, build_template, to_yaml
 
@@ -213,7 +218,8 @@ class StackClient:
 
         bucket = self.artifact_bucket(settings)
         key = self.upload(package, bucket, stack_name)
-        body = to_yaml(build_template(config, settings))
+        template = build_template(config, settings)
+        body = to_yaml(template)
         current = self.stack(stack_name)
         status = current["StackStatus"] if current else None
         if status == "ROLLBACK_COMPLETE":
@@ -239,13 +245,13 @@ class StackClient:
             # some CloudFormation implementations refuse an empty update outright
             if not any(text in str(e) for text in NO_CHANGES):
                 raise DeployError(f"cannot create a change set for {stack_name}: {e}") from None
-            return self._unchanged(stack_name, stale)
+            return self._unchanged(stack_name, stale, template)
         described = self._wait_change_set(change["Id"], stack_name)
         if described["Status"] == "FAILED":
             reason = described.get("StatusReason", "")
             if any(text in reason for text in NO_CHANGES):
                 self.cfn.delete_change_set(ChangeSetName=change["Id"], StackName=stack_name)
-                return self._unchanged(stack_name, stale)
+                return self._unchanged(stack_name, stale, template)
             raise DeployError(f"change set for {stack_name} failed: {reason}")
         for c in described.get("Changes", []):
             rc = c.get("ResourceChange", {})
@@ -261,13 +267,25 @@ class StackClient:
         if stale:
             self.delete_webhooks(stack_name)
         outputs = self.outputs(stack_name)
+        self._check_notification(template, outputs)
         return DeployResult(stack_name, True, outputs)
 
-    def _unchanged(self, stack_name: str, stale: bool) -> DeployResult:
+    def _unchanged(self, stack_name: str, stale: bool, template: Json) -> DeployResult:
         self.echo(f"stack {stack_name} is up to date: no changes")
         if stale:
             self.delete_webhooks(stack_name)
-        return DeployResult(stack_name, False, self.outputs(stack_name))
+        outputs = self.outputs(stack_name)
+        self._check_notification(template, outputs)
+        return DeployResult(stack_name, False, outputs)
+
+    def _check_notification(self, template: Json, outputs: dict[str, str]) -> None:
+        clients = {"s3": self.s3}
+        ensure_notification(
+            lambda service: clients.get(service) or self._client(service),
+            template,
+            outputs,
+            self.echo,
+        )
 
     def _create_change_set(
         self,

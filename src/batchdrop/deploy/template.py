@@ -40,6 +40,26 @@ def s3_prefix(url: str) -> str:
     return prefix
 
 
+def key_attributes(config: Config) -> list[tuple[str, str, str]]:
+    """(attribute, type, HASH or RANGE) of the table's key: a composite key is one text
+    attribute holding its columns' values joined by the separator."""
+    table = config.table
+    out = []
+    for attr, columns, kind in zip(
+        table.physical_key,
+        (table.partition_columns, table.sort_columns),
+        ("HASH", "RANGE"),
+        strict=True,
+    ):
+        if attr is None:
+            continue
+        if len(columns) > 1:
+            out.append((attr, "S", kind))
+        else:
+            out.append((attr, key_attribute_type(config, attr), kind))
+    return out
+
+
 def key_attribute_type(config: Config, name: str) -> str:
     kind = config.schema_.field(name).type
     if kind in ("integer", "number"):
@@ -103,10 +123,7 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
         res["InvokePermission"] = r.invoke_permission(inbound_arn)
         res["EventInvokeConfig"] = r.event_invoke_config()
 
-    key = [(config.table.partition_key, "HASH")]
-    if config.table.sort_key:
-        key.append((config.table.sort_key, "RANGE"))
-    res["Table"] = r.table(s, [(n, key_attribute_type(config, n), kind) for n, kind in key])
+    res["Table"] = r.table(s, key_attributes(config))
     res["LedgerTable"] = r.ledger_table(s)
     res["Topic"] = {
         "Type": "AWS::SNS::Topic",

@@ -14,6 +14,7 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -118,6 +119,19 @@ class LocalStore:
                     continue  # taken by another process while we looked
         found.sort(key=lambda ref: (ref.modified, ref.name))
         return found
+
+    def passed_over(self, suffixes: Sequence[str]) -> tuple[str, ...]:
+        """The visible files here that ``list`` does not take because of their suffix (what a
+        user who dropped ``orders.tsv`` for a ``.csv`` config needs to be told)."""
+        if not self.root.is_dir():
+            return ()
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(HIDDEN))
+            for fn in sorted(filenames):
+                if not fn.startswith(HIDDEN) and not fn.endswith(tuple(suffixes)):
+                    found.append(Path(dirpath, fn).relative_to(self.root).as_posix())
+        return tuple(found)
 
     def stat(self, name: str, *, versioned: bool = True) -> FileRef | None:
         try:
@@ -232,3 +246,23 @@ class LocalStore:
         src = Path(local_path)
         src.chmod(0o666 & ~UMASK)  # a temporary file is private; a report is for people
         return self._place(src, name, keep_source=True)
+
+
+class KeepOriginal(LocalStore):
+    """A file given to ``batchdrop process`` from outside the inbound directory: the archive
+    (or errors) gets a copy of its own (not a hard link, which an edit of the original would
+    change too), and the user's file stays where it is."""
+
+    def move(self, ref: FileRef, dest: FileStore, name: str | None = None) -> str:
+        src = self._path(ref.name)
+        if not os.path.lexists(src):
+            raise FileNotFoundError(f"{ref.url} is no longer there")
+        if ref.special:  # nothing to copy: the entry stays, and the receipt says so
+            return str(src)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="batchdrop-copy-") as tmp:
+            copy = Path(tmp, Path(ref.name).name)
+            shutil.copyfile(src, copy)
+            staged = LocalStore(tmp)
+            return staged.move(replace(ref, name=copy.name, url=str(copy)), dest, name or ref.name)

@@ -39,7 +39,9 @@ class DynamoTable:
     def __init__(self, config: Config, *, client: Any = None):
         self.config = config
         self.name = config.table.table_name
-        self.key = config.table.key
+        self.key: tuple[str, ...] = config.table.key
+        #: the key attributes: (partition, sort or None)
+        self.attrs = config.table.physical_key
         self.codec = ItemCodec(config)
         self.row_check = self.codec.check
         self._client = client
@@ -70,8 +72,8 @@ class DynamoTable:
                 raise ConfigError(
                     f"DynamoDB table {self.name!r} does not exist: deploy the stack "
                     f"(batchdrop deploy) or create it with partition key "
-                    f"{self.key[0]!r}"
-                    + (f" and sort key {self.key[1]!r}" if len(self.key) > 1 else ""),
+                    f"{self.attrs[0]!r}"
+                    + (f" and sort key {self.attrs[1]!r}" if self.attrs[1] else ""),
                     key="table.url",
                 ) from e
             if error_code(e) in ("AccessDeniedException", "UnrecognizedClientException", "403"):
@@ -83,20 +85,26 @@ class DynamoTable:
             raise _transient(e, f"describe table {self.name}") from e
         roles = {k["KeyType"]: k["AttributeName"] for k in desc["KeySchema"]}
         found = (roles.get("HASH"),) + ((roles["RANGE"],) if "RANGE" in roles else ())
-        if found != tuple(self.key):
+        want_key = tuple(a for a in self.attrs if a is not None)
+        if found != want_key:
             raise ConfigError(
                 f"DynamoDB table {self.name!r} has the key {list(found)}, the "
-                f"config says {list(self.key)}",
+                f"config says {list(want_key)}",
                 key="table",
             )
         types = {a["AttributeName"]: a["AttributeType"] for a in desc["AttributeDefinitions"]}
-        for name in self.key:
-            want = KEY_TYPES.get(self.codec.types[name])
+        for name in want_key:
+            joined = name in self.codec.joined_names
+            want = "S" if joined else KEY_TYPES.get(self.codec.types[name])
             if types.get(name) != want:
+                why = (
+                    "a composite key is text"
+                    if joined
+                    else (f"the schema's type {self.codec.types[name]!r} needs {want}")
+                )
                 raise ConfigError(
                     f"DynamoDB table {self.name!r} stores key {name!r} as type "
-                    f"{types.get(name)}, but the schema's type "
-                    f"{self.codec.types[name]!r} needs {want}",
+                    f"{types.get(name)}, but {why}",
                     key="table",
                 )
 
@@ -116,15 +124,17 @@ class DynamoTable:
     def query(
         self, partition: Any, *, begins_with: str | None = None, after: Any = None, limit: int = 100
     ) -> Page:
-        """One partition in sort-key order: Query with a key condition, never a Scan."""
-        pk = self.key[0]
+        """One partition in sort-key order: Query with a key condition, never a Scan.
+        ``partition`` is a tuple of values for a composite partition key."""
+        pk, sk = self.attrs
         names = {"#pk": pk}
-        values = {":pk": self.codec.key_value(pk, partition)}
+        parts = partition if self.codec.parts[0] > 1 else (partition,)
+        values = {":pk": self.codec.partition_value(parts)}
         condition = "#pk = :pk"
         if begins_with is not None:
-            if len(self.key) < 2:
+            if sk is None:
                 raise ValueError("begins_with needs a table with a sort key")
-            names["#sk"] = self.key[1]
+            names["#sk"] = sk
             values[":prefix"] = {"S": begins_with}
             condition += " AND begins_with(#sk, :prefix)"
         args: dict[str, Any] = {
@@ -134,8 +144,8 @@ class DynamoTable:
             "ExpressionAttributeValues": values,
         }
         start = None
-        if after is not None and len(self.key) > 1:
-            start = {pk: values[":pk"], self.key[1]: self.codec.key_value(self.key[1], after)}
+        if after is not None and sk is not None:
+            start = {pk: values[":pk"], sk: self.codec.key_value(sk, after)}
         items: list[dict[str, Any]] = []
         # Ask for one more than needed, so ``next`` is None exactly when nothing is left.
         while len(items) <= limit:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ..schema import join_key
+
 if TYPE_CHECKING:
     from ..config import Config
 
@@ -67,27 +69,64 @@ def value_size(attr: dict[str, Any]) -> int:
 
 
 class ItemCodec:
-    """Encodes rows of one schema (field order) and decodes items back to Python values."""
+    """Encodes rows of one schema (field order) and decodes items back to Python values.
+
+    A composite key (a list of columns) is stored twice: each column as its own typed
+    attribute, and their values joined by the separator as the key attribute (type S)."""
 
     def __init__(self, config: Config):
+        table = config.table
         self.fields = [f.name for f in config.schema_.fields]
         self.types = {f.name: f.type for f in config.schema_.fields}
-        self.key = config.table.key
+        self.key = table.key
         self.key_index = [self.fields.index(k) for k in self.key]
+        self.separator = table.key_separator
+        self.partition_attr, self.sort_attr = table.physical_key
+        #: (attribute, indexes of its columns in a row) of each key attribute that joins columns
+        self.joined: list[tuple[str, list[int]]] = [
+            (attr, [self.fields.index(c) for c in columns])
+            for attr, columns in zip(
+                table.physical_key, (table.partition_columns, table.sort_columns), strict=True
+            )
+            if attr is not None and len(columns) > 1
+        ]
+        self.joined_names = frozenset(attr for attr, _ in self.joined)
+        self.parts = (len(table.partition_columns), len(table.sort_columns))
         self._name_bytes = [len(n.encode("utf-8")) for n in self.fields]
 
     def item(self, row: Sequence[Any]) -> dict[str, Any]:
-        return {name: encode(v) for name, v in zip(self.fields, row, strict=True) if v is not None}
+        item = {name: encode(v) for name, v in zip(self.fields, row, strict=True) if v is not None}
+        for attr, at in self.joined:
+            item[attr] = {"S": join_key([row[i] for i in at], self.separator)}
+        return item
 
     def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(row[i] for i in self.key_index)
 
     def key_item(self, values: Sequence[Any]) -> dict[str, Any]:
+        """The key attributes of the item whose key columns hold ``values`` (in key order)."""
         if len(values) != len(self.key):
             raise ValueError(f"the key is {', '.join(self.key)}: give {len(self.key)} value(s)")
-        return {name: self.key_value(name, v) for name, v in zip(self.key, values, strict=True)}
+        n = self.parts[0]
+        out = {self.partition_attr: self.partition_value(values[:n])}
+        if self.sort_attr is not None:
+            sort = values[n:]
+            out[self.sort_attr] = (
+                {"S": join_key(sort, self.separator)}
+                if len(sort) > 1
+                else self.key_value(self.sort_attr, sort[0])
+            )
+        return out
+
+    def partition_value(self, values: Sequence[Any]) -> dict[str, Any]:
+        """The partition attribute's value for the partition key's column values."""
+        if len(values) > 1:
+            return {"S": join_key(values, self.separator)}
+        return self.key_value(self.partition_attr, values[0])
 
     def key_value(self, name: str, value: Any) -> dict[str, Any]:
+        if name in self.joined_names:
+            return {"S": value if isinstance(value, str) else str(value)}  # a cursor
         if isinstance(value, str) and KEY_TYPES.get(self.types[name]) == "N":
             return {"N": value}  # a cursor or a key given as text
         return encode(value)
@@ -99,6 +138,9 @@ class ItemCodec:
             if v is None or v == "":
                 return self.fields[i], "a key attribute cannot be empty in DynamoDB"
         size = 0
+        for attr, at in self.joined:
+            text = join_key([row[i] for i in at], self.separator)
+            size += len(attr.encode("utf-8")) + len(text.encode("utf-8"))
         for name, nbytes, v in zip(self.fields, self._name_bytes, row, strict=True):
             if v is None:
                 continue
@@ -118,6 +160,8 @@ class ItemCodec:
         """An item → Python values: integers as int, numbers as Decimal, dates as ISO strings."""
         out: dict[str, Any] = {}
         for name, attr in item.items():
+            if name in self.joined_names:
+                continue  # made of the columns, which are attributes of their own
             kind, v = next(iter(attr.items()))
             if kind == "N":
                 d = Decimal(v)
@@ -130,6 +174,6 @@ class ItemCodec:
 
     def cursor(self, key: dict[str, Any]) -> str | None:
         """The sort key value of a LastEvaluatedKey, as text (an opaque cursor for the caller)."""
-        if len(self.key) < 2 or self.key[1] not in key:
+        if self.sort_attr is None or self.sort_attr not in key:
             return None
-        return str(next(iter(key[self.key[1]].values())))
+        return str(next(iter(key[self.sort_attr].values())))

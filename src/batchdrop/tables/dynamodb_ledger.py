@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TransientError
 from ..ports import RUN_FIELDS, Claim, FileRef, RunState, iso_time, new_run_id
+from ..report import LOADED, LOADED_WITH_REJECTS
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -61,6 +62,12 @@ def ledger_table_spec(name: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+def _loaded(file_item: dict[str, Any]) -> bool:
+    """Whether the run recorded on a file version's item loaded it (rather than rejecting it)."""
+    receipt = json.loads(file_item["receipt"]) if file_item.get("receipt") else {}
+    return receipt.get("status") in (LOADED, LOADED_WITH_REJECTS)
 
 
 def _now_iso() -> str:
@@ -136,7 +143,9 @@ class DynamoLedger:
             else:
                 state = old.get("state")
                 lapsed = state == "running" and float(old.get("expires_at") or 0) < now
-                if not (state == "failed" or lapsed or (force and state == "done")):
+                # a rejected file wrote nothing: dropped again (its config fixed), it is loaded
+                again = state == "done" and (force or not _loaded(old))
+                if not (state == "failed" or lapsed or again):
                     claim = self._held(ref, old, now)
                     if claim is not None:
                         return claim

@@ -16,26 +16,18 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, SchemaField
+from ..config import Config
 from ..errors import ConfigError, TransientError
 from ..ports import RUN_FIELDS, Claim, FileRef, Page, iso_time, new_run_id
 from ..report import LOADED, LOADED_WITH_REJECTS, Receipt
+from .sqlite_types import SQL_TYPES, from_sql, number_from_sql, number_to_sql, to_sql
 
 RUNS = "_batchdrop_runs"
 RUN_COL = "_batchdrop_run"
-SQL_TYPES = {
-    "string": "TEXT",
-    "integer": "INTEGER",
-    "number": "TEXT",
-    "boolean": "INTEGER",
-    "date": "TEXT",
-    "datetime": "TEXT",
-}
 BUSY_TIMEOUT_S = 60.0
 
 
@@ -68,27 +60,6 @@ def translate(e: sqlite3.Error, path: str) -> Exception:
     return ConfigError(f"{path}: {text}")
 
 
-def _to_sql(field: SchemaField) -> Callable[[Any], Any] | None:
-    if field.type in ("number", "date", "datetime"):
-        return lambda v: (
-            None if v is None else (str(v) if isinstance(v, Decimal) else v.isoformat())
-        )
-    return None
-
-
-def _from_sql(field: SchemaField) -> Callable[[Any], Any]:
-    t = field.type
-    if t == "number":
-        return lambda v: None if v is None else Decimal(v)
-    if t == "boolean":
-        return lambda v: None if v is None else bool(v)
-    if t == "date":
-        return lambda v: None if v is None else date.fromisoformat(v)
-    if t == "datetime":
-        return lambda v: None if v is None else datetime.fromisoformat(v)
-    return lambda v: v
-
-
 class SqliteTable:
     single_pass = True
     row_check: Callable[[tuple[Any, ...]], tuple[str, str] | None] | None = None
@@ -97,13 +68,13 @@ class SqliteTable:
         self.path = path
         self.name = name
         self.config = config
-        self.key = config.table.key
+        self.key: tuple[str, ...] = config.table.key
         self.fields = list(config.schema_.fields)
         self.columns = [f.name for f in self.fields]
         self.conn = connect(path)
         self.ledger = SqliteLedger(self.conn, path, config.aws.claim_ttl_seconds)
-        self._readers = [_from_sql(f) for f in self.fields]
-        self._writers = [_to_sql(f) for f in self.fields]
+        self._readers = [from_sql(f) for f in self.fields]
+        self._writers = [to_sql(f) for f in self.fields]
 
     @classmethod
     def from_config(cls, config: Config) -> SqliteTable:
@@ -167,18 +138,26 @@ class SqliteTable:
     def query(
         self, partition: Any, *, begins_with: str | None = None, after: Any = None, limit: int = 100
     ) -> Page:
-        pk = self.key[0]
-        sk = self.key[1] if len(self.key) > 1 else None
-        sql = f"{self._select()} WHERE {q(pk)} = ?"
-        params: list[Any] = [self._bind(pk, partition)]
-        if sk is not None:
+        """``partition``: the partition key's value, a tuple of them for a composite one.
+        A composite sort key orders by its columns; ``after`` is then a tuple, and
+        ``begins_with`` is matched against their values joined as in a DynamoDB item."""
+        table = self.config.table
+        pks, sks = table.partition_columns, table.sort_columns
+        values = partition if len(pks) > 1 else (partition,)
+        sql = f"{self._select()} WHERE " + " AND ".join(f"{q(c)} = ?" for c in pks)
+        params: list[Any] = [self._bind(c, v) for c, v in zip(pks, values, strict=True)]
+        if sks:
             if begins_with:
-                sql += f" AND substr({q(sk)}, 1, ?) = ?"
+                sql += f" AND substr({self._joined(sks)}, 1, ?) = ?"
                 params += [len(begins_with), begins_with]
             if after is not None:
-                sql += f" AND {q(sk)} > ?"
-                params.append(after)
-            sql += f" ORDER BY {q(sk)}"
+                if len(sks) > 1:
+                    sql += f" AND ({', '.join(map(q, sks))}) > ({', '.join('?' * len(sks))})"
+                    params += [self._position(c, v) for c, v in zip(sks, after, strict=True)]
+                else:
+                    sql += f" AND {q(sks[0])} > ?"
+                    params.append(self._position(sks[0], after))
+            sql += f" ORDER BY {', '.join(map(q, sks))}"
         sql += " LIMIT ?"
         params.append(limit + 1)
         try:
@@ -189,8 +168,37 @@ class SqliteTable:
             raise translate(e, self.path) from None
         more = len(rows) > limit
         rows = rows[:limit]
-        nxt = rows[-1][self.columns.index(sk)] if (more and sk is not None) else None
+        nxt = None
+        if more and sks:
+            last = [self._cursor(c, rows[-1][self.columns.index(c)]) for c in sks]
+            nxt = tuple(last) if len(last) > 1 else last[0]
         return Page([self._row(r) for r in rows], nxt)
+
+    def _cursor(self, column: str, stored: Any) -> Any:
+        """A sort key's stored value as a page position: a number as its decimal text, the
+        form every table hands out (SQLite stores it as an integer, a REAL or a BLOB)."""
+        if self.fields[self.columns.index(column)].type == "number":
+            return str(number_from_sql(stored))
+        return stored
+
+    def _position(self, column: str, after: Any) -> Any:
+        if self.fields[self.columns.index(column)].type == "number" and isinstance(after, str):
+            return number_to_sql(Decimal(after))
+        return after
+
+    def _joined(self, columns: Sequence[str]) -> str:
+        """SQL for the text of a key's columns joined by the separator (one column: itself)."""
+        if len(columns) == 1:
+            return q(columns[0])
+        sep = "'" + self.config.table.key_separator.replace("'", "''") + "'"
+        parts = []
+        for c in columns:
+            kind = self.fields[self.columns.index(c)].type
+            if kind == "boolean":
+                parts.append(f"(CASE {q(c)} WHEN 1 THEN 'true' ELSE 'false' END)")
+            else:
+                parts.append(f"CAST({q(c)} AS TEXT)")
+        return f" || {sep} || ".join(parts)
 
     def close(self) -> None:
         self.conn.close()

@@ -1,0 +1,77 @@
+"""Schema types ↔ SQLite values and column types.
+
+A number column has NUMERIC affinity, so SQL sorts, compares and sums numbers as numbers. Each
+value goes in as an integer or a REAL when either holds that very value (read back it prints
+as the file wrote it, trailing zeros aside), else as its exact text in a BLOB: NUMERIC affinity
+would round text that looks like a number to a REAL, and leaves a BLOB alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ..config import SchemaField
+
+#: column types: SQL compares and aggregates numbers as numbers (see ``number_to_sql``); a
+#: table made when numbers were TEXT keeps its columns and loads as before
+SQL_TYPES = {
+    "string": "TEXT",
+    "integer": "INTEGER",
+    "number": "NUMERIC",
+    "boolean": "INTEGER",
+    "date": "TEXT",
+    "datetime": "TEXT",
+}
+INT64 = (-(2**63), 2**63 - 1)
+INFINITIES = (float("inf"), float("-inf"))
+
+
+def number_to_sql(v: Decimal | None) -> int | float | bytes | None:
+    """A number as SQLite holds it in a NUMERIC column: an integer or a REAL when either
+    holds this very value (read back, it prints as the file wrote it, but for trailing zeros),
+    else its exact text as a BLOB, which affinity leaves alone (text that looks like a number
+    would be rounded to a REAL)."""
+    if v is None:
+        return None
+    if v.adjusted() < 19:
+        i = int(v)
+        if i == v and INT64[0] <= i <= INT64[1]:
+            return i
+    f = float(v)
+    if f not in INFINITIES and Decimal(repr(f)) == v:
+        return f
+    return str(v).encode("ascii")
+
+
+def number_from_sql(v: Any) -> Decimal | None:
+    if v is None:
+        return None
+    if isinstance(v, float):
+        return Decimal(repr(v))
+    if isinstance(v, bytes):
+        return Decimal(v.decode("ascii"))
+    return Decimal(v)  # an int, or the text of a table made by a batchdrop before NUMERIC
+
+
+def to_sql(field: SchemaField) -> Callable[[Any], Any] | None:
+    if field.type == "number":
+        return number_to_sql
+    if field.type in ("date", "datetime"):
+        return lambda v: None if v is None else v.isoformat()
+    return None
+
+
+def from_sql(field: SchemaField) -> Callable[[Any], Any]:
+    t = field.type
+    if t == "number":
+        return number_from_sql
+    if t == "boolean":
+        return lambda v: None if v is None else bool(v)
+    if t == "date":
+        return lambda v: None if v is None else date.fromisoformat(v)
+    if t == "datetime":
+        return lambda v: None if v is None else datetime.fromisoformat(v)
+    return lambda v: v
