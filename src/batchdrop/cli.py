@@ -12,28 +12,18 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .cli_output import echo_receipt, progress_bar, status_style, tell_passed_over
 from .config import Config, load_config
 from .errors import BatchdropError, ConfigError
-from .report import (
-    BUSY,
-    FAILED,
-    LOADED,
-    LOADED_WITH_REJECTS,
-    REJECTED,
-    SKIPPED,
-    WOULD_LOAD,
-    WOULD_LOAD_WITH_REJECTS,
-    Receipt,
-)
+from .report import BUSY, FAILED, REJECTED, Receipt
 
 EXIT_REJECTED, EXIT_USAGE, EXIT_RETRY = 1, 2, 3
+_status_style = status_style  # the name cli_query imports
 #: optional libraries, and the extra that installs each
 OPTIONAL_EXTRAS = {
     "boto3": "aws",
@@ -44,7 +34,6 @@ OPTIONAL_EXTRAS = {
     "mangum": "api",
     "starlette": "api",
 }
-PROGRESS_MIN_BYTES = 4 << 20
 
 
 class State:
@@ -72,62 +61,6 @@ class State:
         return Pipeline(config, notifiers=notifiers)
 
 
-def _status_style(status: str) -> str:
-    return {
-        LOADED: "green",
-        LOADED_WITH_REJECTS: "yellow",
-        REJECTED: "red",
-        FAILED: "red",
-        SKIPPED: "dim",
-        BUSY: "dim",
-        WOULD_LOAD: "green",
-        WOULD_LOAD_WITH_REJECTS: "yellow",
-    }.get(status, "default")
-
-
-#: what happens to a row whose key an earlier row had, by ``duplicates`` policy
-KEPT = {"last_wins": "last row kept", "first_wins": "first row kept", "reject": "rejected"}
-
-
-def _echo_receipt(r: Receipt, as_json: bool, duplicates: str = "last_wins") -> None:
-    """One block per file: the name and status, the counts (duplicates beside rejects), where
-    the file went, the reason, the first rejected rows."""
-    if as_json:
-        click.echo(r.to_json())
-        return
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(highlight=False, soft_wrap=True)
-    style = _status_style(r.status)
-    console.print(f"[bold]{escape(r.file)}[/bold]  [{style}]{r.status}[/{style}]")
-    if r.reason:
-        console.print(f"  reason: {r.reason}", markup=False)
-    if r.status in (SKIPPED, BUSY):
-        if r.moved_to:
-            console.print(f"  moved to: {r.moved_to}", markup=False)
-        return
-    loaded = "would load" if r.dry_run else "loaded"
-    counts = (
-        f"  {r.rows_read} read · {r.rows_loaded} {loaded} · {r.rows_rejected} rejected · "
-        f"{r.rows_duplicate} duplicate"
-    )
-    if r.rows_duplicate and r.status != REJECTED:
-        counts += f" (key repeated; {KEPT.get(duplicates, duplicates)})"
-    console.print(counts, markup=False)
-    if r.moved_to:
-        console.print(f"  moved to: {r.moved_to}", markup=False)
-    for e in r.errors:
-        col = f", column {e['column']!r}" if e["column"] else ""
-        console.print(
-            f"  line {e['line']}{col}: {e['reason']} (value {e['value']!r})", markup=False
-        )
-    if r.rows_invalid > len(r.errors):
-        console.print(f"  … and {r.rows_invalid - len(r.errors)} more invalid row(s)")
-    if r.rejected_rows_report:
-        console.print(f"  rejected rows: {r.rejected_rows_report}", markup=False)
-
-
 def _exit_code(receipts: list[Receipt]) -> int:
     statuses = {r.status for r in receipts}
     if FAILED in statuses:
@@ -135,34 +68,6 @@ def _exit_code(receipts: list[Receipt]) -> int:
     if REJECTED in statuses:
         return EXIT_REJECTED
     return 0
-
-
-@contextmanager
-def _progress(size: int, label: str, enabled: bool) -> Iterator[Any]:
-    """A progress bar on stderr for big files when stderr is a terminal."""
-    if not enabled or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=size)
-        yield lambda done: bar.update(task, completed=done)
 
 
 LAZY_COMMANDS = {
@@ -255,7 +160,8 @@ def _state() -> State:
 def validate(file: str, as_json: bool) -> None:
     """Dry run: check FILE against the schema and print the receipt it would get.
 
-    Nothing is written, moved or sent. Exits 1 if the file would be rejected.
+    Nothing is written, moved or sent. The file is `valid`, `valid_with_rejects` (its good
+    rows would load) or `invalid`. Exits 1 if the file would be rejected.
     """
     pipeline = _state().pipeline(prints_receipts=not as_json)
     receipt = _run_one(pipeline, file, as_json, dry_run=True)
@@ -294,9 +200,10 @@ def _run_one(
             path = inbound_path
         else:
             raise ConfigError(f"{file}: no such file")
-    with _progress(path.stat().st_size, path.name, not as_json) as progress:
+    with progress_bar(path.stat().st_size, path.name, not as_json) as progress:
         receipt = _process_path(pipeline, path, progress=progress, move=move, **options)
-    _echo_receipt(receipt, as_json, pipeline.config.duplicates)
+    dry_run = bool(options.get("dry_run"))
+    echo_receipt(receipt, as_json, pipeline.config.duplicates, dry_run=dry_run)
     return receipt
 
 
@@ -337,7 +244,8 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     """Process the files waiting in inbound, oldest first, then watch for new ones.
 
     Files whose name starts with '.' or '_' are never taken: write a file under such a name
-    and rename it when it is complete, or rely on --settle. Ctrl-C stops cleanly after the
+    and rename it when it is complete, or rely on --settle. A file with another suffix is
+    named once, with why it is not taken. Ctrl-C stops cleanly after the
     current file; a second Ctrl-C stops at once (the file's rows are rolled back and the next
     run loads it again).
 
@@ -363,7 +271,7 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     receipts: list[Receipt] = []
     errors = 0
     for receipt in pipeline.recover():
-        _echo_receipt(receipt, as_json, policy)
+        echo_receipt(receipt, as_json, policy)
     told: set[str] = set()  # files passed over, said once each
     #: while watching, a file that failed waits before its next try, longer each time
     retry_at: dict[str, float] = {}
@@ -373,7 +281,7 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
         while not stopping["now"]:
             now = time.time()
             if not as_json:
-                _tell_passed_over(pipeline, told)
+                tell_passed_over(pipeline, told)
             pending = pipeline.pending()
             if not once:  # a file still being written waits for the next look
                 pending = [
@@ -395,7 +303,7 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
                 if receipt.status == FAILED:
                     retry_at[ref.name] = time.time() + _backoff(interval, receipt.attempt)
                 if receipt.status != BUSY:
-                    _echo_receipt(receipt, as_json, policy)
+                    echo_receipt(receipt, as_json, policy)
                 receipts.append(receipt)
             if once:
                 break
@@ -413,29 +321,11 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     sys.exit(EXIT_RETRY if errors else _exit_code(receipts))
 
 
-def _tell_passed_over(pipeline: Any, told: set[str]) -> None:
-    """Say once, for each file waiting in inbound that this config does not take, why."""
-    passed_over = getattr(pipeline.inbound, "passed_over", None)
-    if passed_over is None:  # a store that cannot tell (S3): nothing to say
-        return
-    suffix = pipeline.config.suffix
-    for name in passed_over(pipeline.suffixes):
-        if name in told:
-            continue
-        told.add(name)
-        ext = "".join(Path(name).suffixes[-2:]) if name.endswith(".gz") else Path(name).suffix
-        hint = f"; set suffix: {ext}" if ext and ext != ".gz" else ""
-        click.echo(
-            f"batchdrop: {name}: not taken (this config takes {suffix} and {suffix}.gz{hint})",
-            err=True,
-        )
-
-
 def _take(pipeline: Any, ref: Any, as_json: bool) -> Receipt | None:
     """Process one waiting file. Whatever goes wrong with it is said in one line and the run
     goes on to the next file (None); only a config error, which every file would meet, stops
     the run."""
-    with _progress(ref.size, ref.name, not as_json) as progress:
+    with progress_bar(ref.size, ref.name, not as_json) as progress:
         try:
             return pipeline.process_ref(ref, progress=progress)  # type: ignore[no-any-return]
         except (ConfigError, FileNotFoundError):

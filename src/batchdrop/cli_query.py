@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from .cli import _state, _status_style
+from .cli import _state
+from .cli_output import status_style as _status_style
 from .config import Config
 from .errors import ConfigError
 from .report import FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED

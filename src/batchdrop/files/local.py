@@ -61,6 +61,14 @@ def sha256_of(path: Path | str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def suffix_of(name: str) -> str:
+    """``.tsv`` for ``orders.tsv``, ``.tsv.gz`` for ``orders.tsv.gz``; "" for ``README``."""
+    suffixes = Path(name).suffixes
+    if len(suffixes) >= 2 and suffixes[-1] == ".gz":
+        return "".join(suffixes[-2:])
+    return suffixes[-1] if suffixes else ""
+
+
 def special_kind(mode: int) -> str:
     """What an entry that is not a regular file is ("symbolic link", …); "" for a file."""
     return "" if stat.S_ISREG(mode) else KINDS.get(stat.S_IFMT(mode), "special file")
@@ -120,9 +128,10 @@ class LocalStore:
         found.sort(key=lambda ref: (ref.modified, ref.name))
         return found
 
-    def passed_over(self, suffixes: Sequence[str]) -> tuple[str, ...]:
-        """The visible files here that ``list`` does not take because of their suffix (what a
-        user who dropped ``orders.tsv`` for a ``.csv`` config needs to be told)."""
+    def passed_over(self, suffixes: Sequence[str]) -> tuple[tuple[str, str], ...]:
+        """The visible files here that ``list`` does not take, each with why (what a user who
+        dropped ``orders.tsv`` for a ``.csv`` config needs to be told). Hidden names are left
+        out: they are partial uploads and temporary files, ignored on purpose."""
         if not self.root.is_dir():
             return ()
         found = []
@@ -130,7 +139,9 @@ class LocalStore:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(HIDDEN))
             for fn in sorted(filenames):
                 if not fn.startswith(HIDDEN) and not fn.endswith(tuple(suffixes)):
-                    found.append(Path(dirpath, fn).relative_to(self.root).as_posix())
+                    name = Path(dirpath, fn).relative_to(self.root).as_posix()
+                    ext = suffix_of(fn)
+                    found.append((name, f"suffix {ext}" if ext else "no suffix"))
         return tuple(found)
 
     def stat(self, name: str, *, versioned: bool = True) -> FileRef | None:
