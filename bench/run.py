@@ -6,7 +6,9 @@ from the outside: whole-process wall time, rows/s and peak RSS (``ru_maxrss`` of
 (the sqlite3 shell's ``.import`` into a table with the same primary key), ``batchdrop validate`` and
 ``batchdrop process`` into SQLite. Then ``validate`` and ``process`` once each on two hostile files
 of the same size, one key repeated on every row and every row invalid: peak RSS must stay flat.
-The DynamoDB bench (bench/dynamodb.py) runs after it, with its own peak RSS measurements.
+The DynamoDB bench (bench/dynamodb.py) runs after it, with its own peak RSS measurements, then
+the resume bench (bench/resume.py: what checkpoints cost, the Lambda handler on a short time
+budget, a run killed and resumed).
 
 Each SQLite-bench step runs ``--repeat`` times (default 3) and the best wall time is kept, with
 the highest peak RSS of the runs. A missed target prints MISS; the exit status stays 0 (a
@@ -39,6 +41,9 @@ TABLE = "students"
 PROCESS_VS_IMPORT = 1.6  # process wall time at most this many times the .import time
 VALIDATE_VS_CSV = 0.40  # validate rows/s at least this share of csv.reader's rows/s
 RSS_LIMIT_MB = 80.0
+#: rows of the resume bench (bench/resume.py): checkpoints, the handler with a short budget, a kill
+#: (500,000: each of its five contenders takes about 3 minutes on moto here; 1M takes 5-7)
+RESUME_ROWS = 500_000
 #: peak RSS of any file shape (millions of repeats, of invalid rows) and of the DynamoDB path
 FLAT_RSS_MB = 64.0
 #: Peak RSS wobbles by a few hundred kB between runs of the same file; memory that grew with
@@ -417,6 +422,18 @@ def main(argv: list[str] | None = None) -> int:
         default="100000,1000000",
         help="DynamoDB: comma-separated row counts whose peak RSS is measured (empty: none)",
     )
+    p.add_argument(
+        "--resume-rows",
+        type=int,
+        default=RESUME_ROWS,
+        help="rows of the resume bench (bench/resume.py; 0: skip it)",
+    )
+    p.add_argument(
+        "--resume-budget",
+        type=float,
+        default=20.0,
+        help="resume bench: seconds of work per handler invocation",
+    )
     args = p.parse_args(argv)
     if shutil.which("sqlite3") is None and not args.dynamodb:
         p.error("the sqlite3 command-line shell is needed for the load floor (apt install sqlite3)")
@@ -435,6 +452,17 @@ def main(argv: list[str] | None = None) -> int:
             args.dynamodb_rss_rows,
         ] + (["--table-load"] if args.table_load else [])
         subprocess.run(ddb, check=False)
+        if args.resume_rows:
+            print(flush=True)
+            resume = [
+                sys.executable,
+                str(HERE / "resume.py"),
+                "--rows",
+                str(args.resume_rows),
+                "--budget",
+                f"{args.resume_budget:g}",
+            ]
+            subprocess.run(resume, check=False)
     return 0
 
 

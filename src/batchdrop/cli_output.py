@@ -148,3 +148,20 @@ def tell_passed_over(pipeline: Any, told: set[str]) -> None:
         elif ext:
             hint = f" — set suffix: {ext}"
         click.echo(f"batchdrop: {name}: not taken ({why}; {takes}{hint})", err=True)
+
+
+def state_text(rec: dict[str, Any]) -> str:
+    """A run's state, and for a run under way or paused, how far it got: "paused: writing,
+    line 1,234,568 (45%)"."""
+    state = str(rec.get("state") or "")
+    progress = rec.get("progress")
+    if state not in ("running", "paused") or not isinstance(progress, dict):
+        return state
+    from .passes import STAGE_NAMES
+
+    stage = STAGE_NAMES.get(str(progress.get("stage")), str(progress.get("stage")))
+    text = f"{state}: {stage}, line {int(progress.get('line') or 0) + 1:,}"
+    size, offset = int(rec.get("size") or 0), int(progress.get("offset") or 0)
+    if size and offset <= size and not str(rec.get("file", "")).endswith(".gz"):
+        text += f" ({100 * offset // size}%)"
+    return text

@@ -56,6 +56,8 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
     from rich.console import Console
     from rich.table import Table
 
+    from .cli_output import state_text
+
     table = Table(
         "run",
         "file",
@@ -74,7 +76,7 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
         table.add_row(
             rec["run_id"],
             rec["file"],
-            rec["state"],
+            state_text(rec),
             f"[{style}]{rec['status'] or ''}[/{style}]" if style else rec["status"] or "",
             *(
                 str(rec[k] if rec[k] is not None else "")

@@ -155,12 +155,25 @@ class Limits(Strict):
     max_report_rows: int = Field(100_000, ge=0)
 
 
+class CheckpointSettings(Strict):
+    """How often a long pass over a file saves where it got to (two-pass tables: DynamoDB). A
+    run that stops (the time of an invocation ran out, a crash, kill -9) goes on from its last
+    checkpoint and repeats at most one interval of work."""
+
+    #: a checkpoint after this many (uncompressed) bytes of the file ("64MB", or a number)
+    every_bytes: ByteSize = Field(ByteSize(64 * 1000**2), ge=1)
+    #: and after this many seconds, whichever comes first
+    every_seconds: float = Field(30.0, gt=0)
+
+
 class AwsConfig(Strict):
     endpoint_url: str | None = None
     region: str | None = None
     max_workers: int = Field(4, ge=1, le=64)
     max_retries: int = Field(8, ge=0, le=30)
-    claim_ttl_seconds: int = Field(900, ge=30)
+    #: a claim not renewed for this long belonged to a run that died: another may take it (a
+    #: running load renews it at each checkpoint, so it must outlast checkpoint.every_seconds)
+    claim_ttl_seconds: int = Field(900, ge=2)
 
 
 class DeployConfig(Strict):
@@ -191,6 +204,7 @@ class Config(Strict):
     notify: list[str] = Field(default_factory=lambda: ["console"])
     batch_size: int = Field(5000, ge=1, le=100000)
     limits: Limits = Field(default_factory=Limits)
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     #: a file whose run fails (retryable) this many times is set aside in the errors location
     max_attempts: int = Field(5, ge=1, le=100)
     aws: AwsConfig = Field(default_factory=AwsConfig)
@@ -230,6 +244,16 @@ class Config(Strict):
                     "an https:// webhook URL or sns://TOPIC_ARN"
                 )
         return v
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_checkpoint(self) -> Config:
+        if self.aws.claim_ttl_seconds < 2 * self.checkpoint.every_seconds:
+            raise ValueError(
+                f"aws.claim_ttl_seconds ({self.aws.claim_ttl_seconds}) must be at least twice "
+                f"checkpoint.every_seconds ({self.checkpoint.every_seconds:g}): a run renews "
+                "its claim at each checkpoint, and a claim that lapses is taken over"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_in_schema(self) -> Config:

@@ -127,6 +127,13 @@ class DuplicateFinder:
         self.repeats += sum(n for _, n in repeated) - len(repeated)
         return [h for h, _ in repeated]
 
+    def clear(self) -> None:
+        """Back to no hashes at all."""
+        self.close()
+        self._sizes = [0] * PARTITIONS
+        self._buffered = 0
+        self.repeats = 0
+
     def close(self) -> None:
         self._parts = [array("q") for _ in range(PARTITIONS)]
         if self._dir is not None:

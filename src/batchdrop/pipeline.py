@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
 
 from .adapters import Backends, open_notifiers, open_store
+from .checkpoint import Checkpoints, Paused
 from .config import Config
 from .errors import TransientError
 from .intake import as_data_error, check_entry, safe_name, stem
@@ -21,6 +23,7 @@ from .report import (
     BUSY,
     FAILED,
     LOADED_WITH_REJECTS,
+    PAUSED,
     REJECTED,
     SKIPPED,
     Receipt,
@@ -28,7 +31,10 @@ from .report import (
     already_processed,
     as_dry_run,
 )
-from .scan import Deadline, Progress
+from .scan import DEADLINE_MARGIN_S, Deadline, Progress
+
+if TYPE_CHECKING:
+    from .state import StateStore
 
 log = logging.getLogger("batchdrop")
 
@@ -49,6 +55,7 @@ class Pipeline:
         self.notifiers = open_notifiers(config) if notifiers is None else notifiers
         self.suffixes = (config.suffix, config.suffix + ".gz")
         self._prepared = False
+        self._state: StateStore | None = None
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -68,12 +75,19 @@ class Pipeline:
                 continue  # still in inbound: its next claim resumes it
             receipt = Receipt.from_dict(rec["receipt"] or {})
             ref = FileRef(rec["file"], rec["size"] or 0, rec["version"], 0.0, rec["source"] or "")
-            claim = Claim("resume", rec["run_id"], ref, extra=rec.get("claim_extra") or {})
+            claim = Claim(
+                "resume",
+                rec["run_id"],
+                ref,
+                extra=rec.get("claim_extra") or {},
+                progress=rec.get("progress"),
+            )
             receipt.reason = receipt.reason or "finished after an interruption"
             dest = self.errors if receipt.status == REJECTED else self.archive
             moved = dest.stat(safe_name(rec["file"]))
             receipt.moved_to = moved.url if moved is not None else None  # None: renamed there
             ledger.record(claim, "done", receipt)
+            self._drop_state(claim)
             self._notify(receipt)
             out.append(receipt)
         for rec in ledger.outbox():
@@ -164,6 +178,11 @@ class Pipeline:
                     self._load_single(store, claim, receipt, report, deadline, progress)
                 else:
                     self._load_two_pass(store, claim, receipt, report, deadline, progress)
+            except Paused as e:
+                receipt.status, receipt.reason = PAUSED, str(e)
+                self.backends.ledger.pause(claim, self._stamp(receipt, started))
+                log.info("%s", e)
+                return receipt
             except FileNotFoundError:
                 receipt.status, receipt.reason = SKIPPED, "the file left inbound while it was read"
                 ledger.record(claim, "failed", self._stamp(receipt, started))
@@ -214,7 +233,8 @@ class Pipeline:
         deadline: Deadline | None,
         progress: Progress | None,
     ) -> None:
-        """Validate the whole file first, then write: the table cannot roll a file back."""
+        """Validate the whole file first, then write: the table cannot roll a file back. The
+        passes save checkpoints: a run that stops goes on from its last one."""
         table = self.backends.table
         load = two_pass(
             self.config,
@@ -226,6 +246,7 @@ class Pipeline:
             table.row_check,
             deadline,
             progress,
+            self._checkpoints(claim, deadline),
         )
         if load is None:
             return
@@ -233,6 +254,20 @@ class Pipeline:
             load.abort()
         else:
             self._commit(load, claim, receipt, report)
+
+    def _checkpoints(self, claim: Claim, deadline: Deadline | None) -> Checkpoints:
+        if self._state is None:
+            from .state import open_state
+
+            self._state = open_state(self.config)
+        return Checkpoints(
+            self.config, self._state, self.backends.ledger, claim, deadline, DEADLINE_MARGIN_S
+        )
+
+    def _drop_state(self, claim: Claim) -> None:
+        """The run is over: the state its checkpoints kept goes."""
+        if claim.progress or claim.extra.get("checkpointed"):
+            self._checkpoints(claim, None).drop()
 
     def _commit(
         self, load: Load, claim: Claim, receipt: Receipt, report: RejectedRowsReport
@@ -292,6 +327,8 @@ class Pipeline:
             self.backends.ledger.record(claim, "failed", receipt)
         except Exception:  # the ledger may be what failed; the receipt still goes out
             log.exception("%s: could not record the failed run", claim.ref.name)
+        if receipt.set_aside:
+            self._drop_state(claim)
         self._notify(receipt)
         return receipt
 
@@ -320,6 +357,7 @@ class Pipeline:
                 return self._fail(store, claim, receipt, e, started)
             raise  # rows are committed: the run stays "committed" and the next claim resumes it
         self.backends.ledger.record(claim, "done", receipt)
+        self._drop_state(claim)
         self._notify(receipt)
         return receipt
 

@@ -41,8 +41,9 @@ class FileStore(Protocol):
     def stat(self, name: str) -> FileRef | None:
         """The current version of ``name``, or None if it is not (or no longer) here."""
 
-    def open(self, ref: FileRef) -> BinaryIO:
-        """A binary stream of the file's bytes; raises FileNotFoundError if it is gone."""
+    def open(self, ref: FileRef, offset: int = 0) -> BinaryIO:
+        """A binary stream of the file's bytes from ``offset`` on (a resumed run reads from its
+        checkpoint); raises FileNotFoundError if it is gone."""
 
     def move(self, ref: FileRef, dest: FileStore, name: str | None = None) -> str:
         """Move the file to ``dest`` (as ``name``, default ``ref.name``) and return its new URL.
@@ -122,11 +123,14 @@ class Claim:
     receipt: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: which run of this file version this is: 1, then one more after each failed run (a crash
-    #: counts), back to 1 once the file is set aside or loaded
+    #: counts), back to 1 once the file is set aside or loaded, or once a run made progress
     attempt: int = 1
+    #: for a "new" claim that goes on with an earlier run (same ``run_id``): the progress that
+    #: run last recorded with ``Ledger.checkpoint``; None for a run that starts at the top
+    progress: dict[str, Any] | None = None
 
 
-RunState = Literal["running", "committed", "done", "failed"]
+RunState = Literal["running", "paused", "committed", "done", "failed"]
 
 #: The fields of a run record, the same for every ledger (``runs()`` and ``get_run()`` add
 #: ``receipt``, the full receipt as a dict).
@@ -154,7 +158,9 @@ class Ledger(Protocol):
     def claim(self, ref: FileRef, *, force: bool = False) -> Claim:
         """Claim this file version for a run.
 
-        "new": go ahead. "done": this version was loaded before (skip, unless ``force``).
+        "new": go ahead (with ``progress``, go on from where an earlier run of this version
+        stopped: a paused run, or one that failed or crashed after a checkpoint). "done": this
+        version was loaded before (skip, unless ``force``).
         "busy": another live run holds it. "resume": its rows were committed by a run that
         stopped before moving the file; finish that run.
         """
@@ -163,6 +169,16 @@ class Ledger(Protocol):
         """Record the run's state and receipt. "done" and "failed" also put the run's
         notification in the outbox (see ``outbox``), in the same write. A receipt with
         ``set_aside`` ends the count of attempts (the next claim of this version is attempt 1)."""
+
+    def checkpoint(self, claim: Claim, progress: dict[str, Any]) -> None:
+        """Record how far the run got (``progress``: a small JSON-able dict only the engine
+        reads) and renew its lease. Progress resets the count of attempts (``claim.attempt``
+        becomes 1). Raises TransientError when the claim is no longer this run's."""
+
+    def pause(self, claim: Claim, receipt: Receipt) -> None:
+        """The run stops at its last checkpoint, to go on when the file is claimed again: the
+        claim is released at once and the run record says "paused" (with the receipt so far).
+        Nothing goes to the outbox: a paused run has nothing to notify."""
 
     def unfinished(self) -> list[dict[str, Any]]:
         """Run records whose rows were committed but whose run was never recorded done, and

@@ -25,12 +25,16 @@ import gzip
 import io
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import chain
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
 from .errors import DataError
+
+if TYPE_CHECKING:
+    from .segments import Cutter
 
 GZIP_MAGIC = b"\x1f\x8b"
 SURROGATE = re.compile("[\udc00-\udcff]")  # one undecodable byte
@@ -136,35 +140,85 @@ def open_text(
     ``limits.max_bytes`` is refused before it is read, and a gzip file may expand to
     ``limits.max_compression_ratio`` times it. ``check`` is called every few megabytes read
     (it raises to stop the read: the deadline)."""
+    opened = open_segment(stream, config, name, size=size, check=check)
+    return opened.text, opened.position
+
+
+@dataclass
+class Opened:
+    text: IO[str]
+    position: Callable[[], int]  # bytes of the stored stream read so far
+    gzipped: bool
+    cutter: Cutter | None  # with ``want_cut``: where the segment ended
+
+
+def open_segment(
+    stream: BinaryIO,
+    config: Config,
+    name: str,
+    *,
+    size: int = 0,
+    check: Callable[[], None] | None = None,
+    start: int = 0,
+    gzipped: bool = False,
+    want_cut: Callable[[int], bool] | None = None,
+    flips: Sequence[int] = (),
+) -> Opened:
+    """``open_text`` for one segment of a file: from the row boundary ``start`` (a byte offset
+    in the uncompressed file) to the first row boundary after ``want_cut`` says so (segments.py).
+    From ``start`` > 0, ``stream`` is where the stored file's bytes start when it is
+    ``gzipped`` (whose start is reached by inflating it again: the cost of resuming a
+    compressed file), else at ``start`` itself."""
     raw: BinaryIO
     peek = getattr(stream, "peek", None)
     if peek is not None and hasattr(stream, "tell"):  # a buffered local file: no extra layer
         head = peek(2)[:2]
-        raw, position = stream, stream.tell
+        raw, position = stream, stream.tell  # opened at ``start`` already when not gzipped
     else:
         head = stream.read(2)
         counting = _Prefixed(head, stream)
         raw = io.BufferedReader(counting, buffer_size=1 << 16)  # type: ignore[assignment]
-        position = lambda: counting.position  # noqa: E731
+        base = start if start and not gzipped else 0
+        position = lambda: base + counting.position  # noqa: E731
     limits = config.limits
     max_bytes = int(limits.max_bytes)
     limit, breach = max_bytes, lambda: _too_big(max_bytes)
-    if head == GZIP_MAGIC:
+    if (head == GZIP_MAGIC and not start) or gzipped:
+        gzipped = True
         raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
         ratio = limits.max_compression_ratio
         if size and ratio * size < max_bytes:
             limit, breach = ratio * size, lambda: _too_expanded(size, ratio)
+        _inflate_past(raw, start, check)
     elif size > max_bytes:
         raise DataError(_too_big(max_bytes), file=name)
     bounded = _Bounded(raw, limit, breach, check)
-    text = io.TextIOWrapper(
-        bounded,  # type: ignore[type-var]
-        encoding=config.csv.encoding,
-        errors="batchdrop-count",
-        newline="",
-    )
+    bounded.count = start
+    source: Any = bounded
+    cutter = None
+    if want_cut is not None:
+        from .segments import Cutter
+
+        cutter = Cutter(bounded, quote=ord(config.csv.quotechar), want_cut=want_cut, flips=flips)
+        source = cutter
+    encoding = config.csv.encoding
+    if start and codecs.lookup(encoding).name == "utf-8-sig":
+        encoding = "utf-8"  # a byte-order mark is at the file's start only
+    text = io.TextIOWrapper(source, encoding=encoding, errors="batchdrop-count", newline="")
     text._CHUNK_SIZE = BLOCK_CHARS  # type: ignore[attr-defined]  # fewer trips through _Bounded
-    return text, position
+    return Opened(text, position, gzipped, cutter)
+
+
+def _inflate_past(raw: Any, start: int, check: Callable[[], None] | None) -> None:
+    """Read and drop the first ``start`` uncompressed bytes."""
+    left = start
+    while left:
+        data = raw.read(min(left, 1 << 20))
+        if not data:
+            raise EOFError(f"the file ends before byte {start}, where the run stopped")
+        left -= len(data)
+        if check is not None and left % CHECK_EVERY < len(data):
+            check()
 
 
 def _too_big(max_bytes: int) -> str:
@@ -279,12 +333,24 @@ class CsvSource:
     that were too long to read (each became a row holding ``OVERLONG``).
     """
 
-    def __init__(self, text: IO[str], config: Config, name: str, decode_errors_before: int = 0):
+    def __init__(
+        self,
+        text: IO[str],
+        config: Config,
+        name: str,
+        decode_errors_before: int = 0,
+        *,
+        header: list[str] | None = None,
+        line_base: int = 0,
+    ):
+        """``header``: the file's, read by an earlier segment (this one starts after it, with
+        ``line_base`` lines before it: ``guard.marks`` count from there too)."""
         self.name = name
         self.config = config
         self._decode_errors_before = decode_errors_before
         self.text = text
         self.guard = LineGuard(text, max_line_chars(config))
+        self.guard._line = line_base
         csv.field_size_limit(config.csv.max_field_size)
         self.rows: Any = csv.reader(
             self.guard.lines,
@@ -292,7 +358,7 @@ class CsvSource:
             quotechar=config.csv.quotechar,
             strict=True,
         )
-        self.header = self._read_header()
+        self.header = header if header is not None else self._read_header()
         self.header_lines = self.rows.line_num
 
     def _read_header(self) -> list[str]:

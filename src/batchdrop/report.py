@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
@@ -17,6 +18,9 @@ REJECTED = "rejected"
 FAILED = "failed"
 SKIPPED = "already_processed"  # not an outcome: this version was loaded before; no notification
 BUSY = "busy"  # not an outcome: another run holds this file right now
+#: not an outcome: the run stopped at a checkpoint (the time of an invocation ran out) and goes
+#: on from there when the file's event comes back
+PAUSED = "paused"
 #: a dry run's verdicts (``rejected`` stays ``rejected``): nothing was written, so never "loaded"
 WOULD_LOAD = "would_load"
 WOULD_LOAD_WITH_REJECTS = "would_load_with_rejects"
@@ -60,6 +64,11 @@ class Receipt:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Back to what ``to_dict`` said then."""
+        for name, value in data.items():
+            setattr(self, name, [dict(e) for e in value] if name == "errors" else value)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Receipt:
@@ -172,6 +181,7 @@ class RejectedRowsReport:
         self.full = False
         self._tmp: IO[str] | None = None
         self._writer: Any = None
+        self._told = 0  # bytes ``tail`` has given
 
     def add(self, *errs: RowError) -> None:
         """One rejected row: a line for each of its errors."""
@@ -203,6 +213,59 @@ class RejectedRowsReport:
         self._tmp.flush()
         return self._tmp.name
 
+    # --- checkpoints: the report of a run that goes on in another process ------------------
+
+    def tail(self) -> bytes:
+        """The CSV bytes written since the last call."""
+        if self._tmp is None:
+            return b""
+        self._tmp.flush()
+        with open(self._tmp.name, "rb") as f:
+            f.seek(self._told)
+            data = f.read()
+        self._told += len(data)
+        return data
+
+    def extend(self, data: bytes) -> None:
+        """Bytes an earlier ``tail`` gave, written again (the first holds the header row)."""
+        if self._writer is None:
+            self._tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in discard()
+                "w", newline="", encoding="utf-8", suffix=".rejected.csv", delete=False
+            )
+            self._writer = csv.writer(self._tmp)
+        assert self._tmp is not None
+        self._tmp.flush()
+        with open(self._tmp.name, "ab") as f:
+            f.write(data)
+        self._tmp.seek(0, 2)  # the writer goes on after what was added
+        self._told += len(data)
+
+    def mark(self) -> tuple[int, dict[str, Any]]:
+        """Where the report is now, for ``rewind``."""
+        size = 0
+        if self._tmp is not None:
+            self._tmp.flush()
+            size = os.path.getsize(self._tmp.name)
+        return size, self.saved()
+
+    def rewind(self, mark: tuple[int, dict[str, Any]]) -> None:
+        """Back to ``mark``: the rows added since are dropped."""
+        size, saved = mark
+        if self._tmp is not None and not size:
+            self.discard()
+        elif self._tmp is not None:
+            self._tmp.flush()
+            self._tmp.truncate(size)
+            self._tmp.seek(0, 2)
+        self._told = min(self._told, size)
+        self.load(saved)
+
+    def saved(self) -> dict[str, Any]:
+        return {"count": self.count, "omitted": self.omitted, "full": self.full}
+
+    def load(self, saved: dict[str, Any]) -> None:
+        self.count, self.omitted, self.full = saved["count"], saved["omitted"], saved["full"]
+
     def discard(self) -> None:
         if self._tmp is not None:
             import os
@@ -212,3 +275,4 @@ class RejectedRowsReport:
                 os.unlink(self._tmp.name)
             self._tmp = None
             self._writer = None
+            self._told = 0

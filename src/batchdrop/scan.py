@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import csv
 import gc
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
 from typing import IO, Any, BinaryIO
 
+from .checkpoint import TOP, Delta, Position
 from .config import Config
 from .dedup import DuplicateFinder
 from .errors import DataError, RowError, TransientError
@@ -34,7 +36,7 @@ from .reader import (
     csv_error_reason,
     header_positions,
     line_breaks,
-    open_text,
+    open_segment,
     overlong_reason,
     printable,
     undecodable_reason,
@@ -72,6 +74,12 @@ class Scan:
 
 class _Stop(Exception):
     """Nothing more to learn from the file: it is rejected and its report is full."""
+
+
+class BadCut(Exception):
+    """A segment ended inside a quoted field: a stray quote before it fooled the count of
+    quotes that found the row boundary. Its arguments: the line and the byte (from the
+    segment's start) where it ended."""
 
 
 class Pass:
@@ -118,43 +126,101 @@ class Pass:
         self.key_names = "+".join(config.key)
         self.collections = 0
         self.overlong = False  # whether the chunk at hand holds a line too long to read
+        self.header: list[str] = []
+        self.gzipped = False
+        self.cutter: Any = None
+        #: what each segment adds, kept for its checkpoint (see checkpoint.py)
+        self.journal = False
+        #: key → 64-bit hash, for repeats; a run that checkpoints hashes alike in every process
+        self.key_hash: Callable[[Iterable[Any]], Iterable[int]] = _python_hash
+        self._journal_reset()
 
     # --- the pass -------------------------------------------------------------------------
 
     def run(self, stream: BinaryIO) -> Scan:
-        self.decode_errors = DecodeErrors.count  # undecodable bytes other reads found before
+        """The whole file in one read."""
         try:
-            text, position = open_text(
-                stream, self.config, self.name, size=self.size, check=self._check_time
-            )
-            with text:
-                self.reading = True
-                self._read(text, position)
-                self.reading = False
+            self.segment(stream)
+            return self.end()
+        except BaseException:
+            self.abandon()
+            raise
+
+    def segment(
+        self,
+        stream: BinaryIO,
+        start: Position = TOP,
+        want_cut: Callable[[int], bool] | None = None,
+        flips: Sequence[int] = (),
+    ) -> Position | None:
+        """Read from the row boundary ``start`` (``stream`` opened there, see
+        reader.open_segment) to the next one after ``want_cut`` says so: that boundary, or
+        None at the end of the file (or where reading stopped: the file is rejected anyway).
+        ``flips``: cuts of this segment found wrong before (see segments.Cutter)."""
+        self.decode_errors = DecodeErrors.count  # undecodable bytes other reads found before
+        opened = open_segment(
+            stream,
+            self.config,
+            self.name,
+            size=self.size,
+            check=self._check_time,
+            start=start.offset,
+            gzipped=self.gzipped,
+            want_cut=want_cut,
+            flips=flips,
+        )
+        self.gzipped = opened.gzipped
+        self.cutter = opened.cutter
+        with opened.text as text:
+            self.reading = True
+            stopped = self._read(text, opened.position, start)
+            self.reading = False
+        cutter = opened.cutter
+        if stopped or cutter is None or not cutter.cut:
+            return None
+        return Position(start.offset + cutter.passed, start.line + cutter.lines)
+
+    def end(self) -> Scan:
+        """After the last segment: the rows held back written, the repeats counted."""
+        try:
             if self.load is not None:
                 if self.held:
                     self._write_held()
                 self._count_repeats(self.load.finish())
             if self.finder is not None:
                 self.scan.repeated_hashes = self.finder.repeated()
-        except BaseException:
-            self.scan.bad_lines.close()
-            if self.finder is not None:
-                self.finder.close()
-            raise
         finally:
             self.held.close()
         return self.scan
 
-    def _read(self, text: IO[str], position: Callable[[], int]) -> None:
+    def abandon(self) -> None:
+        self.scan.bad_lines.close()
+        if self.finder is not None:
+            self.finder.close()
+        self.held.close()
+
+    def _columns(self, header: list[str]) -> None:
+        self.header = header
+        positions = header_positions(header, self.config, self.name)
+        self.conv = RowConverter(self.config.schema_, positions, self.config.key)
+        self.keyof = itemgetter(*(self.conv.names.index(k) for k in self.config.key))
+
+    def _read(self, text: IO[str], position: Callable[[], int], start: Position) -> bool:
+        """Whether reading stopped early (nothing more to learn: the file is rejected)."""
         config, scan = self.config, self.scan
-        src = CsvSource(text, config, self.name, self.decode_errors)
-        self.header = src.header
-        positions = header_positions(src.header, config, self.name)
-        self.conv = RowConverter(config.schema_, positions, config.key)
-        self.keyof = itemgetter(*(self.conv.names.index(k) for k in config.key))
+        src = CsvSource(
+            text,
+            config,
+            self.name,
+            self.decode_errors,
+            header=self.header if start.offset else None,
+            line_base=start.line,
+        )
+        if not start.offset:
+            self._columns(src.header)
         rows, marks = src.rows, src.guard.marks
-        done = rows.line_num  # physical lines read so far
+        base = start.line
+        done = base + rows.line_num  # physical lines read so far
         while True:
             chunk: list[list[str]] = []
             error: csv.Error | None = None
@@ -162,6 +228,9 @@ class Pass:
                 chunk.extend(islice(rows, CHUNK))
             except csv.Error as e:
                 error = e  # the rows before it are in ``chunk``
+                cutter = self.cutter
+                if cutter is not None and cutter.cut and "unexpected end of data" in str(e):
+                    raise BadCut(base + cutter.lines, cutter.passed) from None
             except (OSError, EOFError, UnicodeError, DataError, TransientError) as e:
                 scan.read += sum(1 for row in chunk if row)
                 self.receipt.rows_read = scan.read
@@ -169,7 +238,7 @@ class Pass:
                     raise
                 why = e.reason if isinstance(e, DataError) else f"the file cannot be read: {e}"
                 raise DataError(why, file=self.name, line=done + 1) from None
-            now = rows.line_num
+            now = base + rows.line_num
             if not chunk and error is None:
                 break
             self.overlong = bool(marks) and marks[0] <= now
@@ -180,7 +249,7 @@ class Pass:
             except _Stop as stop:
                 scan.stopped_at = stop.args[0]
                 self.receipt.rows_read = scan.read
-                return
+                return True
             done = now
             self._check_time(done + 1)
             if scan.read > self.max_rows:
@@ -194,6 +263,7 @@ class Pass:
             if self.progress is not None:
                 self.progress(position())
         self._flush()
+        return False
 
     def _chunk(self, chunk: list[list[str]], done: int, now: int, error: csv.Error | None) -> None:
         if error is None and now - done == len(chunk):  # one line per row
@@ -245,7 +315,7 @@ class Pass:
         if not self.hold:
             return True
         hashes = self.hold.in_memory
-        return hashes is not None and hashes.isdisjoint(map(hash, map(self.keyof, outs)))
+        return hashes is not None and hashes.isdisjoint(self.key_hash(map(self.keyof, outs)))
 
     def _take_slowly(self, chunk: list[list[str]], lines: Sequence[int]) -> None:
         """Row by row: every problem reported with its line and column."""
@@ -299,7 +369,7 @@ class Pass:
                 if problem is not None:
                     self._reject(RowError(line, problem[0], key_text(self.keyof(out)), problem[1]))
                     continue
-            if hold and hash(keyof(out)) in hold:
+            if hold and next(iter(self.key_hash((keyof(out),)))) in hold:
                 self._hold(line, out)
                 continue
             outs.append(out)
@@ -310,7 +380,12 @@ class Pass:
 
     def _accept(self, outs: Rows, lines: Sequence[int]) -> None:
         if self.finder is not None:
-            self.finder.add_many(map(hash, map(self.keyof, outs)))
+            if self.journal:
+                hashes = array("q", self.key_hash(map(self.keyof, outs)))
+                self.finder.add_many(hashes)
+                self._hashes.extend(hashes)
+            else:
+                self.finder.add_many(self.key_hash(map(self.keyof, outs)))
         if self.writing:
             self.batch.extend(outs)
             self.lines.extend(lines)
@@ -322,6 +397,8 @@ class Pass:
         self.scan.invalid += 1
         if self.bad is not None:
             self.bad.add(errs[0].line)
+            if self.journal:
+                self._bad.append(errs[0].line)
         for err in errs:
             self.receipt.add_error(err)
         self.report.add(*errs)
@@ -332,6 +409,8 @@ class Pass:
         self.scan.invalid += 1
         if self.bad is not None:
             self.bad.add(line)
+            if self.journal:
+                self._bad.append(line)
         self.report.omitted += 1
         self._rejected(line)
 
@@ -352,6 +431,8 @@ class Pass:
     def _hold(self, line: int, out: tuple[Any, ...]) -> None:
         """A row whose key hash repeats: the policy picks one winner per real key."""
         key = self.keyof(out)
+        if self.journal:
+            self._held.append((line, out))
         before = self.held.offer(key, line, out)
         if before is None:
             return
@@ -397,6 +478,93 @@ class Pass:
                     gc.collect(1 if self.collections % FULL_COLLECT_EVERY else 2)
         self.batch, self.lines = [], []
 
+    # --- checkpoints (checkpoint.py) ---------------------------------------------------------
+
+    def _journal_reset(self) -> None:
+        self._hashes: array[int] = array("q")
+        self._bad: array[int] = array("q")
+        self._held: list[tuple[int, tuple[Any, ...]]] = []
+
+    def settle_segment(self) -> None:
+        """Between two segments: every row read so far is written (a checkpoint may say so),
+        and a run of invalid lines does not reach over the boundary."""
+        if self.load is not None:
+            self._count_repeats(self.load.finish())
+        if self.bad is not None:
+            self.bad.kept()
+
+    def delta(self, stage: str, seq: int, start: Position, end: Position) -> Delta:
+        """What the pass found since the last delta, and its counters now."""
+        scan, receipt = self.scan, self.receipt
+        snapshot = {
+            "read": scan.read,
+            "invalid": scan.invalid,
+            "written": scan.written,
+            "duplicates": scan.duplicates,
+            "stopped_at": scan.stopped_at,
+            "errors": [dict(e) for e in receipt.errors],
+            "omitted": receipt.report_rows_omitted,
+            "rows_read": receipt.rows_read,
+            "report": self.report.saved(),
+            "header": self.header,
+            "gzipped": self.gzipped,
+        }
+        delta = Delta(
+            stage,
+            seq,
+            start,
+            end,
+            snapshot=snapshot,
+            hashes=self._hashes,
+            bad=self._bad,
+            report=self.report.tail(),
+            held=self._held,
+        )
+        self._journal_reset()
+        return delta
+
+    def restore(self, deltas: Iterable[Delta], *, ended: bool = False) -> Delta | None:
+        """The pass as it was after the last of ``deltas`` (this pass's, in order); that
+        last delta (None: there were none). An ``ended`` pass is not read on: its key hashes
+        and held rows are not needed."""
+        last = None
+        for d in deltas:
+            if last is None:
+                self._columns(d.snapshot["header"])
+            last = d
+            if self.finder is not None and d.hashes and not ended:
+                self.finder.add_many(d.hashes)
+            if self.bad is not None:
+                before = -2
+                for line in d.bad:
+                    if line != before + 1:
+                        self.bad.kept()
+                    self.bad.add(line)
+                    before = line
+                self.bad.kept()
+            if d.report:
+                self.report.extend(d.report)
+            for line, row in () if ended else d.held:
+                self.held.offer(self.keyof(row), line, row)
+        if last is None:
+            return None
+        snap, scan, receipt = last.snapshot, self.scan, self.receipt
+        scan.read, scan.invalid = snap["read"], snap["invalid"]
+        scan.written, scan.duplicates = snap["written"], snap["duplicates"]
+        scan.stopped_at = snap["stopped_at"]
+        receipt.errors = [dict(e) for e in snap["errors"]]
+        receipt.report_rows_omitted = snap["omitted"]
+        receipt.rows_read = snap["rows_read"]
+        self.report.load(snap["report"])
+        self.gzipped = snap["gzipped"]
+        if self.doom_after is not None and scan.invalid > self.doom_after:
+            self.writing = False
+            if self.bad is not None:
+                self.bad.close()
+                self.bad = None
+        self.unlisted = self.report.full and len(receipt.errors) >= MAX_ERRORS_IN_RECEIPT
+        return last
+
     def _write_held(self) -> None:
         """The winners among the rows held back, in line order, after every other row."""
         size = self.config.batch_size
@@ -406,6 +574,10 @@ class Pass:
             if len(self.batch) >= size:
                 self._flush()
         self._flush()
+
+
+def _python_hash(keys: Iterable[Any]) -> Iterable[int]:
+    return map(hash, keys)
 
 
 def key_text(key: Any) -> str:

@@ -164,6 +164,13 @@ class HashSet:
         """The set itself while it is held in memory (for C-speed checks), else None."""
         return self._set if self._db is None else None
 
+    def items(self) -> Iterator[int]:
+        if self._db is None:
+            yield from self._set
+            return
+        for (h,) in self._db.execute("SELECT h FROM h"):
+            yield h
+
     def __contains__(self, h: int) -> bool:
         if self._db is None:
             return h in self._set

@@ -156,7 +156,7 @@ def without(policy: dict[str, Any], dropped: set[str]) -> dict[str, Any]:
 
 def for_moto(policy: dict[str, Any]) -> dict[str, Any]:
     """``policy`` as moto can enforce it: the same actions, spelt as moto checks them."""
-    out = copy.deepcopy(policy)
+    out = bridged(policy)
     for st in out["Statement"]:
         granted = set(st["Action"])
         services = {a.split(":", 1)[0] for a in granted}
@@ -164,6 +164,32 @@ def for_moto(policy: dict[str, Any]) -> dict[str, Any]:
             st["Resource"] = "*"
         st["Action"] = sorted(
             granted | {alias for alias, needs in MOTO_ALIASES.items() if needs <= granted}
+        )
+    return out
+
+
+def bridged(policy: dict[str, Any]) -> dict[str, Any]:
+    """``policy`` as moto can enforce DeleteObjects: moto authorizes the whole request as
+    s3:DeleteObject on the bucket's ARN (AWS checks each key), so a bucket whose objects may be
+    deleted (somewhere) gets that grant on its ARN. Single deletes stay checked key by key."""
+    out = copy.deepcopy(policy)
+    buckets = sorted(
+        {
+            r.split("/", 1)[0]
+            for st in out["Statement"]
+            if "s3:DeleteObject" in st["Action"]
+            for r in st["Resource"]
+            if r.startswith("arn:aws:s3:::") and "/" in r
+        }
+    )
+    if buckets:
+        out["Statement"].append(
+            {
+                "Sid": "MotoDeleteObjects",
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject"],
+                "Resource": buckets,
+            }
         )
     return out
 

@@ -32,6 +32,7 @@ RECORD_KEYS = {
     "moved_to",
     "rejected_rows_report",
     "receipt",
+    "progress",
 }
 
 

@@ -48,6 +48,10 @@ NOT_EXERCISED = {
     "WriteArchiveAndErrors/s3:AbortMultipartUpload": (
         "a failed multipart copy (above 5 GB) or upload (above 64 MB) is aborted"
     ),
+    "RequeuePausedFile/sqs:SendMessage": (
+        "only a run paused by the deadline sends it: test_resume_on_aws runs that as this "
+        "role and fails if a paused file comes back as a redelivery instead"
+    ),
     "ListInbound/s3:ListBucket": (
         "without it AWS answers 403, not 404, for a file already moved (an event delivered "
         "twice); moto answers 404 either way"
@@ -164,6 +168,8 @@ def run_scenario(stack: IamStack, hook: Hook, tmp: Path) -> list[str]:
     kept = stack.keys(stack.errors)
     if "rejected/bad.csv" not in kept or not any(k.endswith(".rejected.csv") for k in kept):
         problems.append(f"errors: {kept}")
+    if any("/_batchdrop/state/" in k for k in kept):  # each run removes its checkpoints
+        problems.append(f"run state left in errors: {kept}")
     want = ["loaded_with_rejects", "loaded_with_rejects", "rejected"]
     statuses = sorted(r["MessageAttributes"]["status"]["Value"] for r in stack.receipts(wait=0))
     if statuses != want:
@@ -254,6 +260,7 @@ def test_the_policies_name_exactly_the_stack_resources(iam_stack: IamStack) -> N
         f"arn:aws:s3:::{st.archive}/*",
         f"arn:aws:s3:::{st.errors}",
         f"arn:aws:s3:::{st.errors}/*",
+        f"arn:aws:s3:::{st.errors}/rejected/_batchdrop/state/*",
         f"{table}/{st.table}",
         f"{table}/{st.ledger}",
         f"{table}/{st.ledger}/index/*",

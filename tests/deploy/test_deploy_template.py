@@ -154,14 +154,20 @@ def test_dependencies_have_no_cycle(tmp_path: Path, variant: str) -> None:
         done |= ready
 
 
+def by_sid_of(template: dict[str, Any]) -> dict[str, Any]:
+    return {st["Sid"]: st for _, st in statements(template)}
+
+
 def test_the_loader_may_call_exactly_what_the_runtime_calls(tmp_path: Path) -> None:
     queue = template_for(tmp_path)  # the config has a webhook: its URL is read from SSM
     assert actions(queue) == RUNTIME_ACTIONS | {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
+        "sqs:SendMessage",  # a paused file queued again
         "ssm:GetParameter",
     }
+    assert by_sid_of(queue)["RequeuePausedFile"]["Resource"] == [{"Fn::GetAtt": ["Queue", "Arn"]}]
     direct = template_for(tmp_path, {"trigger": "direct"}, notify=["console"])
     assert actions(direct) == RUNTIME_ACTIONS | {"sqs:SendMessage"}
     versioned = template_for(tmp_path, {"versioning": True})
@@ -171,7 +177,7 @@ def test_the_loader_may_call_exactly_what_the_runtime_calls(tmp_path: Path) -> N
         "s3:DeleteObjectVersion",
         "s3:ListBucketVersions",
     }
-    by_sid = {st["Sid"]: st for _, st in statements(queue)}
+    by_sid = by_sid_of(queue)
     # the loader only writes the data table (reads are the API's), the ledger never in batches
     assert by_sid["WriteTable"]["Action"] == ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
     assert by_sid["WriteTable"]["Resource"] == [{"Fn::GetAtt": ["Table", "Arn"]}]

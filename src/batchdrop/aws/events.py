@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 EventKind = Literal["s3", "sqs", "eventbridge", "sns", "test", "unknown"]
 
@@ -37,6 +37,7 @@ class Message:
 
     id: str | None
     objects: list[ObjectCreated] = field(default_factory=list)
+    queue_arn: str | None = None  # the SQS queue it came from
     ignored: list[str] = field(default_factory=list)  # why parts of it were not objects
     error: str | None = None  # the message could not be read at all
 
@@ -73,7 +74,7 @@ def parse_event(event: Any) -> ParsedEvent:
 
 
 def _sqs_message(record: dict[str, Any]) -> Message:
-    msg = Message(str(record.get("messageId") or ""))
+    msg = Message(str(record.get("messageId") or ""), queue_arn=record.get("eventSourceARN"))
     body = _loads(record.get("body"), msg)
     if body is None:
         return msg
@@ -173,3 +174,34 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def continuation(obj: ObjectCreated) -> str:
+    """An S3 event for ``obj`` alone: sent to the queue again by a run that paused, so the
+    file goes on in a fresh message (a redelivery would count towards maxReceiveCount)."""
+    record: dict[str, Any] = {
+        "eventSource": "aws:s3",
+        "eventName": obj.event if obj.event.startswith("ObjectCreated") else "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": obj.bucket},
+            "object": {
+                k: v
+                for k, v in {
+                    "key": quote_plus(obj.key, safe="/"),
+                    "size": obj.size,
+                    "eTag": obj.etag,
+                    "versionId": obj.version,
+                }.items()
+                if v is not None
+            },
+        },
+        "batchdrop": {"continues": True},
+    }
+    return json.dumps({"Records": [record]})
+
+
+def queue_url(arn: str) -> str:
+    """arn:aws:sqs:REGION:ACCOUNT:NAME → the queue's URL."""
+    _, partition, _, region, account, name = arn.split(":", 5)
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{domain}/{account}/{name}"

@@ -5,10 +5,11 @@ It accepts S3 event notifications (direct), S3 events wrapped in SQS messages (r
 events, and hands each created object to the same engine as ``batchdrop run``. The config is the
 bundled ``batchdrop.yaml`` (or ``$BATCHDROP_CONFIG``) with ``BATCHDROP_*`` overrides.
 
-A file that cannot finish in the time left stops between batches (the engine records it as failed
-and retryable); a file not yet started when time runs low is not started. Either way its message
-(or the invocation) fails, so it is delivered again, and the ledger makes the retry resume without
-duplicates.
+A file that cannot finish in the time left pauses at a checkpoint (checkpoint.py): from the queue,
+it goes on in a new message it sends to that queue; from a direct or EventBridge invocation, the
+invocation fails and the event source's own retries bring it back. Either way the next claim goes
+on from the checkpoint, without lost or repeated rows. A file not started when time runs low is
+not started: its message fails, so it is delivered again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ..errors import BatchdropError, ConfigError
 from ..files.s3 import parse_s3_url
+from ..report import PAUSED
 from .events import Message, ObjectCreated, parse_event
 
 if TYPE_CHECKING:
@@ -33,8 +35,8 @@ logger = Logger(service="batchdrop")
 metrics = Metrics(namespace="batchdrop", service="batchdrop")
 
 #: a file is not started with less than this many seconds left in the invocation (the engine
-#: itself stops between batches when it runs low, keeping time to record the run)
-MIN_START = 30.0
+#: itself pauses at a row boundary when it runs low, keeping time to record the run)
+MIN_START = 45.0
 OK_STATUSES = {"loaded", "loaded_with_rejects", "rejected", "already_processed"}
 METRIC_NAMES = {
     "loaded": "FilesLoaded",
@@ -43,6 +45,7 @@ METRIC_NAMES = {
     "failed": "FilesFailed",
     "already_processed": "FilesSkipped",
     "busy": "FilesBusy",
+    "paused": "FilesPaused",
 }
 
 
@@ -96,6 +99,8 @@ class Runtime:
         for msg in parsed.messages:
             done = self._message(msg, remaining)
             results.extend(done)
+            if any(r.status == PAUSED for r in done) and not msg.error:
+                self._continue(msg, done)
             if msg.error or any(r.retry for r in done):
                 if msg.error:
                     logger.error(
@@ -119,6 +124,29 @@ class Runtime:
                 )
             )
         return {"results": summary}
+
+    def _continue(self, msg: Message, done: list[Result]) -> None:
+        """A file paused at a checkpoint goes on in a new message on the queue it came from,
+        and this one is taken off: a redelivery would count towards the dead-letter queue's
+        maxReceiveCount, which a big file may need many invocations past."""
+        if msg.queue_arn is None:
+            return  # a direct or EventBridge invocation: its own retries bring it back
+        from .clients import client
+        from .events import continuation, queue_url
+
+        for r in done:
+            if r.status != PAUSED:
+                continue
+            obj = next(o for o in msg.objects if (o.bucket, o.key) == (r.bucket, r.key))
+            try:
+                client("sqs", self.config).send_message(
+                    QueueUrl=queue_url(msg.queue_arn), MessageBody=continuation(obj)
+                )
+            except Exception as e:  # the message itself comes back instead
+                logger.warning("could not queue the paused file again", extra={"error": str(e)})
+                continue
+            r.retry = False
+            logger.info("paused file queued again", extra={"bucket": r.bucket, "key": r.key})
 
     def _message(self, msg: Message, remaining: Callable[[], float] | None) -> list[Result]:
         for why in msg.ignored:

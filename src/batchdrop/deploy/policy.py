@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..aws.secrets import PARAMETER_NAME
+from ..state import STATE_PREFIX
 from .settings import DeploySettings
 
 Json = dict[str, Any]
@@ -66,9 +67,11 @@ def loader_statements(
     inbound_prefix: str,
     archive: Json | str,
     errors: Json | str,
+    errors_prefix: str | None = None,
     webhooks: bool = False,
 ) -> list[Json]:
-    """What the Lambda loader (batchdrop.aws.handler) calls."""
+    """What the Lambda loader (batchdrop.aws.handler) calls. ``errors_prefix`` (the errors
+    location's key prefix) places the run state below it; None leaves the state out."""
     read = ["s3:GetObject", "s3:GetObjectTagging", "s3:DeleteObject"]
     listing = ["s3:ListBucket"]
     if s.versioning:  # files are read, copied and deleted by version id
@@ -117,6 +120,8 @@ def loader_statements(
         ),
         statement("Notify", ["sns:Publish"], [ref("Topic")]),
     ]
+    if errors_prefix is not None:
+        out += run_state_statements(errors, errors_prefix)
     if webhooks:
         # the webhook URLs, read once at start (SecureString under the aws/ssm key, whose key
         # policy lets the account's principals decrypt through SSM: no kms:Decrypt needed)
@@ -129,6 +134,8 @@ def loader_statements(
                 [getatt("Queue", "Arn")],
             )
         )
+        # a run paused at a checkpoint queues its file again, as a fresh message
+        out.append(statement("RequeuePausedFile", ["sqs:SendMessage"], [getatt("Queue", "Arn")]))
     else:
         # the on-failure destination of asynchronous (S3) invocations
         out.append(
@@ -139,6 +146,19 @@ def loader_statements(
     if s.tracing:
         out.append(xray_statement())
     return out
+
+
+def run_state_statements(errors: Json | str, errors_prefix: str) -> list[Json]:
+    """The state a long pass keeps between invocations (its checkpoint deltas), beside the
+    errors location, is written, read and listed as the errors location is (above); a run
+    removes its own when it ends: the only deletes in the errors bucket."""
+    return [
+        statement(
+            "RemoveRunState",
+            ["s3:DeleteObject"],
+            [objects_arn(errors, errors_prefix + STATE_PREFIX)],
+        )
+    ]
 
 
 def webhooks_parameter_arn() -> Json:

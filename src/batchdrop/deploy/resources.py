@@ -6,6 +6,7 @@ reason, so a review of the template shows every exception in one place.
 
 from __future__ import annotations
 
+from ..state import STATE_PREFIX
 from ..tables.dynamodb_ledger import ledger_table_spec
 from .policy import Json, getatt, ref
 from .settings import DeploySettings
@@ -18,7 +19,26 @@ def skip(resource: Json, *checks: tuple[str, str]) -> Json:
     return resource
 
 
-def bucket(s: DeploySettings, *, name: Json | None) -> Json:
+#: a run removes its own state when it ends; what is older than this was abandoned for good
+STATE_EXPIRY_DAYS = 14
+
+
+def state_expiry(s: DeploySettings, errors_prefix: str) -> Json:
+    """The lifecycle rule that expires run state left behind (a run that never came back)."""
+    rule: Json = {
+        "Id": "expire-abandoned-run-state",
+        "Status": "Enabled",
+        "Prefix": errors_prefix + STATE_PREFIX,
+        "ExpirationInDays": STATE_EXPIRY_DAYS,
+    }
+    if s.versioning:  # a removed object's old versions would otherwise stay for ever
+        rule["NoncurrentVersionExpiration"] = {"NoncurrentDays": 1}
+    return rule
+
+
+def bucket(s: DeploySettings, *, name: Json | None, errors_prefix: str | None = None) -> Json:
+    """A bucket of the stack; ``errors_prefix`` when it holds the errors location (and so the
+    run state below it, which then expires)."""
     props: Json = {
         "BucketEncryption": {
             "ServerSideEncryptionConfiguration": [
@@ -45,6 +65,8 @@ def bucket(s: DeploySettings, *, name: Json | None) -> Json:
             ]
         },
     }
+    if errors_prefix is not None:
+        props["LifecycleConfiguration"]["Rules"].append(state_expiry(s, errors_prefix))
     if name is not None:
         props = {"BucketName": name, **props}
     if s.versioning:

@@ -94,7 +94,9 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
             if role_ == "inbound"
             else None
         )
-        res[logical] = r.bucket(s, name=name)
+        res[logical] = r.bucket(
+            s, name=name, errors_prefix=prefixes["errors"] if role_ == "errors" else None
+        )
         res[f"{logical}Policy"] = r.tls_only_policy(logical)
         buckets[role_] = name if name else ref(logical)
     if not s.inbound_bucket:
@@ -149,6 +151,7 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
             inbound_prefix=prefixes["inbound"],
             archive=buckets["archive"],
             errors=buckets["errors"],
+            errors_prefix=prefixes["errors"],
             webhooks=bool(webhooks(config)),
         ),
     )

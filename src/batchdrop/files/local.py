@@ -151,7 +151,7 @@ class LocalStore:
             return None
         return None if ref.special == "directory" else ref
 
-    def open(self, ref: FileRef) -> BinaryIO:
+    def open(self, ref: FileRef, offset: int = 0) -> BinaryIO:
         path = self._path(ref.name)
         kind = special_kind(path.lstat().st_mode)
         if kind:
@@ -159,9 +159,12 @@ class LocalStore:
                 f"not a regular file but a {kind}; only regular files are read", file=ref.name
             )
         try:
-            return open(path, "rb")
+            f = open(path, "rb")  # noqa: SIM115 - the caller closes it
         except PermissionError as e:
             raise DataError(f"the file cannot be read: {e.strerror}", file=ref.name) from None
+        if offset:
+            f.seek(offset)
+        return f
 
     def _exists(self, name: str) -> bool:
         return os.path.lexists(self._path(name))

@@ -162,8 +162,9 @@ class S3Store:
             return {"VersionId": ref.version}
         return {"IfMatch": f'"{ref.version}"'}
 
-    def open(self, ref: FileRef) -> BinaryIO:
+    def open(self, ref: FileRef, offset: int = 0) -> BinaryIO:
         raw = _ObjectReader(self, self.key(ref.name), self._pin(ref), ref.size)
+        raw.pos = offset  # a ranged GET: a resumed run reads from its checkpoint
         raw.start()
         return io.BufferedReader(raw, buffer_size=1024 * 1024)  # type: ignore[return-value]
 
@@ -389,6 +390,9 @@ class _ObjectReader(io.RawIOBase):
         self.body: Any = None
 
     def start(self) -> None:
+        if self.size and self.pos >= self.size:
+            self.body = io.BytesIO(b"")  # nothing left: a range past the end is refused
+            return
         self._get()
 
     def _get(self) -> None:

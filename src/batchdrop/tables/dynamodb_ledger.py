@@ -8,60 +8,41 @@ Two kinds of item share it:
   and, while a run holds it (running, committed), a lease ``expires_at`` (epoch seconds).
   Conditional writes make it exclusive: of two invocations for one S3 object, one gets "new".
   A lease not renewed within ``aws.claim_ttl_seconds`` belonged to a crashed run; the next claim
-  takes it over (a crashed "running" run is retried, a crashed "committed" one resumed).
-- ``run#<run_id>``: the run record (the shape every ledger returns), carrying ``run_list = "runs"``
-  so it appears in the index (run ids sort by time, so the index is newest first when reversed).
+  takes it over (a crashed "running" run is retried, a crashed "committed" one resumed). A run's
+  last checkpoint is kept there too (``progress``, JSON): a run that paused, or failed or crashed
+  after a checkpoint, goes on from it under the same run id.
+- ``run#<run_id>``: the run record (the shape every ledger returns): dynamodb_runs.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import time
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, TransientError
-from ..ports import RUN_FIELDS, Claim, FileRef, RunState, iso_time, new_run_id
+from ..errors import TransientError
+from ..ports import Claim, FileRef, RunState, new_run_id
 from ..report import LOADED, LOADED_WITH_REJECTS
+from .dynamodb_runs import (
+    OUTBOX_LEASE_S,
+    RECENT_RUNS,
+    RUNS_INDEX,
+    ConditionFailed,
+    LedgerTable,
+    item_of,
+    ledger_table_spec,
+    now_iso,
+    progress_of,
+)
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..report import Receipt
 
-RUNS_INDEX = "runs"
-RUN_LIST = "runs"
+__all__ = ["RUNS_INDEX", "DynamoLedger", "ledger_table_spec"]
+
 CLAIM_ATTEMPTS = 5
-RECORD_FIELDS = RUN_FIELDS
-#: how long a run's own process has to send its notification before another process may
-OUTBOX_LEASE_S = 120
-#: how many of the newest runs are looked at for unfinished runs and unsent notifications
-RECENT_RUNS = 200
-
-
-def ledger_table_spec(name: str) -> dict[str, Any]:
-    """CreateTable arguments for a ledger table (the deploy template mirrors this)."""
-    return {
-        "TableName": name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "run_list", "AttributeType": "S"},
-            {"AttributeName": "run_id", "AttributeType": "S"},
-        ],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "GlobalSecondaryIndexes": [
-            {
-                "IndexName": RUNS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "run_list", "KeyType": "HASH"},
-                    {"AttributeName": "run_id", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    }
 
 
 def _loaded(file_item: dict[str, Any]) -> bool:
@@ -70,57 +51,10 @@ def _loaded(file_item: dict[str, Any]) -> bool:
     return receipt.get("status") in (LOADED, LOADED_WITH_REJECTS)
 
 
-def _now_iso() -> str:
-    return iso_time()
-
-
-def _enc(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float | Decimal):
-        return {"N": str(value)}
-    return {"S": str(value)}
-
-
-def _item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: a for k, v in values.items() if (a := _enc(v)) is not None}
-
-
-def _dec(item: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, attr in item.items():
-        kind, v = next(iter(attr.items()))
-        if kind == "N":
-            d = Decimal(v)
-            out[name] = int(d) if d == d.to_integral_value() else d
-        else:
-            out[name] = v
-    return out
-
-
-class DynamoLedger:
-    def __init__(self, config: Config, *, client: Any = None, table_name: str | None = None):
-        self.config = config
-        url = config.ledger_url
-        if not url.startswith("dynamodb://"):
-            raise ConfigError(f"{url!r} is not a DynamoDB ledger", key="ledger")
-        self.name = table_name or url.removeprefix("dynamodb://").strip("/")
-        self.ttl = config.aws.claim_ttl_seconds
-        self._client = client
-
+class DynamoLedger(LedgerTable):
     @classmethod
     def from_config(cls, config: Config) -> DynamoLedger:
         return cls(config)
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from ..aws.clients import client
-
-            self._client = client("dynamodb", self.config)
-        return self._client
 
     @staticmethod
     def file_pk(ref: FileRef) -> str:
@@ -138,6 +72,8 @@ class DynamoLedger:
             old = self._get(pk)
             names: dict[str, str] = {}
             values: dict[str, Any] = {}
+            progress: str | None = None
+            going_on = False
             if old is None:
                 condition, attempt = "attribute_not_exists(pk)", 1
             else:
@@ -145,16 +81,28 @@ class DynamoLedger:
                 lapsed = state == "running" and float(old.get("expires_at") or 0) < now
                 # a rejected file wrote nothing: dropped again (its config fixed), it is loaded
                 again = state == "done" and (force or not _loaded(old))
-                if not (state == "failed" or lapsed or again):
+                if not (state in ("failed", "paused") or lapsed or again):
                     claim = self._held(ref, old, now)
                     if claim is not None:
                         return claim
                     continue
-                # a set-aside file's last run recorded attempt 0: it starts again at 1
-                attempt = 1 if state == "done" else int(old.get("attempt", 1)) + 1
-                condition = "run_id = :old_run AND #state = :old_state"
-                names["#state"] = "state"
+                if state == "paused" or (state != "done" and old.get("progress")):
+                    # the run goes on from its last checkpoint, as the same run
+                    run_id, progress, going_on = str(old["run_id"]), old.get("progress"), True
+                # a set-aside file's last run recorded attempt 0: it starts again at 1; a
+                # paused run did not fail: the same attempt goes on
+                failed = state != "paused"
+                attempt = 1 if state == "done" else int(old.get("attempt", 1)) + failed
+                # the token too: a run going on keeps its run id, so only the token tells
+                # the item it read from the one a racing claim just wrote
+                condition = "run_id = :old_run AND #state = :old_state AND "
+                names.update({"#state": "state", "#token": "token"})
                 values.update({":old_run": old.get("run_id", ""), ":old_state": state})
+                if "token" in old:
+                    condition += "#token = :old_token"
+                    values[":old_token"] = old["token"]
+                else:
+                    condition += "attribute_not_exists(#token)"
             item = {
                 "pk": pk,
                 "kind": "file",
@@ -166,24 +114,31 @@ class DynamoLedger:
                 "source": ref.url,
                 "version": ref.version,
                 "attempt": attempt,
-                "updated_at": _now_iso(),
+                "updated_at": now_iso(),
+                "progress": progress,
+            }
+            put = {
+                "TableName": self.name,
+                "Item": item_of(item),
+                "ConditionExpression": condition,
+                **({"ExpressionAttributeNames": names} if names else {}),
+                **({"ExpressionAttributeValues": item_of(values)} if values else {}),
             }
             try:
-                self._call(
-                    "put_item",
-                    TableName=self.name,
-                    Item=_item(item),
-                    ConditionExpression=condition,
-                    **({"ExpressionAttributeNames": names} if names else {}),
-                    **({"ExpressionAttributeValues": _item(values)} if values else {}),
-                )
-            except _ConditionFailed:
+                self._call("put_item", **put)
+            except ConditionFailed:
                 continue  # changed under us: look again
-            if old is not None and old.get("state") == "running" and old.get("run_id"):
-                self._mark_abandoned(old["run_id"])
-            self._put_run(run_id, ref, "running", None, attempt)
+            if going_on:
+                self._reopen_run(run_id, attempt, progress)
+            else:
+                if old is not None and old.get("state") == "running" and old.get("run_id"):
+                    self._mark_abandoned(old["run_id"])
+                self._put_run(run_id, ref, "running", None, attempt)
+            extra: dict[str, Any] = {"token": token, "renewed_at": now}
+            if progress is not None:
+                extra["progress"] = progress
             return Claim(
-                "new", run_id, ref, extra={"token": token, "renewed_at": now}, attempt=attempt
+                "new", run_id, ref, extra=extra, attempt=attempt, progress=progress_of(progress)
             )
         raise TransientError(f"could not claim {ref.url}: the ledger kept changing under us")
 
@@ -203,11 +158,11 @@ class DynamoLedger:
             self._call(
                 "update_item",
                 TableName=self.name,
-                Key=_item({"pk": self.file_pk(ref)}),
+                Key=item_of({"pk": self.file_pk(ref)}),
                 UpdateExpression="SET #token = :new, expires_at = :exp",
                 ConditionExpression="#state = :committed AND #token = :old",
                 ExpressionAttributeNames={"#state": "state", "#token": "token"},
-                ExpressionAttributeValues=_item(
+                ExpressionAttributeValues=item_of(
                     {
                         ":new": token,
                         ":exp": int(now) + self.ttl,
@@ -216,10 +171,18 @@ class DynamoLedger:
                     }
                 ),
             )
-        except _ConditionFailed:
+        except ConditionFailed:
             return None
+        extra: dict[str, Any] = {"token": token, "renewed_at": now}
+        if old.get("progress"):
+            extra["progress"] = old["progress"]
         return Claim(
-            "resume", run_id, ref, receipt=receipt, extra={"token": token, "renewed_at": now}
+            "resume",
+            run_id,
+            ref,
+            receipt=receipt,
+            extra=extra,
+            progress=progress_of(old.get("progress")),
         )
 
     def renew(self, claim: Claim) -> None:
@@ -231,19 +194,16 @@ class DynamoLedger:
             self._call(
                 "update_item",
                 TableName=self.name,
-                Key=_item({"pk": self.file_pk(claim.ref)}),
+                Key=item_of({"pk": self.file_pk(claim.ref)}),
                 UpdateExpression="SET expires_at = :exp",
                 ConditionExpression="#token = :token",
                 ExpressionAttributeNames={"#token": "token"},
-                ExpressionAttributeValues=_item(
+                ExpressionAttributeValues=item_of(
                     {":exp": int(now) + self.ttl, ":token": claim.extra.get("token", "")}
                 ),
             )
-        except _ConditionFailed:
-            raise TransientError(
-                f"the claim on {claim.ref.url} was taken over by another run "
-                "(this one held it past aws.claim_ttl_seconds)"
-            ) from None
+        except ConditionFailed:
+            raise _taken_over(claim) from None
         claim.extra["renewed_at"] = now
 
     def record(self, claim: Claim, state: RunState, receipt: Receipt) -> None:
@@ -254,7 +214,7 @@ class DynamoLedger:
             ":state": state,
             ":rid": claim.run_id,
             ":receipt": data,
-            ":at": _now_iso(),
+            ":at": now_iso(),
             ":token": claim.extra.get("token", ""),
         }
         ended = state == "done" or receipt.set_aside  # the next claim is attempt 1 again
@@ -268,7 +228,14 @@ class DynamoLedger:
             values[":exp"] = int(now) + self.ttl
         else:
             update += " REMOVE expires_at"
+        # a failed run keeps its checkpoint, for the next attempt to go on from; a run that
+        # ended starts the next claim of this version at the top
+        if ended:
+            update += ", progress" if " REMOVE " in update else " REMOVE progress"
+            claim.extra.pop("progress", None)
         run = self._run_item(claim.run_id, claim.ref, state, receipt, claim.attempt)
+        if claim.extra.get("progress"):
+            run["progress"] = {"S": claim.extra["progress"]}
         if state in ("done", "failed"):  # its notification is in the outbox until ``sent``
             run["outbox"] = {"N": str(int(now) + OUTBOX_LEASE_S)}
         try:
@@ -278,113 +245,99 @@ class DynamoLedger:
                     {
                         "Update": {
                             "TableName": self.name,
-                            "Key": _item({"pk": self.file_pk(claim.ref)}),
+                            "Key": item_of({"pk": self.file_pk(claim.ref)}),
                             "UpdateExpression": update,
                             "ConditionExpression": "#token = :token",
                             "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": _item(values),
+                            "ExpressionAttributeValues": item_of(values),
                         }
                     },
                     {"Put": {"TableName": self.name, "Item": run}},
                 ],
             )
-        except _ConditionFailed:
-            raise TransientError(
-                f"the claim on {claim.ref.url} was taken over by another run "
-                "(this one held it past aws.claim_ttl_seconds)"
-            ) from None
+        except ConditionFailed:
+            raise _taken_over(claim) from None
         claim.extra["renewed_at"] = now
 
-    # --- run records --------------------------------------------------------------------------
-
-    def _run_item(
-        self, run_id: str, ref: FileRef, state: str, receipt: Receipt | None, attempt: int = 1
-    ) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "pk": f"run#{run_id}",
-            "kind": "run",
-            "run_list": RUN_LIST,
-            "run_id": run_id,
-            "file": ref.name,
-            "source": ref.url,
-            "version": ref.version,
-            "size": ref.size,
-            "state": state,
-            "started_at": _now_iso(),
-            "attempt": attempt,
+    def checkpoint(self, claim: Claim, progress: dict[str, Any]) -> None:
+        """One transaction: the progress on the claim (with a renewed lease) and on the run
+        record, so ``runs()`` shows how far a run got."""
+        now = time.time()
+        data = json.dumps(progress, ensure_ascii=False, separators=(",", ":"))
+        key = {"pk": self.file_pk(claim.ref)}
+        values = {
+            ":p": data,
+            ":one": 1,
+            ":exp": int(now) + self.ttl,
+            ":at": now_iso(),
+            ":token": claim.extra.get("token", ""),
         }
-        if receipt is not None:
-            r = receipt.to_dict()
-            values.update({k: r.get(k) for k in RECORD_FIELDS if k in r and r.get(k) is not None})
-            values.update(
-                state=state,
-                run_id=run_id,
-                started_at=r.get("started_at") or values["started_at"],
-                receipt=receipt.to_json(),
-            )
-            if state in ("done", "failed"):
-                values["finished_at"] = r.get("finished_at") or _now_iso()
-        return _item(values)
-
-    def _put_run(
-        self, run_id: str, ref: FileRef, state: str, receipt: Receipt | None, attempt: int
-    ) -> None:
-        item = self._run_item(run_id, ref, state, receipt, attempt)
-        self._call("put_item", TableName=self.name, Item=item)
-
-    def _mark_abandoned(self, run_id: str) -> None:
-        with contextlib.suppress(_ConditionFailed):
+        try:
             self._call(
-                "update_item",
-                TableName=self.name,
-                Key=_item({"pk": f"run#{run_id}"}),
-                UpdateExpression="SET #state = :failed, reason = :why, finished_at = :at",
-                ConditionExpression="#state = :running",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues=_item(
+                "transact_write_items",
+                TransactItems=[
                     {
-                        ":failed": "failed",
-                        ":running": "running",
-                        ":at": _now_iso(),
-                        ":why": "the run stopped without finishing; its claim expired and "
-                        "the file was retried",
-                    }
-                ),
+                        "Update": {
+                            "TableName": self.name,
+                            "Key": item_of(key),
+                            "UpdateExpression": "SET progress = :p, expires_at = :exp, "
+                            "attempt = :one, updated_at = :at",
+                            "ConditionExpression": "#token = :token",
+                            "ExpressionAttributeNames": {"#token": "token"},
+                            "ExpressionAttributeValues": item_of(values),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.name,
+                            "Key": item_of({"pk": f"run#{claim.run_id}"}),
+                            "UpdateExpression": "SET progress = :p, attempt = :one",
+                            "ExpressionAttributeValues": item_of({":p": data, ":one": 1}),
+                        }
+                    },
+                ],
             )
+        except ConditionFailed:
+            raise _taken_over(claim) from None
+        claim.extra.update(progress=data, renewed_at=now)
+        claim.attempt = 1
 
-    @staticmethod
-    def _record(item: dict[str, Any]) -> dict[str, Any]:
-        raw = _dec(item)
-        out = {k: raw.get(k) for k in RECORD_FIELDS}
-        for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "size"):
-            out[k] = int(out[k] or 0)
-        out["receipt"] = json.loads(raw["receipt"]) if raw.get("receipt") else None
-        return out
-
-    def runs(
-        self, *, status: str | None = None, limit: int = 50, before: str | None = None
-    ) -> list[dict[str, Any]]:
-        args: dict[str, Any] = {
-            "TableName": self.name,
-            "IndexName": RUNS_INDEX,
-            "ScanIndexForward": False,
-            "KeyConditionExpression": "run_list = :all"
-            + (" AND run_id < :before" if before else ""),
-            "ExpressionAttributeValues": _item({":all": RUN_LIST, ":before": before}),
+    def pause(self, claim: Claim, receipt: Receipt) -> None:
+        """The claim's lease goes at once (the next claim is not "busy"); its progress and
+        token stay, for that claim to go on from and to be conditional on."""
+        run = self._run_item(claim.run_id, claim.ref, "paused", receipt, claim.attempt)
+        if claim.extra.get("progress"):
+            run["progress"] = {"S": claim.extra["progress"]}
+        values = {
+            ":paused": "paused",
+            ":receipt": receipt.to_json(),
+            ":at": now_iso(),
+            ":token": claim.extra.get("token", ""),
         }
-        if status:
-            args["FilterExpression"] = "#status = :s OR #state = :s"
-            args["ExpressionAttributeNames"] = {"#status": "status", "#state": "state"}
-            args["ExpressionAttributeValues"][":s"] = {"S": status}
-        out: list[dict[str, Any]] = []
-        while len(out) < limit:
-            args["Limit"] = max(limit - len(out), 25) if status else limit - len(out)
-            reply = self._call("query", **args)
-            out.extend(self._record(i) for i in reply.get("Items", []))
-            if not reply.get("LastEvaluatedKey"):
-                break
-            args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-        return out[:limit]
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.name,
+                            "Key": item_of({"pk": self.file_pk(claim.ref)}),
+                            "UpdateExpression": "SET #state = :paused, #receipt = :receipt, "
+                            "updated_at = :at REMOVE expires_at",
+                            "ConditionExpression": "#token = :token",
+                            "ExpressionAttributeNames": {
+                                "#state": "state",
+                                "#receipt": "receipt",
+                                "#token": "token",
+                            },
+                            "ExpressionAttributeValues": item_of(values),
+                        }
+                    },
+                    {"Put": {"TableName": self.name, "Item": run}},
+                ],
+            )
+        except ConditionFailed:
+            raise _taken_over(claim) from None
 
     def unfinished(self) -> list[dict[str, Any]]:
         """Recent runs whose rows were committed and whose claim lapsed without the file being
@@ -405,83 +358,16 @@ class DynamoLedger:
             ):
                 continue  # finished since, taken over, or its owner's lease still holds
             rec["claim_extra"] = {"token": claim.get("token", "")}
+            if claim.get("progress"):
+                rec["claim_extra"]["progress"] = claim["progress"]
+            rec["progress"] = progress_of(claim.get("progress"))
             rec["attempt"] = int(claim.get("attempt") or 1)
             out.append(rec)
         return out
 
-    def outbox(self) -> list[dict[str, Any]]:
-        """Recent finished runs whose notification was not marked sent within its owner's
-        lease, oldest first."""
-        args: dict[str, Any] = {
-            "TableName": self.name,
-            "IndexName": RUNS_INDEX,
-            "ScanIndexForward": False,
-            "KeyConditionExpression": "run_list = :all",
-            "FilterExpression": "outbox < :now",
-            "ExpressionAttributeValues": _item({":all": RUN_LIST, ":now": int(time.time())}),
-            "Limit": RECENT_RUNS,
-        }
-        reply = self._call("query", **args)
-        return [self._record(i) for i in reversed(reply.get("Items", []))]
 
-    def sent(self, run_id: str) -> None:
-        with contextlib.suppress(_ConditionFailed):  # no such run: nothing to take out
-            self._call(
-                "update_item",
-                TableName=self.name,
-                Key=_item({"pk": f"run#{run_id}"}),
-                UpdateExpression="REMOVE outbox",
-                ConditionExpression="attribute_exists(pk)",
-            )
-
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        item = self._get(f"run#{run_id}", raw=True)
-        return self._record(item) if item else None
-
-    def _get(self, pk: str, raw: bool = False) -> dict[str, Any] | None:
-        reply = self._call(
-            "get_item", TableName=self.name, Key=_item({"pk": pk}), ConsistentRead=True
-        )
-        item = reply.get("Item")
-        if not item:
-            return None
-        return item if raw else _dec(item)
-
-    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        from ..aws.clients import error_code, is_transient
-
-        try:
-            return getattr(self.client, op)(**kwargs)  # type: ignore[no-any-return]
-        except Exception as e:
-            code = error_code(e)
-            if code == "ConditionalCheckFailedException" or (
-                code == "TransactionCanceledException" and "ConditionalCheckFailed" in str(e)
-            ):
-                item = getattr(e, "response", {}).get("Item")
-                raise _ConditionFailed(_dec(item) if item else None) from e
-            if code == "ResourceNotFoundException":
-                raise ConfigError(
-                    f"the ledger table {self.name!r} does not exist: deploy the "
-                    "stack (batchdrop deploy) or create it (see the README)",
-                    key="ledger",
-                ) from e
-            if code == "ValidationException" and "index" in str(e).lower():
-                raise ConfigError(
-                    f"the ledger table {self.name!r} has no {RUNS_INDEX!r} index "
-                    "(see the README for its definition)",
-                    key="ledger",
-                ) from e
-            if code == "ValidationException":  # the request itself is wrong: no retry helps
-                raise ValueError(f"the ledger {self.name} refused {op}: {e}") from e
-            if code in ("AccessDeniedException", "UnrecognizedClientException"):
-                raise ConfigError(
-                    f"DynamoDB refused {op} on the ledger {self.name!r} ({code})", key="ledger"
-                ) from e
-            kind = "could not" if is_transient(e) else "failed to"
-            raise TransientError(f"the ledger {self.name} {kind} {op} ({code}): {e}") from e
-
-
-class _ConditionFailed(Exception):
-    def __init__(self, item: dict[str, Any] | None):
-        super().__init__("condition failed")
-        self.item = item
+def _taken_over(claim: Claim) -> TransientError:
+    return TransientError(
+        f"the claim on {claim.ref.url} was taken over by another run "
+        "(this one held it past aws.claim_ttl_seconds)"
+    )

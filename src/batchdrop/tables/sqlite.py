@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import time
@@ -246,19 +247,30 @@ CREATE TABLE IF NOT EXISTS {RUNS} (
     rejected_rows_report TEXT,
     receipt TEXT,
     attempt INTEGER,
-    outbox REAL
+    outbox REAL,
+    token TEXT,
+    progress TEXT
 );
 CREATE INDEX IF NOT EXISTS {RUNS}_version ON {RUNS} (file, version);
 """
-RECORD_COLS = (*RUN_FIELDS, "receipt")
+RECORD_COLS = (*RUN_FIELDS, "receipt", "progress")
 #: columns added since the first ledgers were written: added to an older database on open
-ADDED_COLUMNS = {"attempt": "INTEGER", "outbox": "REAL"}
+ADDED_COLUMNS = {"attempt": "INTEGER", "outbox": "REAL", "token": "TEXT", "progress": "TEXT"}
+#: what a run's record says once it is running again (going on from its checkpoint): what it
+#: recorded when it stopped (paused, failed) is no longer so
+REOPENED = (
+    "state = 'running', status = NULL, finished_at = NULL, reason = NULL, moved_to = NULL, "
+    "rejected_rows_report = NULL, receipt = NULL, rows_read = NULL, rows_loaded = NULL, "
+    "rows_rejected = NULL, rows_duplicate = NULL, outbox = NULL"
+)
 #: how long a run's own process has to send its notification before another process may
 OUTBOX_LEASE_S = 60.0
 
 
 class SqliteLedger:
-    """The run ledger: one row per file run, in the table's database."""
+    """The run ledger: one row per file run, in the table's database. A run that paused, or
+    failed or crashed after a checkpoint, keeps its row: the next claim goes on with it (same
+    run id, its ``progress``), under a new ``token`` that tells the claims apart."""
 
     def __init__(self, conn: sqlite3.Connection, path: str, claim_ttl: float = 900.0):
         self.conn = conn
@@ -294,40 +306,53 @@ class SqliteLedger:
 
     def _claim(self, ref: FileRef, force: bool) -> Claim:
         rows = self.conn.execute(
-            f"SELECT seq, run_id, state, status, pid, host, lease_until, receipt, attempt "
-            f"FROM {RUNS} WHERE file = ? AND version = ? ORDER BY seq DESC",
+            f"SELECT seq, run_id, state, status, pid, host, lease_until, receipt, attempt, "
+            f"progress FROM {RUNS} WHERE file = ? AND version = ? ORDER BY seq DESC",
             (ref.name, ref.version),
         ).fetchall()
         now = time.time()
         attempt = 1
-        for i, (seq, run_id, state, status, pid, host, lease_until, receipt, tried) in enumerate(
-            rows
-        ):
+        for i, row in enumerate(rows):
+            seq, run_id, state, status, pid, host, lease_until, receipt, tried, progress = row
             live = _live(pid, host, lease_until, now)
             if state == "committed":  # rows in; the file not yet moved
                 if live:
                     return Claim("busy", run_id, ref)  # its own run is moving it now
-                return Claim("resume", run_id, ref, json.loads(receipt), {"seq": seq})
+                return Claim(
+                    "resume",
+                    run_id,
+                    ref,
+                    json.loads(receipt),
+                    {"seq": seq},
+                    progress=json.loads(progress) if progress else None,
+                )
             if state == "running":
                 if live:
                     return Claim("busy", run_id, ref)
+                if i == 0 and progress:  # crashed after a checkpoint: one more attempt of it
+                    return self._go_on(ref, seq, run_id, (tried or 1) + 1, progress, now)
                 self.conn.execute(
                     f"UPDATE {RUNS} SET state = 'failed', status = 'failed', finished_at = ?, "
                     "reason = 'interrupted: the run stopped before it finished' WHERE seq = ?",
                     (iso_time(), seq),
                 )
                 state = "failed"
+            if i == 0 and state == "paused":  # it did not fail: the same attempt goes on
+                return self._go_on(ref, seq, run_id, tried or 1, progress, now)
             if i == 0 and state == "failed":  # the last run failed: this is one more attempt
+                if progress:  # a set-aside run's was cleared: it starts at the top
+                    return self._go_on(ref, seq, run_id, (tried or 1) + 1, progress, now)
                 set_aside = bool(receipt and json.loads(receipt).get("set_aside"))
                 attempt = 1 if set_aside else (tried or 1) + 1
             if state == "done" and status in (LOADED, LOADED_WITH_REJECTS) and not force:
                 return Claim(
                     "done", run_id, ref, json.loads(receipt) if receipt else None, {"seq": seq}
                 )
-        run_id = new_run_id()
+        run_id, token = new_run_id(), secrets.token_hex(8)
         cur = self.conn.execute(
             f"INSERT INTO {RUNS} (run_id, file, source, version, size, state, pid, host, "
-            "lease_until, started_at, attempt) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            "lease_until, started_at, attempt, token) "
+            "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 ref.name,
@@ -339,16 +364,78 @@ class SqliteLedger:
                 now + self.claim_ttl,
                 iso_time(now),
                 attempt,
+                token,
             ),
         )
-        return Claim("new", run_id, ref, None, {"seq": cur.lastrowid}, attempt=attempt)
+        extra = {"seq": cur.lastrowid, "token": token}
+        return Claim("new", run_id, ref, None, extra, attempt=attempt)
+
+    def _go_on(
+        self, ref: FileRef, seq: int, run_id: str, attempt: int, progress: str | None, now: float
+    ) -> Claim:
+        """Claim the run in row ``seq`` again, to go on from its checkpoint (``progress``)."""
+        token = secrets.token_hex(8)
+        self.conn.execute(
+            f"UPDATE {RUNS} SET {REOPENED}, pid = ?, host = ?, lease_until = ?, attempt = ?, "
+            "token = ? WHERE seq = ?",
+            (os.getpid(), socket.gethostname(), now + self.claim_ttl, attempt, token, seq),
+        )
+        return Claim(
+            "new",
+            run_id,
+            ref,
+            None,
+            {"seq": seq, "token": token},
+            attempt=attempt,
+            progress=json.loads(progress) if progress else None,
+        )
 
     def record(self, claim: Claim, state: str, receipt: Receipt) -> None:
         sql, params = self.statement(claim, state, receipt)
+        self._update(claim, sql, params)
+
+    def checkpoint(self, claim: Claim, progress: dict[str, Any]) -> None:
+        now = time.time()
+        sql = (
+            f"UPDATE {RUNS} SET progress = ?, lease_until = ?, pid = ?, host = ?, attempt = 1 "
+            "WHERE run_id = ? AND state = 'running' AND token IS ?"
+        )
+        data = json.dumps(progress, ensure_ascii=False, separators=(",", ":"))
+        params = (
+            data,
+            now + self.claim_ttl,
+            os.getpid(),
+            socket.gethostname(),
+            claim.run_id,
+            claim.extra.get("token"),
+        )
+        self._update(claim, sql, params, always=True)
+        claim.attempt = 1
+
+    def pause(self, claim: Claim, receipt: Receipt) -> None:
+        """No pid and no lease: the row is not live, and the next claim goes on with it."""
+        sql = (
+            f"UPDATE {RUNS} SET state = 'paused', {RECEIPT_COLS}, outbox = NULL, pid = NULL, "
+            "lease_until = NULL WHERE run_id = ? AND state = 'running' AND token IS ?"
+        )
+        params = (*_receipt_params(receipt), claim.run_id, claim.extra.get("token"))
+        self._update(claim, sql, params, always=True)
+
+    def _update(
+        self, claim: Claim, sql: str, params: tuple[Any, ...], *, always: bool = False
+    ) -> None:
+        """Run an UPDATE of the claim's run; raise TransientError when it matched no row and
+        the claim has a token (``always``: whether or not it has one): the run was claimed by
+        another process since."""
         try:
-            self.conn.execute(sql, params)
+            cur = self.conn.execute(sql, params)
         except sqlite3.OperationalError as e:
             raise translate(e, self.path) from None
+        if cur.rowcount == 0 and (always or claim.extra.get("token")):
+            raise TransientError(
+                f"the claim on {claim.ref.url} was taken over by another run "
+                f"(this one held it past its lease of {self.claim_ttl:.0f} s)"
+            )
 
     def sent(self, run_id: str) -> None:
         try:
@@ -360,32 +447,29 @@ class SqliteLedger:
         return self._orphaned("outbox IS NOT NULL", lease="outbox")
 
     def statement(self, claim: Claim, state: str, receipt: Receipt) -> tuple[str, tuple[Any, ...]]:
-        """The UPDATE that records a run's state (a writer process runs it in its transaction)."""
-        r = receipt
+        """The UPDATE that records a run's state (a writer process runs it in its transaction).
+        A claim with a token records only while its run is still its own."""
         sql = (
-            f"UPDATE {RUNS} SET state = ?, status = ?, finished_at = ?, rows_read = ?, "
-            "rows_loaded = ?, rows_rejected = ?, rows_duplicate = ?, reason = ?, moved_to = ?, "
-            "rejected_rows_report = ?, receipt = ?, outbox = ?, pid = ?, host = ? "
-            "WHERE run_id = ?"
+            f"UPDATE {RUNS} SET state = ?, {RECEIPT_COLS}, outbox = ?, pid = ?, host = ?, "
+            "progress = CASE WHEN ? THEN NULL ELSE progress END "
+            "WHERE run_id = ? AND (? IS NULL OR token = ?)"
         )
         # a finished run's notification is in the outbox until ``sent``; this process owns it
         outbox = time.time() + OUTBOX_LEASE_S if state in ("done", "failed") else None
+        # a failed run keeps its checkpoint, for the next attempt to go on from; a run that
+        # ended starts the next claim of this version at the top
+        ended = state == "done" or receipt.set_aside
+        token = claim.extra.get("token")
         params = (
             state,
-            r.status,
-            r.finished_at or iso_time(),
-            r.rows_read,
-            r.rows_loaded,
-            r.rows_rejected,
-            r.rows_duplicate,
-            r.reason,
-            r.moved_to,
-            r.rejected_rows_report,
-            r.to_json(),
+            *_receipt_params(receipt),
             outbox,
             os.getpid(),
             socket.gethostname(),
+            ended,
             claim.run_id,
+            token,
+            token,
         )
         return sql, params
 
@@ -436,4 +520,27 @@ class SqliteLedger:
     def _record(row: Sequence[Any]) -> dict[str, Any]:
         rec = dict(zip(RECORD_COLS, row, strict=True))
         rec["receipt"] = json.loads(rec["receipt"]) if rec["receipt"] else None
+        rec["progress"] = json.loads(rec["progress"]) if rec["progress"] else None
         return rec
+
+
+#: the columns a receipt sets, for ``_receipt_params``
+RECEIPT_COLS = (
+    "status = ?, finished_at = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?, "
+    "rows_duplicate = ?, reason = ?, moved_to = ?, rejected_rows_report = ?, receipt = ?"
+)
+
+
+def _receipt_params(r: Receipt) -> tuple[Any, ...]:
+    return (
+        r.status,
+        r.finished_at or iso_time(),
+        r.rows_read,
+        r.rows_loaded,
+        r.rows_rejected,
+        r.rows_duplicate,
+        r.reason,
+        r.moved_to,
+        r.rejected_rows_report,
+        r.to_json(),
+    )
