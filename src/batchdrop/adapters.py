@@ -54,7 +54,8 @@ class Backends:
         if self._ledger is None:
             url = self.config.ledger_url
             if url.startswith("sqlite:///"):
-                from .tables.sqlite import SqliteLedger, SqliteTable
+                from .tables.sqlite import SqliteTable
+                from .tables.sqlite_ledger import SqliteLedger
 
                 table = self.table
                 if isinstance(table, SqliteTable) and url == self.config.table.url:

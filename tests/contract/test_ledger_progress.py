@@ -50,7 +50,8 @@ class SqliteLedgers(Ledgers):
         self.opened: list[Any] = []
 
     def make(self, ttl: float = 900) -> Any:
-        from batchdrop.tables.sqlite import SqliteLedger, connect
+        from batchdrop.tables.sqlite_db import connect
+        from batchdrop.tables.sqlite_ledger import SqliteLedger
 
         ledger = SqliteLedger(connect(self.path), self.path, ttl)
         self.opened.append(ledger)
@@ -77,7 +78,7 @@ class SqliteLedgers(Ledgers):
 
 
 def _claim_in_child(path: str, ref: FileRef, start: Any, stop: Any, out: Any) -> None:
-    from batchdrop.tables.sqlite import SqliteLedger
+    from batchdrop.tables.sqlite_ledger import SqliteLedger
 
     ledger = SqliteLedger.open(path)
     start.wait(timeout=30)

@@ -84,7 +84,7 @@ class Statements:
     """The SQL of one load, and how to turn engine values into SQLite values."""
 
     def __init__(self, table: SqliteTable, seq: int):
-        from .sqlite import RUN_COL, q
+        from .sqlite_db import RUN_COL, q
 
         cols = [*table.columns, RUN_COL]
         set_cols = [c for c in table.columns if c not in table.key] + [RUN_COL]
@@ -118,7 +118,7 @@ class SqliteLoad:
     """One file's rows, in one transaction on the table's own connection."""
 
     def __init__(self, table: SqliteTable, claim: Claim, ledger: Any):
-        from .sqlite import translate
+        from .sqlite_db import translate
 
         self.table, self.claim, self.ledger = table, claim, ledger
         self.conn = table.conn
