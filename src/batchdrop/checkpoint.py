@@ -78,6 +78,13 @@ class Position:
 
 
 TOP = Position()
+#: the passes of a run, as logs and ``batchdrop runs`` name them
+STAGE_NAMES = {
+    "check": "validating",
+    "count": "counting repeats",
+    "settle": "settling repeats",
+    "write": "writing",
+}
 
 
 @dataclass

@@ -157,7 +157,7 @@ def state_text(rec: dict[str, Any]) -> str:
     progress = rec.get("progress")
     if state not in ("running", "paused") or not isinstance(progress, dict):
         return state
-    from .passes import STAGE_NAMES
+    from .checkpoint import STAGE_NAMES
 
     stage = STAGE_NAMES.get(str(progress.get("stage")), str(progress.get("stage")))
     text = f"{state}: {stage}, line {int(progress.get('line') or 0) + 1:,}"

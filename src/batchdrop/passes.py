@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
-from .checkpoint import TOP, Checkpoints, Delta, Paused
+from .checkpoint import STAGE_NAMES, TOP, Checkpoints, Delta, Paused
 from .config import Config
 from .dedup import DuplicateFinder
 from .errors import RowError
@@ -26,13 +26,6 @@ from .segments import cut_reason
 log = logging.getLogger("batchdrop")
 #: wrong cuts (segments.Cutter) a pass corrects before it reads the rest of a file in one piece
 MAX_BAD_CUTS = 8
-#: the passes of a run, as logs and ``batchdrop runs`` name them
-STAGE_NAMES = {
-    "check": "validating",
-    "count": "counting repeats",
-    "settle": "settling repeats",
-    "write": "writing",
-}
 
 RowCheck = Callable[[tuple[Any, ...]], tuple[str, str] | None] | None
 

@@ -20,9 +20,9 @@ import pytest
 
 from batchdrop import checkpoint
 from batchdrop.aws import handler as lambda_handler
-from batchdrop.aws.handler import Runtime
+from batchdrop.aws.handler import BatchFailed, Runtime
 
-from .conftest import IamStack, Stack
+from .conftest import IamStack, Stack, s3_event
 from .test_worker import notify_queue
 
 pytestmark = pytest.mark.aws
@@ -176,3 +176,39 @@ def test_a_file_many_invocations_long_loads_exactly_once(
     assert not [k for k in stack.keys(stack.errors) if "_batchdrop/state/" in k]
     runs = json.loads(json.dumps(Runtime(config).pipeline.backends.ledger.runs()))
     assert [(x["state"], x["status"]) for x in runs] == [("done", "loaded_with_rejects")]
+
+
+def test_a_direct_invocation_that_pauses_fails_so_the_retry_goes_on(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a queue to send the file to again, the invocation fails: Lambda's own retry of
+    the event (here, the same event again) goes on from the checkpoint."""
+    body, expected, _ = partner_file(8_000, seed=3)
+    monkeypatch.setattr(lambda_handler, "MIN_START", checkpoint.PAUSE_MARGIN_S + 20)
+    config = stack.config(
+        schema={"fields": FIELDS},
+        on_error="skip_rows",
+        checkpoint={"every_bytes": 20_000, "every_seconds": 5},
+    )
+    put = stack.upload("incoming/direct.csv", body)
+    event = s3_event(
+        stack.inbound, "incoming/direct.csv", size=len(body), etag=put["ETag"].strip('"')
+    )
+    runtime = Runtime(config)
+    failures = 0
+    for _ in range(100):
+        try:
+            reply = runtime.handle(event, budget_from_now(0.3))
+        except BatchFailed as e:
+            assert "paused" in str(e)
+            failures += 1
+            assert runtime.pipeline.backends.ledger.runs()[0]["state"] == "paused"
+            continue
+        break
+    assert failures >= 2
+    assert reply["results"][0]["status"] == "loaded_with_rejects"
+    count = sum(
+        p["Count"]
+        for p in stack.ddb.get_paginator("scan").paginate(TableName=stack.table, Select="COUNT")
+    )
+    assert count == len(expected)

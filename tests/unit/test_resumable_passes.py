@@ -19,9 +19,11 @@ import pytest
 
 from batchdrop import checkpoint
 from batchdrop.config import Config, parse_config
+from batchdrop.errors import TransientError
 from batchdrop.pipeline import Pipeline
 from batchdrop.ports import Claim, FileRef
 from batchdrop.report import PAUSED, Receipt
+from batchdrop.tables.sqlite_ledger import SqliteLedger
 
 FIELDS = [
     {"name": "id", "type": "string"},
@@ -219,3 +221,57 @@ def test_a_stray_quote_that_fools_the_cut_costs_time_not_rows(
     assert len(whole.table.items) == 4000
     assert parts.table.items == whole.table.items
     assert [getattr(many, f) for f in FIELDS_OUT] == [getattr(one, f) for f in FIELDS_OUT]
+
+
+class RefusingTable(Table):
+    """A table that refuses (a retryable error) the batch holding the first line of
+    ``refuse``: for ever when ``stuck``, else once, the next refusal coming further on."""
+
+    def __init__(self, refuse: list[int], stuck: bool):
+        super().__init__()
+        self.refuse, self.stuck = refuse, stuck
+
+    def begin(self, claim: Claim, ledger: Any) -> Load:
+        return RefusingLoad(self, claim, ledger)
+
+
+class RefusingLoad(Load):
+    table: RefusingTable
+
+    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[Any]:
+        refuse = self.table.refuse
+        if refuse and lines[0] <= refuse[0] <= lines[-1]:
+            if not self.table.stuck:
+                refuse.pop(0)
+            raise TransientError("the table is throttled")
+        return super().write(rows, lines)
+
+
+@pytest.mark.parametrize("moving", [False, True])
+def test_a_run_that_keeps_failing_at_one_place_is_set_aside_one_that_moves_on_is_not(
+    tmp_path: Path, moving: bool
+) -> None:
+    """Attempts count failures since the last checkpoint: the ledger is the real SQLite one."""
+    body = partner_file(6000, seed=4)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "f.csv").write_bytes(body)
+    backends = Backends()
+    refuse = [2500, 4000, 5500, 7000] if moving else [2500]
+    backends.table = RefusingTable(refuse, stuck=not moving)  # type: ignore[assignment]
+    backends.ledger = SqliteLedger.open(str(tmp_path / "ledger.db"))  # type: ignore[assignment]
+    statuses = []
+    for _ in range(8):
+        pipeline = Pipeline(config(tmp_path, max_attempts=2), backends=backends, notifiers=[])  # type: ignore[arg-type]
+        if not (tmp_path / "in" / "f.csv").exists():
+            break
+        receipt = pipeline.process("f.csv")
+        statuses.append((receipt.status, receipt.set_aside))
+    runs = backends.ledger.runs()
+    assert len({r["run_id"] for r in runs}) == 1  # one run, however many attempts
+    if moving:  # four failures, each past a new checkpoint: never set aside, and loaded whole
+        assert [s for s, _ in statuses].count("failed") >= 3
+        assert statuses[-1] == ("loaded_with_rejects", False)
+        assert (tmp_path / "archive" / "f.csv").exists()
+    else:  # the same place twice: max_attempts (2) reached, set aside in errors
+        assert statuses == [("failed", False), ("failed", True)]
+        assert (tmp_path / "errors" / "f.csv").exists()
