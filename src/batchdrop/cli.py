@@ -47,9 +47,10 @@ class State:
             self._config = load_config(self.config_path)
         return self._config
 
-    def pipeline(self, *, prints_receipts: bool = True) -> Any:
+    def pipeline(self, *, prints_receipts: bool = True, jobs: int | None = None) -> Any:
         """The engine. When the command prints each receipt itself (not ``--json``), the
-        console notifier would print it a second time: it is left out."""
+        console notifier would print it a second time: it is left out. A big file's shards
+        run in ``jobs`` worker processes (shard_runner.py)."""
         from .adapters import open_notifiers
         from .notify.console import ConsoleNotifier
         from .pipeline import Pipeline
@@ -58,7 +59,22 @@ class State:
         notifiers = open_notifiers(config)
         if prints_receipts:
             notifiers = [n for n in notifiers if not isinstance(n, ConsoleNotifier)]
-        return Pipeline(config, notifiers=notifiers)
+        pipeline = Pipeline(config, notifiers=notifiers)
+        from .shard_runner import LocalShards, default_jobs
+
+        pipeline.dispatch = LocalShards(pipeline, jobs or default_jobs(config))
+        return pipeline
+
+
+JOBS = click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Worker processes for a file bigger than shards.shard_bytes, read as shards side "
+    "by side (two-pass tables: DynamoDB). Default: the cores, at most shards.max_in_flight.",
+)
 
 
 def _exit_code(receipts: list[Receipt]) -> int:
@@ -176,8 +192,9 @@ def validate(file: str, as_json: bool) -> None:
     is_flag=True,
     help="Move FILE to the archive (or errors) even when it is outside the inbound directory.",
 )
+@JOBS
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
-def process(file: str, force: bool, move: bool, as_json: bool) -> None:
+def process(file: str, force: bool, move: bool, jobs: int | None, as_json: bool) -> None:
     """Load one FILE now: validate, write, archive it (or put it in errors), notify.
 
     FILE may be anywhere on disk; a name relative to the inbound directory works too. A file
@@ -185,7 +202,7 @@ def process(file: str, force: bool, move: bool, as_json: bool) -> None:
     and the archive (or errors) gets a copy, unless --move.
     Exits 0 when loaded (even with rejected rows), 1 when rejected, 3 on a retryable failure.
     """
-    pipeline = _state().pipeline(prints_receipts=not as_json)
+    pipeline = _state().pipeline(prints_receipts=not as_json, jobs=jobs)
     receipt = _run_one(pipeline, file, as_json, force=force, move=move)
     sys.exit(_exit_code([receipt]))
 
@@ -239,8 +256,9 @@ def _process_path(pipeline: Any, path: Path, *, move: bool = False, **options: A
     help="While watching, take a file only once it has not changed for this long "
     "(it may still be being written).",
 )
+@JOBS
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON receipt per line.")
-def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
+def run(once: bool, interval: float, settle: float, jobs: int | None, as_json: bool) -> None:
     """Process the files waiting in inbound, oldest first, then watch for new ones.
 
     Files whose name starts with '.' or '_' are never taken: write a file under such a name
@@ -254,7 +272,7 @@ def run(once: bool, interval: float, settle: float, as_json: bool) -> None:
     max_attempts failed runs (default 5) it is set aside in the errors location. Runs that a
     crash left unfinished, and notifications it left unsent, are finished first.
     """
-    pipeline = _state().pipeline(prints_receipts=not as_json)
+    pipeline = _state().pipeline(prints_receipts=not as_json, jobs=jobs)
     policy = pipeline.config.duplicates
     stopping = {"now": False}
 

@@ -157,6 +157,15 @@ def state_text(rec: dict[str, Any]) -> str:
     progress = rec.get("progress")
     if state not in ("running", "paused") or not isinstance(progress, dict):
         return state
+    sharded = progress.get("sharded")
+    if isinstance(sharded, dict):  # "running: writing, 12 of 40 shards done"
+        from .shards import STEP_NAMES
+
+        step = str(sharded.get("step"))
+        text = f"{state}: {STEP_NAMES.get(step, step)}"
+        if "done" in sharded:
+            return f"{text}, {sharded['done']} of {sharded.get('shards')} shards done"
+        return f"{text}, {sharded.get('shards')} shards"
     from .checkpoint import STAGE_NAMES
 
     stage = STAGE_NAMES.get(str(progress.get("stage")), str(progress.get("stage")))

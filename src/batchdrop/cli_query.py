@@ -49,6 +49,8 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
 
     backends = Backends(_config(stack_name))
     records = backends.ledger.runs(status=status, limit=limit)
+    for rec in records:
+        shards_progress(backends.ledger, rec)
     if as_json:
         for rec in records:
             click.echo(json.dumps(rec, ensure_ascii=False, default=str))
@@ -85,6 +87,18 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
             rec["finished_at"] or "",
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table if records else "no runs yet")
+
+
+def shards_progress(ledger: Any, rec: dict[str, Any]) -> None:
+    """A sharded run under way: how many of its shards are through the step it is at, from
+    the ledger's count (``progress.sharded.done``)."""
+    sharded = (rec.get("progress") or {}).get("sharded") if rec.get("state") == "running" else None
+    if not isinstance(sharded, dict) or sharded.get("step") not in ("check", "settle", "write"):
+        return
+    from .shards import counter_name
+
+    name = counter_name(str(sharded["step"]), int(sharded.get("plan") or 1))
+    sharded["done"] = ledger.shards_done(rec["run_id"], name)
 
 
 @click.command()

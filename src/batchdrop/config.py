@@ -166,6 +166,22 @@ class CheckpointSettings(Strict):
     every_seconds: float = Field(30.0, gt=0)
 
 
+class ShardSettings(Strict):
+    """How a big file is loaded in parallel (two-pass tables: DynamoDB). A file bigger than
+    ``shard_bytes`` is cut at row boundaries into shards that run side by side: local worker
+    processes (``process``/``run --jobs``), or on AWS shard messages on the events queue that
+    the function takes up, at most ``max_in_flight`` at a time."""
+
+    #: a file bigger than this is cut into shards of about this size (keep one shard's pass
+    #: well inside one invocation: 64MB is about a minute of a 1024 MB function)
+    shard_bytes: ByteSize = Field(ByteSize(64 * 1000**2), ge=1)
+    #: shards at work at once: the default of ``--jobs`` and, on AWS, of the function's
+    #: concurrency on the events queue (deploy.max_concurrency). Each writes at up to a few
+    #: thousand items a second: on a provisioned table, keep the product under its write
+    #: capacity (throttled writes are retried, slowing the load down, never losing rows)
+    max_in_flight: int = Field(8, ge=1, le=1000)
+
+
 class AwsConfig(Strict):
     endpoint_url: str | None = None
     region: str | None = None
@@ -205,6 +221,7 @@ class Config(Strict):
     batch_size: int = Field(5000, ge=1, le=100000)
     limits: Limits = Field(default_factory=Limits)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    shards: ShardSettings = Field(default_factory=ShardSettings)
     #: a file whose run fails (retryable) this many times is set aside in the errors location
     max_attempts: int = Field(5, ge=1, le=100)
     aws: AwsConfig = Field(default_factory=AwsConfig)

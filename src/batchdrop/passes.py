@@ -22,6 +22,7 @@ from .ports import FileRef, FileStore, Load
 from .report import REJECTED, Receipt, RejectedRowsReport
 from .scan import BadCut, Deadline, Pass, Progress, Scan, Skip
 from .segments import cut_reason
+from .shard_work import merge_reports, report_rows
 
 log = logging.getLogger("batchdrop")
 #: wrong cuts (segments.Cutter) a pass corrects before it reads the rest of a file in one piece
@@ -256,17 +257,30 @@ def _settle_and_write(
         first.duplicates = 0  # hash collisions: the write pass counts the repeats itself
     settled = bool(repeats) and (begin is None or config.duplicates == "reject")
     if settled:
-        check = scan_file(
-            config,
-            store,
-            ref,
-            receipt,
-            report,
-            stage="settle",
-            run=run,
-            skip=skip,
-            deadline=deadline,
-        )
+        repeats_report = RejectedRowsReport(ref.name)
+        try:
+            check = scan_file(
+                config,
+                store,
+                ref,
+                receipt,
+                repeats_report,
+                stage="settle",
+                run=run,
+                skip=skip,
+                deadline=deadline,
+            )
+            # the repeats among the invalid rows, each at its line
+            both = merge_reports(
+                config,
+                ref.name,
+                report_rows(report.contents()),
+                report_rows(repeats_report.contents()),
+            )
+            both.omitted += report.omitted + repeats_report.omitted
+            report.adopt(both)
+        finally:
+            repeats_report.discard()
         conclude(config, receipt, merged(first, check), report)
         if begin is None or receipt.status == REJECTED:
             return None

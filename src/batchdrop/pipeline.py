@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import shards
 from .adapters import Backends, open_notifiers, open_store
 from .checkpoint import Checkpoints, Paused
 from .config import Config
@@ -25,6 +27,7 @@ from .report import (
     LOADED_WITH_REJECTS,
     PAUSED,
     REJECTED,
+    SHARDED,
     SKIPPED,
     Receipt,
     RejectedRowsReport,
@@ -34,6 +37,7 @@ from .report import (
 from .scan import DEADLINE_MARGIN_S, Deadline, Progress
 
 if TYPE_CHECKING:
+    from .shards import ShardTask
     from .state import StateStore
 
 log = logging.getLogger("batchdrop")
@@ -56,6 +60,10 @@ class Pipeline:
         self.suffixes = (config.suffix, config.suffix + ".gz")
         self._prepared = False
         self._state: StateStore | None = None
+        #: hands a big file's shard tasks to consumers (shards.py): local worker processes
+        #: (the runner returns the run's receipt) or the events queue (returns None); None:
+        #: a big file is read in one piece, with checkpoints
+        self.dispatch: Callable[[list[ShardTask]], Receipt | None] | None = None
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -174,6 +182,10 @@ class Pipeline:
         try:
             try:
                 check_entry(ref)
+                if shards.wanted(self, store, ref):
+                    tasks = shards.start(self, store, claim)
+                    if tasks is not None:
+                        return self._hand_over(tasks, receipt, started)
                 if table.single_pass:
                     self._load_single(store, claim, receipt, report, deadline, progress)
                 else:
@@ -255,13 +267,35 @@ class Pipeline:
         else:
             self._commit(load, claim, receipt, report)
 
-    def _checkpoints(self, claim: Claim, deadline: Deadline | None) -> Checkpoints:
+    def _hand_over(self, tasks: list[ShardTask], receipt: Receipt, started: float) -> Receipt:
+        """A sharded run: its tasks to the consumers. The local runner runs them all and gives
+        the run's receipt; the queue takes them, and the run goes on without this process."""
+        assert self.dispatch is not None
+        ended = self.dispatch(tasks)
+        if ended is not None:
+            return ended
+        receipt.status = SHARDED
+        receipt.reason = f"{len(tasks)} shard task(s) handed to the consumers of the queue"
+        return self._stamp(receipt, started)
+
+    def shard_task(self, task: ShardTask, deadline: Deadline | None = None) -> shards.Step:
+        """One task of a sharded run (see shards.py), for the consumer that took it."""
+        if not self._prepared:
+            self.backends.table.prepare()
+            self._prepared = True
+        return shards.work(self, task, deadline)
+
+    def state(self) -> StateStore:
+        """Where runs keep what outlives a process (state.py)."""
         if self._state is None:
             from .state import open_state
 
             self._state = open_state(self.config)
+        return self._state
+
+    def _checkpoints(self, claim: Claim, deadline: Deadline | None) -> Checkpoints:
         return Checkpoints(
-            self.config, self._state, self.backends.ledger, claim, deadline, DEADLINE_MARGIN_S
+            self.config, self.state(), self.backends.ledger, claim, deadline, DEADLINE_MARGIN_S
         )
 
     def _drop_state(self, claim: Claim) -> None:

@@ -175,6 +175,24 @@ class Ledger(Protocol):
         reads) and renew its lease. Progress resets the count of attempts (``claim.attempt``
         becomes 1). Raises TransientError when the claim is no longer this run's."""
 
+    def shard_done(self, claim: Claim, phase: str, index: int) -> int:
+        """Record that shard ``index`` of the run ``claim`` holds finished ``phase`` (a short
+        name of lowercase letters and "+", such as "check", "write" or "check+") and renew the
+        claim's lease; progress and the count of attempts stay as they are.
+
+        Idempotent: the same index recorded twice counts once. Returns how many distinct shards
+        have finished ``phase`` now: a count that includes this index and every index recorded
+        before it, atomically, so that of shards finishing at the same moment each sees a
+        different count and exactly one sees the final one. The counts belong to the run id:
+        a run that goes on (paused, or failed after a checkpoint) keeps them, a new run of the
+        same file version starts with none. Raises TransientError when the claim is no longer
+        this run's (another run took the file over); nothing is counted then."""
+
+    def shards_done(self, run_id: str, phase: str) -> int:
+        """How many distinct shards of the run ``run_id`` have finished ``phase`` (read only;
+        0 when none did). Once the run has ended (loaded, or set aside) or another run took its
+        file over, its counts may be gone."""
+
     def pause(self, claim: Claim, receipt: Receipt) -> None:
         """The run stops at its last checkpoint, to go on when the file is claimed again: the
         claim is released at once and the run record says "paused" (with the receipt so far).

@@ -21,6 +21,8 @@ BUSY = "busy"  # not an outcome: another run holds this file right now
 #: not an outcome: the run stopped at a checkpoint (the time of an invocation ran out) and goes
 #: on from there when the file's event comes back
 PAUSED = "paused"
+#: not an outcome: the file's shards were handed to the consumers of the events queue
+SHARDED = "sharded"
 #: a dry run's verdicts (``rejected`` stays ``rejected``): nothing was written, so never "loaded"
 WOULD_LOAD = "would_load"
 WOULD_LOAD_WITH_REJECTS = "would_load_with_rejects"
@@ -55,8 +57,16 @@ class Receipt:
     report_rows_omitted: int = 0
 
     def add_error(self, err: RowError) -> None:
-        if len(self.errors) < MAX_ERRORS_IN_RECEIPT:
-            self.errors.append(err.to_dict())
+        """Keep the first errors of the file by line, whatever order they are found in (a
+        pass that settles repeated keys reads the file again from the top)."""
+        errors = self.errors
+        if len(errors) >= MAX_ERRORS_IN_RECEIPT and errors[-1]["line"] <= err.line:
+            return
+        at = len(errors)
+        while at and errors[at - 1]["line"] > err.line:
+            at -= 1
+        errors.insert(at, err.to_dict())
+        del errors[MAX_ERRORS_IN_RECEIPT:]
 
     @property
     def reconciles(self) -> bool:
@@ -259,6 +269,21 @@ class RejectedRowsReport:
             self._tmp.seek(0, 2)
         self._told = min(self._told, size)
         self.load(saved)
+
+    def contents(self) -> bytes:
+        """The CSV written so far (b"" when there is none)."""
+        path = self.path()
+        if path is None:
+            return b""
+        with open(path, "rb") as f:
+            return f.read()
+
+    def adopt(self, other: RejectedRowsReport) -> None:
+        """Become ``other`` (a report rebuilt from this one), which is left empty."""
+        self.discard()
+        self.count, self.omitted, self.full = other.count, other.omitted, other.full
+        self._tmp, self._writer, self._told = other._tmp, other._writer, other._told
+        other._tmp, other._writer, other._told = None, None, 0
 
     def saved(self) -> dict[str, Any]:
         return {"count": self.count, "omitted": self.omitted, "full": self.full}

@@ -129,6 +129,9 @@ class Pass:
         self.header: list[str] = []
         self.gzipped = False
         self.cutter: Any = None
+        #: the segment ends where another reader goes on (a shard): a quoted field still open
+        #: at its end means the row boundary it was cut at was wrong
+        self.cut_end = False
         #: what each segment adds, kept for its checkpoint (see checkpoint.py)
         self.journal = False
         #: key → 64-bit hash, for repeats; a run that checkpoints hashes alike in every process
@@ -229,8 +232,11 @@ class Pass:
             except csv.Error as e:
                 error = e  # the rows before it are in ``chunk``
                 cutter = self.cutter
-                if cutter is not None and cutter.cut and "unexpected end of data" in str(e):
-                    raise BadCut(base + cutter.lines, cutter.passed) from None
+                if "unexpected end of data" in str(e):
+                    if cutter is not None and cutter.cut:
+                        raise BadCut(base + cutter.lines, cutter.passed) from None
+                    if self.cut_end:
+                        raise BadCut(base + rows.line_num, 0) from None
             except (OSError, EOFError, UnicodeError, DataError, TransientError) as e:
                 scan.read += sum(1 for row in chunk if row)
                 self.receipt.rows_read = scan.read

@@ -235,6 +235,15 @@ def test_queue_trigger(tmp_path: Path) -> None:
     assert "InvokePermission" not in res and "EventInvokeConfig" not in res
 
 
+def test_the_queue_is_taken_by_at_most_max_in_flight_invocations(tmp_path: Path) -> None:
+    """A big file's shards are messages on the queue: without deploy.max_concurrency, the
+    function takes them (and files) with shards.max_in_flight invocations at most."""
+    esm = template_for(tmp_path)["Resources"]["EventSourceMapping"]["Properties"]
+    assert esm["ScalingConfig"] == {"MaximumConcurrency": 8}
+    esm = template_for(tmp_path, shards={"max_in_flight": 20})["Resources"]["EventSourceMapping"]
+    assert esm["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 20}
+
+
 def test_direct_trigger(tmp_path: Path) -> None:
     res = template_for(tmp_path, {"trigger": "direct"})["Resources"]
     note = res["InboundBucket"]["Properties"]["NotificationConfiguration"]

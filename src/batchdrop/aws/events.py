@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote_plus, unquote_plus
 
+from ..shards import SHARD_MARK
+
 EventKind = Literal["s3", "sqs", "eventbridge", "sns", "test", "unknown"]
 
 
@@ -40,6 +42,7 @@ class Message:
     queue_arn: str | None = None  # the SQS queue it came from
     ignored: list[str] = field(default_factory=list)  # why parts of it were not objects
     error: str | None = None  # the message could not be read at all
+    task: dict[str, Any] | None = None  # a shard task of a big file (shards.py), not an event
 
 
 @dataclass
@@ -83,6 +86,9 @@ def _sqs_message(record: dict[str, Any]) -> Message:
         body = _loads(body["Message"], msg)
         if body is None:
             return msg
+    if isinstance(body, dict) and SHARD_MARK in body:
+        msg.task = body
+        return msg
     _read_document(body, msg)
     return msg
 
@@ -201,7 +207,10 @@ def continuation(obj: ObjectCreated) -> str:
 
 
 def queue_url(arn: str) -> str:
-    """arn:aws:sqs:REGION:ACCOUNT:NAME → the queue's URL."""
+    """arn:aws:sqs:REGION:ACCOUNT:NAME → the queue's URL (a URL is one already: the worker
+    names its queue by URL)."""
+    if arn.startswith(("https://", "http://")):
+        return arn
     _, partition, _, region, account, name = arn.split(":", 5)
     domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
     return f"https://sqs.{region}.{domain}/{account}/{name}"

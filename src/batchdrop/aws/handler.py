@@ -14,6 +14,7 @@ not started: its message fails, so it is delivered again.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ..errors import BatchdropError, ConfigError
+from ..errors import BatchdropError, ConfigError, TransientError
 from ..files.s3 import parse_s3_url
 from ..report import PAUSED
 from .events import Message, ObjectCreated, parse_event
@@ -30,6 +31,7 @@ from .events import Message, ObjectCreated, parse_event
 if TYPE_CHECKING:
     from ..config import Config
     from ..report import Receipt
+    from ..shards import ShardTask
 
 logger = Logger(service="batchdrop")
 metrics = Metrics(namespace="batchdrop", service="batchdrop")
@@ -37,7 +39,7 @@ metrics = Metrics(namespace="batchdrop", service="batchdrop")
 #: a file is not started with less than this many seconds left in the invocation (the engine
 #: itself pauses at a row boundary when it runs low, keeping time to record the run)
 MIN_START = 45.0
-OK_STATUSES = {"loaded", "loaded_with_rejects", "rejected", "already_processed"}
+OK_STATUSES = {"loaded", "loaded_with_rejects", "rejected", "already_processed", "sharded"}
 METRIC_NAMES = {
     "loaded": "FilesLoaded",
     "loaded_with_rejects": "FilesLoadedWithRejects",
@@ -46,6 +48,7 @@ METRIC_NAMES = {
     "already_processed": "FilesSkipped",
     "busy": "FilesBusy",
     "paused": "FilesPaused",
+    "sharded": "FilesSharded",
 }
 
 
@@ -97,7 +100,9 @@ class Runtime:
         results: list[Result] = []
         failures: list[dict[str, str]] = []
         for msg in parsed.messages:
-            done = self._message(msg, remaining)
+            self.pipeline.dispatch = self._dispatch(msg)
+            done = self._task(msg, remaining) if msg.task is not None else None
+            done = done if done is not None else self._message(msg, remaining)
             results.extend(done)
             if any(r.status == PAUSED for r in done) and not msg.error:
                 self._continue(msg, done)
@@ -147,6 +152,64 @@ class Runtime:
                 continue
             r.retry = False
             logger.info("paused file queued again", extra={"bucket": r.bucket, "key": r.key})
+
+    def _dispatch(self, msg: Message) -> Callable[[list[ShardTask]], None] | None:
+        """A big file's shard tasks go to the queue the message came from, for this function
+        to take up (at most deploy.max_concurrency at once). From a direct or EventBridge
+        invocation there is no queue: a big file is read in one piece, with checkpoints."""
+        arn = msg.queue_arn
+        if arn is None or not hasattr(self.pipeline, "dispatch"):
+            return None
+        return lambda tasks: self._send(arn, tasks)
+
+    def _send(self, arn: str, tasks: list[ShardTask]) -> None:
+        from .clients import client
+        from .events import queue_url
+
+        sqs, url = client("sqs", self.config), queue_url(arn)
+        for i in range(0, len(tasks), 10):  # SendMessageBatch takes ten at a time
+            entries = [
+                {"Id": str(n), "MessageBody": json.dumps(t.message())}
+                for n, t in enumerate(tasks[i : i + 10])
+            ]
+            reply = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+            if reply.get("Failed"):
+                failed = reply["Failed"][0]
+                raise TransientError(
+                    f"the queue refused {len(reply['Failed'])} shard task(s): "
+                    f"{failed.get('Code')} {failed.get('Message', '')}".strip()
+                )
+        logger.info("shard tasks queued", extra={"tasks": len(tasks), "step": tasks[0].step})
+
+    def _task(self, msg: Message, remaining: Callable[[], float] | None) -> list[Result]:
+        """One step of a sharded run (shards.py); what it hands on goes to the queue."""
+        from ..shards import ShardTask
+
+        try:
+            task = ShardTask.from_message(msg.task)
+        except TypeError as e:
+            msg.error = f"not a shard task of this version: {e}"
+            return []
+        assert task is not None
+        bucket, key = self.bucket, self.prefix + task.file
+        if remaining is not None and remaining() < MIN_START:
+            return [Result(bucket, key, "not_started", True, "too little time left")]
+        try:
+            step = self.pipeline.shard_task(task, deadline=remaining)
+            if step.tasks and msg.queue_arn is not None:
+                self._send(msg.queue_arn, step.tasks)
+        except Exception as e:  # the message comes back: the task runs again
+            logger.exception(
+                "shard task failed; it will be retried",
+                extra={"file": task.file, "step": task.step, "shard": task.index + 1},
+            )
+            metrics.add_metric(name="ShardTasksFailed", unit=MetricUnit.Count, value=1)
+            return [Result(bucket, key, "error", True, f"{type(e).__name__}: {e}")]
+        metrics.add_metric(name="ShardTasks", unit=MetricUnit.Count, value=1)
+        if step.receipt is not None:
+            self._report(step.receipt, step.receipt.duration_s)
+            return [Result(bucket, key, step.receipt.status, False, step.receipt.reason or "")]
+        return [Result(bucket, key, task.step, False)]
 
     def _message(self, msg: Message, remaining: Callable[[], float] | None) -> list[Result]:
         for why in msg.ignored:

@@ -134,7 +134,8 @@ def loader_statements(
                 [getatt("Queue", "Arn")],
             )
         )
-        # a run paused at a checkpoint queues its file again, as a fresh message
+        # a run paused at a checkpoint queues its file again, as a fresh message; a big file
+        # queues its shard tasks (SendMessageBatch is authorised as sqs:SendMessage)
         out.append(statement("RequeuePausedFile", ["sqs:SendMessage"], [getatt("Queue", "Arn")]))
     else:
         # the on-failure destination of asynchronous (S3) invocations

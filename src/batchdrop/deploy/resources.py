@@ -189,16 +189,17 @@ def queue_policy(inbound_arn: Json) -> Json:
     }
 
 
-def event_source_mapping(s: DeploySettings) -> Json:
+def event_source_mapping(s: DeploySettings, concurrency: int) -> Json:
+    """The function takes the queue's messages (files, and a big file's shard tasks) with at
+    most ``concurrency`` invocations at once: the shards a table is written by at a time."""
     props: Json = {
         "EventSourceArn": getatt("Queue", "Arn"),
         "FunctionName": ref("Function"),
         "BatchSize": s.queue_batch_size,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "Enabled": True,
+        "ScalingConfig": {"MaximumConcurrency": concurrency},
     }
-    if s.max_concurrency:
-        props["ScalingConfig"] = {"MaximumConcurrency": s.max_concurrency}
     return {"Type": "AWS::Lambda::EventSourceMapping", "Properties": props}
 
 

@@ -120,7 +120,9 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
             },
         )
         res["QueuePolicy"] = r.queue_policy(inbound_arn)
-        res["EventSourceMapping"] = r.event_source_mapping(s)
+        res["EventSourceMapping"] = r.event_source_mapping(
+            s, s.max_concurrency or max(2, config.shards.max_in_flight)
+        )
     else:
         res["InvokePermission"] = r.invoke_permission(inbound_arn)
         res["EventInvokeConfig"] = r.event_invoke_config()

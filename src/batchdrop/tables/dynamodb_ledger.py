@@ -10,13 +10,19 @@ Two kinds of item share it:
   A lease not renewed within ``aws.claim_ttl_seconds`` belonged to a crashed run; the next claim
   takes it over (a crashed "running" run is retried, a crashed "committed" one resumed). A run's
   last checkpoint is kept there too (``progress``, JSON): a run that paused, or failed or crashed
-  after a checkpoint, goes on from it under the same run id.
+  after a checkpoint, goes on from it under the same run id. The shards of a sharded run that
+  finished each phase are number sets there too (``shards_<phase>``): one UpdateItem adds an
+  index, renews the lease and returns the count, exact however many shards finish at once, with
+  no transaction to conflict with the others. A run that goes on keeps its sets; a new run's
+  put replaces the item, so it starts with none.
 - ``run#<run_id>``: the run record (the shape every ledger returns): dynamodb_runs.py.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import re
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -43,6 +49,12 @@ if TYPE_CHECKING:
 __all__ = ["RUNS_INDEX", "DynamoLedger", "ledger_table_spec"]
 
 CLAIM_ATTEMPTS = 5
+#: the prefix of the number sets of shards done (``shards_check``, ``shards_check+``)
+SHARDS_PREFIX = "shards_"
+#: what a phase's name may be
+PHASE = re.compile(r"[a-z+]{1,40}")
+#: tries of a shard's UpdateItem that met a transaction in flight on the claim (a checkpoint)
+SHARD_ATTEMPTS = 5
 
 
 def _loaded(file_item: dict[str, Any]) -> bool:
@@ -117,9 +129,12 @@ class DynamoLedger(LedgerTable):
                 "updated_at": now_iso(),
                 "progress": progress,
             }
+            attrs = item_of(item)
+            if going_on and old is not None:  # the run's shards done so far are its own still
+                attrs.update({k: {"NS": v} for k, v in old.items() if k.startswith(SHARDS_PREFIX)})
             put = {
                 "TableName": self.name,
-                "Item": item_of(item),
+                "Item": attrs,
                 "ConditionExpression": condition,
                 **({"ExpressionAttributeNames": names} if names else {}),
                 **({"ExpressionAttributeValues": item_of(values)} if values else {}),
@@ -301,6 +316,72 @@ class DynamoLedger(LedgerTable):
             raise _taken_over(claim) from None
         claim.extra.update(progress=data, renewed_at=now)
         claim.attempt = 1
+
+    def shard_done(self, claim: Claim, phase: str, index: int) -> int:
+        """One UpdateItem on the claim, conditional on its token: DynamoDB applies the updates
+        of one item one at a time, so each caller's set holds its own index and every one
+        added before it. A transaction in flight on the item (a checkpoint) refuses the update
+        for a moment: adding an index is idempotent, so it is simply tried again."""
+        if not PHASE.fullmatch(phase):
+            raise ValueError(f"{phase!r} is not a phase name (lowercase letters and '+')")
+        from ..aws.clients import error_code
+
+        attr = SHARDS_PREFIX + phase
+        for attempt in range(1, SHARD_ATTEMPTS + 1):
+            now = time.time()
+            values = {
+                ":exp": int(now) + self.ttl,
+                ":token": claim.extra.get("token", ""),
+                ":running": "running",
+            }
+            try:
+                reply = self._call(
+                    "update_item",
+                    TableName=self.name,
+                    Key=item_of({"pk": self.file_pk(claim.ref)}),
+                    UpdateExpression="ADD #done :index SET expires_at = :exp",
+                    ConditionExpression="#token = :token AND #state = :running",
+                    ExpressionAttributeNames={"#done": attr, "#token": "token", "#state": "state"},
+                    ExpressionAttributeValues={
+                        **item_of(values),
+                        ":index": {"NS": [str(int(index))]},
+                    },
+                    # not UPDATED_NEW: an index added again changes nothing, and an attribute
+                    # left as it was may be missing from that answer
+                    ReturnValues="ALL_NEW",
+                )
+            except ConditionFailed:
+                raise _taken_over(claim) from None
+            except TransientError as e:
+                cause = e.__cause__
+                conflict = cause is not None and error_code(cause) == "TransactionConflictException"
+                if not conflict or attempt == SHARD_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.02, 0.1) * attempt)
+                continue
+            claim.extra["renewed_at"] = now
+            return len(reply["Attributes"][attr]["NS"])
+        raise AssertionError("unreachable")
+
+    def shards_done(self, run_id: str, phase: str) -> int:
+        """The run record says which file version the run is of; that version's item holds
+        the sets while the run is its current one."""
+        run = self._get(f"run#{run_id}")
+        if run is None:
+            return 0
+        ref = FileRef(run["file"], 0, run["version"], 0.0, run.get("source") or "")
+        reply = self._call(
+            "get_item",
+            TableName=self.name,
+            Key=item_of({"pk": self.file_pk(ref)}),
+            ConsistentRead=True,
+            ProjectionExpression="run_id, #done",
+            ExpressionAttributeNames={"#done": SHARDS_PREFIX + phase},
+        )
+        item = reply.get("Item") or {}
+        if item.get("run_id", {}).get("S") != run_id:
+            return 0
+        return len(item.get(SHARDS_PREFIX + phase, {}).get("NS", []))
 
     def pause(self, claim: Claim, receipt: Receipt) -> None:
         """The claim's lease goes at once (the next claim is not "busy"); its progress and

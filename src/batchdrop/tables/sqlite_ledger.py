@@ -1,7 +1,8 @@
 """The run ledger in SQLite: one row per file run, in the table's database (``_batchdrop_runs``).
 
 A claim is a row written in a ``BEGIN IMMEDIATE`` transaction; a run's process is live while its
-pid answers on this host and its lease has not lapsed.
+pid answers on this host and its lease has not lapsed. The shards of a sharded run that finished
+each phase are rows of ``_batchdrop_shards``, keyed by run id, phase and shard index.
 """
 
 from __future__ import annotations
@@ -9,17 +10,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import TransientError
 from ..ports import RUN_FIELDS, Claim, FileRef, iso_time, new_run_id
 from ..report import LOADED, LOADED_WITH_REJECTS, Receipt
 from .sqlite_db import RUNS, connect, translate
+
+SHARDS = "_batchdrop_shards"
+#: what a phase's name may be (the DynamoDB ledger makes an attribute name of it)
+PHASE = re.compile(r"[a-z+]{1,40}")
 
 
 def _live(pid: int | None, host: str | None, lease_until: float | None, now: float) -> bool:
@@ -40,7 +46,17 @@ def _alive(pid: int, host: str) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that died and was not reaped yet (its parent died too, in a container whose
+    first process reaps nothing) still answers ``kill 0``: Linux says it is a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 LEDGER_DDL = f"""
@@ -69,6 +85,12 @@ CREATE TABLE IF NOT EXISTS {RUNS} (
     progress TEXT
 );
 CREATE INDEX IF NOT EXISTS {RUNS}_version ON {RUNS} (file, version);
+CREATE TABLE IF NOT EXISTS {SHARDS} (
+    run_id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (run_id, phase, idx)
+) WITHOUT ROWID;
 """
 RECORD_COLS = (*RUN_FIELDS, "receipt", "progress")
 #: columns added since the first ledgers were written: added to an older database on open
@@ -209,7 +231,63 @@ class SqliteLedger:
 
     def record(self, claim: Claim, state: str, receipt: Receipt) -> None:
         sql, params = self.statement(claim, state, receipt)
-        self._update(claim, sql, params)
+        if not (state == "done" or receipt.set_aside):
+            self._update(claim, sql, params)
+            return
+        # a run that ended never goes on under its run id: its shard counts go with it
+        with self._transaction():
+            self._update(claim, sql, params)
+            self.conn.execute(f"DELETE FROM {SHARDS} WHERE run_id = ?", (claim.run_id,))
+
+    def shard_done(self, claim: Claim, phase: str, index: int) -> int:
+        """The ownership check, the lease, the index and the count in one ``BEGIN IMMEDIATE``
+        transaction: of several processes finishing shards at once, each counts in turn."""
+        if not PHASE.fullmatch(phase):
+            raise ValueError(f"{phase!r} is not a phase name (lowercase letters and '+')")
+        # the lease only: the run stays the claimant's (the process whose workers these are),
+        # so a run whose claimant died is free for the next one even if a worker lingers
+        sql = (
+            f"UPDATE {RUNS} SET lease_until = ? "
+            "WHERE run_id = ? AND state = 'running' AND token IS ?"
+        )
+        params = (time.time() + self.claim_ttl, claim.run_id, claim.extra.get("token"))
+        with self._transaction():
+            self._update(claim, sql, params, always=True)
+            self.conn.execute(
+                f"INSERT OR IGNORE INTO {SHARDS} (run_id, phase, idx) VALUES (?, ?, ?)",
+                (claim.run_id, phase, int(index)),
+            )
+            return self._count(claim.run_id, phase)
+
+    def shards_done(self, run_id: str, phase: str) -> int:
+        try:
+            return self._count(run_id, phase)
+        except sqlite3.OperationalError as e:
+            raise translate(e, self.path) from None
+
+    def _count(self, run_id: str, phase: str) -> int:
+        row = self.conn.execute(
+            f"SELECT count(*) FROM {SHARDS} WHERE run_id = ? AND phase = ?", (run_id, phase)
+        ).fetchone()
+        return int(row[0])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A ``BEGIN IMMEDIATE`` transaction, or the one the connection is in (a load's rows
+        and its record commit together)."""
+        if self.conn.in_transaction:
+            yield
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as e:
+            raise translate(e, self.path) from None
 
     def checkpoint(self, claim: Claim, progress: dict[str, Any]) -> None:
         now = time.time()
