@@ -28,32 +28,21 @@ import json
 import logging
 import secrets
 import time
-from array import array
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .checkpoint import TOP, VERSION, Delta, Position, key_hasher
-from .dedup import DuplicateFinder
-from .errors import DataError
-from .outcome import conclude, reject_whole, rejects_duplicates, rejects_file
-from .ports import Claim, FileRef, iso_time
+from .ports import Claim, FileRef
 from .reader import GZIP_MAGIC, CsvSource, header_positions, open_segment
-from .report import REJECTED, Receipt
-from .scan import Deadline, Scan
+from .report import Receipt
+from .scan import Deadline
 from .segments import cut_reason, plan
 from .shard_work import (
     Shard,
     bad_lines,
-    first_errors,
-    grouped,
     hash_set,
-    merge_check,
-    merge_reports,
     read_shard,
-    report_of,
-    report_rows,
-    settle_held,
 )
 
 if TYPE_CHECKING:
@@ -188,7 +177,7 @@ def start(pipeline: Pipeline, store: FileStore, claim: Claim) -> list[ShardTask]
         return None
     state.put(claim.run_id, PLAN, the_plan.to_bytes())
     total = len(the_plan.starts)
-    _progress(pipeline, first, "check", total)
+    record_step(pipeline, first, "check", total)
     log.info("%s: run %s reads it as %s shards", claim.ref.name, claim.run_id, total)
     return [first.to("check", i, total) for i in range(total)]
 
@@ -221,10 +210,10 @@ def _going_on(pipeline: Pipeline, first: ShardTask, the_plan: Plan) -> list[Shar
     base = ShardTask(**{**asdict(base), "plan": the_plan.version})
     names = set(state.names(first.run_id))
     step = "check"
-    if _reduced(the_plan, "check") in names:
+    if reduced_name(the_plan, "check") in names:
         step = "write"
-        if _reduction(pipeline, base, "check").snapshot["next"] == "settle":
-            step = "write" if _reduced(the_plan, "settle") in names else "settle"
+        if reduction(pipeline, base, "check").snapshot["next"] == "settle":
+            step = "write" if reduced_name(the_plan, "settle") in names else "settle"
     done = [i for i in range(total) if _delta_name(base.to(step, i)) in names]
     count = 0
     for i in done:
@@ -265,12 +254,14 @@ def work(pipeline: Pipeline, task: ShardTask, deadline: Deadline | None = None) 
         return Step()  # the run was planned again since
     if task.step in PHASES:
         return _shard_step(pipeline, task, the_plan, deadline)
+    from . import shard_reduce
+
     if task.step == "reduce-check":
-        return _reduce_check(pipeline, task, the_plan)
+        return shard_reduce.reduce_check(pipeline, task, the_plan)
     if task.step == "reduce-settle":
-        return _reduce_settle(pipeline, task, the_plan)
+        return shard_reduce.reduce_settle(pipeline, task, the_plan)
     if task.step == "conclude":
-        return Step(receipt=_conclude(pipeline, task, the_plan))
+        return Step(receipt=shard_reduce.conclude_run(pipeline, task, the_plan))
     raise ValueError(f"a shard task with an unknown step {task.step!r}")
 
 
@@ -278,21 +269,21 @@ def _delta_name(task: ShardTask) -> str:
     return f"p{task.plan}-{task.step}-{task.index:06d}.delta"
 
 
-def _reduced(the_plan: Plan, phase: str) -> str:
+def reduced_name(the_plan: Plan, phase: str) -> str:
     return f"p{the_plan.version}-{phase}.reduce"
 
 
-def _delta(pipeline: Pipeline, task: ShardTask, step: str, i: int) -> Delta:
+def delta_of(pipeline: Pipeline, task: ShardTask, step: str, i: int) -> Delta:
     data = pipeline.state().get(task.run_id, _delta_name(task.to(step, i)))
     return Delta.from_bytes(data)
 
 
-def _deltas(pipeline: Pipeline, task: ShardTask, step: str) -> Iterator[Delta]:
+def deltas_of(pipeline: Pipeline, task: ShardTask, step: str) -> Iterator[Delta]:
     for i in range(task.total):
-        yield _delta(pipeline, task, step, i)
+        yield delta_of(pipeline, task, step, i)
 
 
-def _reduction(pipeline: Pipeline, task: ShardTask, phase: str) -> Delta:
+def reduction(pipeline: Pipeline, task: ShardTask, phase: str) -> Delta:
     name = f"p{task.plan}-{phase}.reduce"
     return Delta.from_bytes(pipeline.state().get(task.run_id, name))
 
@@ -311,8 +302,8 @@ def _shard_step(
     if task.step == "check":
         options["row_check"] = table.row_check
     else:
-        check = _delta(pipeline, task, "check", task.index)
-        repeated = hash_set(_reduction(pipeline, task, "check").repeated)
+        check = delta_of(pipeline, task, "check", task.index)
+        repeated = hash_set(reduction(pipeline, task, "check").repeated)
         options["skip"] = (bad_lines(check), repeated)
         if task.step == "write":
             load = options["load"] = table.begin(task.claim, pipeline.backends.ledger)
@@ -337,11 +328,11 @@ def _shard_step(
     )
     if done < task.total:
         return Step()
-    _progress(pipeline, task, AFTER[task.step], task.total)
+    record_step(pipeline, task, AFTER[task.step], task.total)
     return Step([task.to(AFTER[task.step])])
 
 
-def _progress(pipeline: Pipeline, task: ShardTask, step: str, total: int) -> None:
+def record_step(pipeline: Pipeline, task: ShardTask, step: str, total: int) -> None:
     """The step the run is at, for ``batchdrop runs`` (and for a claim to go on with)."""
     the_plan = {"plan": task.plan, "shards": total, "step": step, "at": time.time()}
     progress = {"v": VERSION, "sharded": the_plan}
@@ -350,229 +341,3 @@ def _progress(pipeline: Pipeline, task: ShardTask, step: str, total: int) -> Non
     except Exception as e:  # only what is shown is late: the work is recorded elsewhere
         log.warning("%s: could not record the run's progress: %s", task.file, e)
     task.claim.extra["checkpointed"] = True
-
-
-# --- reductions ----------------------------------------------------------------------------
-
-
-def _receipt(task: ShardTask, the_plan: Plan) -> Receipt:
-    receipt = Receipt(file=task.file, source=task.url, version=task.version, size=task.size)
-    receipt.run_id, receipt.attempt = task.run_id, task.attempt
-    receipt.started_at = iso_time(the_plan.started)
-    return receipt
-
-
-def _reduce_check(pipeline: Pipeline, task: ShardTask, the_plan: Plan) -> Step:
-    config = pipeline.config
-    bad_cuts: list[int] = []
-    fatal: list[Any] = []
-    finder = DuplicateFinder()
-
-    def shards() -> Iterator[Delta]:
-        for d in _deltas(pipeline, task, "check"):
-            if "bad_cut" in d.results:
-                bad_cuts.append(d.seq)
-            if "fatal" in d.results and not fatal:
-                fatal.extend(d.results["fatal"])
-            yield d
-
-    try:
-        merged = merge_check(config, task.file, shards(), finder)
-        if bad_cuts:
-            merged.report.discard()
-            return Step(_plan_again(pipeline, task, the_plan, bad_cuts))
-        receipt = _receipt(task, the_plan)
-        if fatal:
-            merged.report.discard()
-            reject_whole(receipt, DataError(fatal[0], file=task.file, line=fatal[1]))
-            return Step(receipt=_end(pipeline, task, the_plan, receipt, None))
-        scan = merged.scan
-        if scan.read > config.limits.max_rows:
-            merged.report.discard()
-            why = (
-                f"the file has more than {config.limits.max_rows:,} rows, over "
-                "limits.max_rows: raise that setting to load it"
-            )
-            reject_whole(receipt, DataError(why, file=task.file))
-            receipt.rows_read = receipt.rows_rejected = scan.read
-            return Step(receipt=_end(pipeline, task, the_plan, receipt, None))
-        repeated = finder.repeated()
-        by_hash = finder.repeats
-    finally:
-        finder.close()
-    try:
-        merged.receipt_into(receipt)
-        if rejects_file(config, scan.invalid, scan.read):
-            conclude(config, receipt, scan, merged.report)
-            return Step(receipt=_end(pipeline, task, the_plan, receipt, merged.report))
-        settle = bool(repeated) and (
-            config.duplicates == "reject" or rejects_duplicates(config, by_hash, scan.read)
-        )
-        next_step = "settle" if settle else "write"
-        reduced = Delta("reduce-check", 0, TOP, TOP, final=True)
-        reduced.snapshot = _snapshot(scan, receipt, merged.report, next=next_step)
-        reduced.report = merged.report.tail()
-        reduced.repeated = array("q", repeated.items())
-        name = _reduced(the_plan, "check")
-        pipeline.state().put(task.run_id, name, reduced.to_bytes())
-    finally:
-        repeated.close()
-        merged.report.discard()
-    log.info(
-        "%s: %s rows validated, %s invalid; %s key hashes repeat",
-        task.file,
-        scan.read,
-        scan.invalid,
-        len(reduced.repeated),
-    )
-    _progress(pipeline, task, next_step, task.total)
-    return Step([task.to(next_step, i) for i in range(task.total)])
-
-
-def _snapshot(scan: Scan, receipt: Receipt, report: Any, **more: Any) -> dict[str, Any]:
-    return {
-        "read": scan.read,
-        "invalid": scan.invalid,
-        "duplicates": scan.duplicates,
-        "stopped_at": scan.stopped_at,
-        "errors": receipt.errors,
-        "report": report.saved(),
-        **more,
-    }
-
-
-def _scan_of(snapshot: dict[str, Any]) -> Scan:
-    return Scan(
-        read=snapshot["read"],
-        invalid=snapshot["invalid"],
-        duplicates=snapshot["duplicates"],
-        stopped_at=snapshot["stopped_at"],
-    )
-
-
-def _plan_again(
-    pipeline: Pipeline, task: ShardTask, the_plan: Plan, bad: list[int]
-) -> list[ShardTask]:
-    """Shards that ended inside a quoted field (a stray quote fooled the count of quotes that
-    found their end): each is joined with the next, and every shard is checked again."""
-    wrong = {i + 1 for i in bad}
-    starts = [p for i, p in enumerate(the_plan.starts) if i not in wrong]
-    again = Plan(starts, the_plan.header, the_plan.salt, the_plan.started, the_plan.version + 1)
-    pipeline.state().put(task.run_id, PLAN, again.to_bytes())
-    log.warning(
-        "%s: %s shard(s) ended inside a quoted field (a stray quote?): joined with the next, "
-        "%s shards checked again",
-        task.file,
-        len(bad),
-        len(starts),
-    )
-    total = len(starts)
-    base = ShardTask(**{**asdict(task), "plan": again.version, "total": total})
-    _progress(pipeline, base, "check", total)
-    return [base.to("check", i, total) for i in range(total)]
-
-
-def _reduce_settle(pipeline: Pipeline, task: ShardTask, the_plan: Plan) -> Step:
-    config = pipeline.config
-    checked = _reduction(pipeline, task, "check")
-    keyof = _keyof(pipeline, the_plan)
-    held, duplicates, rejected = settle_held(
-        config, (d.held for d in _deltas(pipeline, task, "settle")), keyof
-    )
-    held.close()
-    scan = _scan_of(checked.snapshot)
-    scan.invalid += len(rejected)
-    scan.duplicates = duplicates
-    report = merge_reports(config, task.file, report_rows(checked.report), grouped(rejected))
-    try:
-        report.omitted += checked.snapshot["report"]["omitted"]
-        receipt = _receipt(task, the_plan)
-        receipt.errors = first_errors(checked.snapshot["errors"], (e.to_dict() for e in rejected))
-        conclude(config, receipt, scan, report)
-        if receipt.status == REJECTED:
-            return Step(receipt=_end(pipeline, task, the_plan, receipt, report))
-        reduced = Delta("reduce-settle", 0, TOP, TOP, final=True)
-        reduced.snapshot = _snapshot(scan, receipt, report, settled=True)
-        reduced.report = report.tail()
-        pipeline.state().put(task.run_id, _reduced(the_plan, "settle"), reduced.to_bytes())
-    finally:
-        report.discard()
-    _progress(pipeline, task, "write", task.total)
-    return Step([task.to("write", i) for i in range(task.total)])
-
-
-def _keyof(pipeline: Pipeline, the_plan: Plan) -> Any:
-    from operator import itemgetter
-
-    from .schema import RowConverter
-
-    config = pipeline.config
-    positions = header_positions(the_plan.header, config, "")
-    names = RowConverter(config.schema_, positions, config.key).names
-    return itemgetter(*(names.index(k) for k in config.key))
-
-
-def _conclude(pipeline: Pipeline, task: ShardTask, the_plan: Plan) -> Receipt:
-    """Every shard is written: the held rows settle, their winners are written last, and the
-    run ends as one run does."""
-    config, names = pipeline.config, set(pipeline.state().names(task.run_id))
-    settled = _reduced(the_plan, "settle") in names
-    base = _reduction(pipeline, task, "settle" if settled else "check")
-    written = 0
-    helds = []
-    for d in _deltas(pipeline, task, "write"):
-        written += d.snapshot["written"]
-        helds.append(d.held)
-    held, duplicates, _ = settle_held(config, helds, _keyof(pipeline, the_plan))
-    del helds
-    claim = task.claim
-    load = pipeline.backends.table.begin(claim, pipeline.backends.ledger)
-    report = report_of(config, task.file, base.report, base.snapshot["report"])
-    try:
-        batch: list[Any] = []
-        lines: list[int] = []
-        for line, row in held.winners():
-            batch.append(row)
-            lines.append(line)
-            if len(batch) >= config.batch_size:
-                load.write(batch, lines)
-                written += len(batch)
-                batch, lines = [], []
-        if batch:
-            load.write(batch, lines)
-            written += len(batch)
-        load.finish()
-        scan = _scan_of(base.snapshot)
-        if not settled:
-            scan.duplicates = duplicates
-        receipt = _receipt(task, the_plan)
-        receipt.errors = list(base.snapshot["errors"])
-        conclude(config, receipt, scan, report)
-        if receipt.rows_loaded != written:
-            log.error(
-                "%s: run %s wrote %s rows but counts %s loaded",
-                task.file,
-                task.run_id,
-                written,
-                receipt.rows_loaded,
-            )
-        pipeline._commit(load, claim, receipt, report)
-        return _end(pipeline, task, the_plan, receipt, report)
-    except BaseException:
-        load.abort()
-        raise
-    finally:
-        held.close()
-        report.discard()
-
-
-def _end(
-    pipeline: Pipeline,
-    task: ShardTask,
-    the_plan: Plan,
-    receipt: Receipt,
-    report: Any,
-) -> Receipt:
-    claim = task.claim
-    claim.extra["checkpointed"] = True  # its state goes when it ends
-    return pipeline._finish(pipeline.inbound, claim, receipt, report, the_plan.started)
