@@ -24,6 +24,7 @@ a retried worker): it rewrites the same state object and counts once.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
@@ -64,6 +65,9 @@ STEP_NAMES = {
     "write": "writing",
     "conclude": "concluding",
 }
+#: how many times its size a compressed file is guessed to expand, to tell whether it is worth
+#: splitting (the split finds out: a file of one piece is then read in one piece)
+GZIP_GUESS = 5
 AFTER = {"check": "reduce-check", "settle": "reduce-settle", "write": "conclude"}
 
 
@@ -150,7 +154,8 @@ def wanted(pipeline: Pipeline, store: FileStore, ref: FileRef) -> bool:
         pipeline.dispatch is not None
         and store.url == pipeline.inbound.url  # the consumers open it there
         and not pipeline.backends.table.single_pass
-        and ref.size > int(config.shards.shard_bytes)
+        and ref.size * (GZIP_GUESS if ref.name.endswith(".gz") else 1)
+        > int(config.shards.shard_bytes)
         and cut_reason(config) is None
     )
 
@@ -172,7 +177,7 @@ def start(pipeline: Pipeline, store: FileStore, claim: Claim) -> list[ShardTask]
     )
     if sharded:
         return _going_on(pipeline, first, Plan.from_bytes(state.get(claim.run_id, PLAN)))
-    the_plan = _plan(pipeline, store, claim.ref)
+    the_plan = _plan(pipeline, store, claim)
     if the_plan is None:
         return None
     state.put(claim.run_id, PLAN, the_plan.to_bytes())
@@ -182,23 +187,41 @@ def start(pipeline: Pipeline, store: FileStore, claim: Claim) -> list[ShardTask]
     return [first.to("check", i, total) for i in range(total)]
 
 
-def _plan(pipeline: Pipeline, store: FileStore, ref: FileRef) -> Plan | None:
-    config = pipeline.config
+def _plan(pipeline: Pipeline, store: FileStore, claim: Claim) -> Plan | None:
+    """Where the shards start: for a plain file, one read that counts quotes; a compressed
+    file is inflated once into plain pieces in the state location (split.py), one a shard."""
+    config, ref = pipeline.config, claim.ref
+    every = int(config.shards.shard_bytes)
     with store.open(ref) as stream:
-        if stream.read(2) == GZIP_MAGIC:
+        compressed = stream.read(2) == GZIP_MAGIC
+    extra: dict[str, Any] = {}
+    if compressed:
+        from .split import split
+
+        with store.open(ref) as stream:
+            pieces = split(
+                stream, config, ref.name, state=pipeline.state(), run_id=claim.run_id,
+                every=every, size=ref.size,
+            )  # fmt: skip
+        extra["pieces"] = [[p.name, p.offset] for p in pieces]
+        cuts = [(p.offset, p.line) for p in pieces[1:]]
+        head = pipeline.state().get(claim.run_id, pieces[0].name)[: 1 << 20]
+        if head.startswith(GZIP_MAGIC):  # compressed twice: read whole, it is rejected so
+            pipeline.state().drop(claim.run_id)
             return None
-    with store.open(ref) as stream:
-        opened = open_segment(stream, config, ref.name, size=ref.size)
-        with opened.text as text:
-            header = CsvSource(text, config, ref.name).header
+        opened = open_segment(io.BytesIO(head), config, ref.name)
+    else:
+        with store.open(ref) as stream:
+            cuts = plan(stream, every, quote=ord(config.csv.quotechar))
+        opened = open_segment(store.open(ref), config, ref.name, size=ref.size)
+    with opened.text as text:
+        header = CsvSource(text, config, ref.name).header
     header_positions(header, config, ref.name)  # a header that cannot be read rejects here
-    with store.open(ref) as stream:
-        every = int(config.shards.shard_bytes)
-        cuts = plan(stream, every, quote=ord(config.csv.quotechar))
     if not cuts:
+        pipeline.state().drop(claim.run_id)  # a piece it made, if any: read in one piece
         return None
     starts = [TOP, *(Position(*c) for c in cuts)]
-    return Plan(starts, header, secrets.token_hex(16), time.time())
+    return Plan(starts, header, secrets.token_hex(16), time.time(), extra=extra)
 
 
 def _going_on(pipeline: Pipeline, first: ShardTask, the_plan: Plan) -> list[ShardTask]:
@@ -288,8 +311,16 @@ def reduction(pipeline: Pipeline, task: ShardTask, phase: str) -> Delta:
     return Delta.from_bytes(pipeline.state().get(task.run_id, name))
 
 
-def _open(pipeline: Pipeline, task: ShardTask, shard: Shard) -> BinaryIO:
-    return pipeline.inbound.open(task.ref, shard.start.offset)
+def _open(pipeline: Pipeline, task: ShardTask, shard: Shard, the_plan: Plan) -> BinaryIO:
+    """The shard's bytes from its start: a ranged read of the file, or the pieces a
+    compressed file was split into (two or more when a wrong cut joined shards)."""
+    pieces = the_plan.extra.get("pieces")
+    if not pieces:
+        return pipeline.inbound.open(task.ref, shard.start.offset)
+    end = shard.end if shard.end is not None else float("inf")
+    names = [name for name, offset in pieces if shard.start.offset <= offset < end]
+    state = pipeline.state()
+    return io.BytesIO(b"".join(state.get(task.run_id, name) for name in names))
 
 
 def _shard_step(
@@ -308,7 +339,7 @@ def _shard_step(
         if task.step == "write":
             load = options["load"] = table.begin(task.claim, pipeline.backends.ledger)
     try:
-        with _open(pipeline, task, shard) as stream:
+        with _open(pipeline, task, shard, the_plan) as stream:
             delta = read_shard(config, task.file, task.size, shard, stream, task.step, **options)
     finally:
         if load is not None:

@@ -11,6 +11,7 @@ state location a real folder, the file a real file read through the local store 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import random
 import re
@@ -68,14 +69,14 @@ def partner_file(rows: int, seed: int, bad: float = 0.01, repeat: float = 0.01) 
     return out.getvalue().encode()
 
 
-def load(root: Path, body: bytes, shard_bytes: int, **overrides: Any) -> Any:
+def load(root: Path, body: bytes, shard_bytes: int, name: str = "f.csv", **overrides: Any) -> Any:
     (root / "in").mkdir(parents=True, exist_ok=True)
-    (root / "in" / "f.csv").write_bytes(body)
+    (root / "in" / name).write_bytes(body)
     backends = Backends(root)
     cfg = config(root, shards={"shard_bytes": shard_bytes}, **overrides)
     pipeline = Pipeline(cfg, backends=backends, notifiers=[])  # type: ignore[arg-type]
     pipeline.dispatch = LocalShards(pipeline, 1)
-    receipt = pipeline.process("f.csv")
+    receipt = pipeline.process(name)
     report = None
     if receipt.rejected_rows_report:
         report = Path(receipt.rejected_rows_report).read_text()
@@ -233,3 +234,34 @@ def test_a_run_that_dies_mid_write_goes_on_from_the_shards_done(tmp_path: Path) 
     assert backends.table.items == one[0].items
     # the seven shards written before the crash were not written again
     assert writes_before + len(shard_writes) == one[0].writes
+
+
+def test_a_compressed_file_is_split_once_and_its_shards_end_as_one_piece_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = gzip.compress(partner_file(3000, seed=9), mtime=0)
+    one = load(tmp_path / "one", body, 10**9, name="f.csv.gz")
+    caplog.set_level("INFO", "batchdrop")
+    many = load(tmp_path / "many", body, 4000, name="f.csv.gz")
+    shards = re.search(r"reads it as (\d+) shards", caplog.text)
+    assert shards is not None and int(shards.group(1)) >= 20
+    for name in OUT:
+        assert getattr(many[1], name) == getattr(one[1], name), name
+    assert many[0].items == one[0].items and many[2] == one[2]
+    assert many[3] == []  # the pieces went with the run's state
+
+
+def test_a_compressed_file_of_one_shard_is_read_in_one_piece(tmp_path: Path) -> None:
+    body = gzip.compress(partner_file(300, seed=9), mtime=0)
+    one = load(tmp_path / "one", body, 10**9, name="f.csv.gz")
+    small = load(tmp_path / "small", body, len(body), name="f.csv.gz")  # guessed big enough
+    assert small[1].rows_loaded == one[1].rows_loaded and small[0].items == one[0].items
+    assert small[3] == []
+
+
+def test_a_file_compressed_twice_is_not_loaded_by_its_shards_either(tmp_path: Path) -> None:
+    body = gzip.compress(gzip.compress(partner_file(3000, seed=9), mtime=0), mtime=0)
+    one = load(tmp_path / "one", body, 10**9, name="f.csv.gz")
+    many = load(tmp_path / "many", body, 400, name="f.csv.gz")
+    assert one[1].status == many[1].status == "rejected"
+    assert many[0].writes == 0 and many[3] == []
