@@ -8,7 +8,8 @@ from the outside: whole-process wall time, rows/s and peak RSS (``ru_maxrss`` of
 of the same size, one key repeated on every row and every row invalid: peak RSS must stay flat.
 The DynamoDB bench (bench/dynamodb.py) runs after it, with its own peak RSS measurements, then
 the resume bench (bench/resume.py: what checkpoints cost, the Lambda handler on a short time
-budget, a run killed and resumed).
+budget, a run killed and resumed), then the shards bench (bench/shards.py: a sharded load into
+a local instant DynamoDB endpoint by 1, 2, 4 and 8 consumers, and a kill -9 and resume).
 
 Each SQLite-bench step runs ``--repeat`` times (default 3) and the best wall time is kept, with
 the highest peak RSS of the runs. A missed target prints MISS; the exit status stays 0 (a
@@ -44,6 +45,9 @@ RSS_LIMIT_MB = 80.0
 #: rows of the resume bench (bench/resume.py): checkpoints, the handler with a short budget, a kill
 #: (500,000: each of its five contenders takes about 3 minutes on moto here; 1M takes 5-7)
 RESUME_ROWS = 500_000
+#: rows of the shards bench (bench/shards.py): ``--shards-rows`` or BATCHDROP_BENCH_SHARDS_ROWS
+#: shrink it (0: skip it)
+SHARDS_ROWS = 10_000_000
 #: peak RSS of any file shape (millions of repeats, of invalid rows) and of the DynamoDB path
 FLAT_RSS_MB = 64.0
 #: Peak RSS wobbles by a few hundred kB between runs of the same file; memory that grew with
@@ -434,6 +438,13 @@ def main(argv: list[str] | None = None) -> int:
         default=20.0,
         help="resume bench: seconds of work per handler invocation",
     )
+    p.add_argument(
+        "--shards-rows",
+        type=int,
+        default=int(os.environ.get("BATCHDROP_BENCH_SHARDS_ROWS") or SHARDS_ROWS),
+        help="rows of the shards bench (bench/shards.py; 0: skip it); "
+        "default BATCHDROP_BENCH_SHARDS_ROWS or %(default)s",
+    )
     args = p.parse_args(argv)
     if shutil.which("sqlite3") is None and not args.dynamodb:
         p.error("the sqlite3 command-line shell is needed for the load floor (apt install sqlite3)")
@@ -463,6 +474,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.resume_budget:g}",
             ]
             subprocess.run(resume, check=False)
+        if args.shards_rows:
+            print(flush=True)
+            shards = [sys.executable, str(HERE / "shards.py"), "--rows", str(args.shards_rows)]
+            subprocess.run(shards, check=False)
     return 0
 
 
