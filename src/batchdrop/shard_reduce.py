@@ -29,7 +29,17 @@ from .shard_work import (
     report_rows,
     settle_held,
 )
-from .shards import PLAN, Plan, ShardTask, Step, deltas_of, record_step, reduced_name, reduction
+from .shards import (
+    PLAN,
+    Plan,
+    ShardTask,
+    Step,
+    deltas_of,
+    record_step,
+    reduced_name,
+    reduction,
+    store_of,
+)
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -257,4 +267,5 @@ def _end(
 ) -> Receipt:
     claim = task.claim
     claim.extra["checkpointed"] = True  # its state goes when it ends
-    return pipeline._finish(pipeline.inbound, claim, receipt, report, the_plan.started)
+    store = store_of(pipeline, task)
+    return pipeline._finish(store, claim, receipt, report, the_plan.started)

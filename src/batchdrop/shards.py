@@ -86,6 +86,10 @@ class ShardTask:
     total: int = 1
     plan: int = 1
     attempt: int = 1
+    #: where the file is when not in the inbound location: a local folder (``process`` of a
+    #: file elsewhere), and whether it stays there (a copy is archived)
+    store: str = ""
+    keep: bool = False
 
     @property
     def ref(self) -> FileRef:
@@ -152,7 +156,8 @@ def wanted(pipeline: Pipeline, store: FileStore, ref: FileRef) -> bool:
     config = pipeline.config
     return (
         pipeline.dispatch is not None
-        and store.url == pipeline.inbound.url  # the consumers open it there
+        # the consumers open it where it is: inbound, or a local folder (``process``)
+        and (store.url == pipeline.inbound.url or "://" not in store.url)
         and not pipeline.backends.table.single_pass
         and ref.size * (GZIP_GUESS if ref.name.endswith(".gz") else 1)
         > int(config.shards.shard_bytes)
@@ -174,6 +179,7 @@ def start(pipeline: Pipeline, store: FileStore, claim: Claim) -> list[ShardTask]
         dict(claim.extra),
         "check",
         attempt=claim.attempt,
+        **_where(pipeline, store),
     )
     if sharded:
         return _going_on(pipeline, first, Plan.from_bytes(state.get(claim.run_id, PLAN)))
@@ -185,6 +191,23 @@ def start(pipeline: Pipeline, store: FileStore, claim: Claim) -> list[ShardTask]
     record_step(pipeline, first, "check", total)
     log.info("%s: run %s reads it as %s shards", claim.ref.name, claim.run_id, total)
     return [first.to("check", i, total) for i in range(total)]
+
+
+def _where(pipeline: Pipeline, store: FileStore) -> dict[str, Any]:
+    if store.url == pipeline.inbound.url:
+        return {}
+    from .files.local import KeepOriginal
+
+    return {"store": store.url, "keep": isinstance(store, KeepOriginal)}
+
+
+def store_of(pipeline: Pipeline, task: ShardTask) -> FileStore:
+    """The store the task's file is in, as the process that planned the run had it."""
+    if not task.store:
+        return pipeline.inbound
+    from .files.local import KeepOriginal, LocalStore
+
+    return (KeepOriginal if task.keep else LocalStore)(task.store)
 
 
 def _plan(pipeline: Pipeline, store: FileStore, claim: Claim) -> Plan | None:
@@ -316,7 +339,7 @@ def _open(pipeline: Pipeline, task: ShardTask, shard: Shard, the_plan: Plan) -> 
     compressed file was split into (two or more when a wrong cut joined shards)."""
     pieces = the_plan.extra.get("pieces")
     if not pieces:
-        return pipeline.inbound.open(task.ref, shard.start.offset)
+        return store_of(pipeline, task).open(task.ref, shard.start.offset)
     end = shard.end if shard.end is not None else float("inf")
     names = [name for name, offset in pieces if shard.start.offset <= offset < end]
     state = pipeline.state()

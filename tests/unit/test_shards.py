@@ -265,3 +265,31 @@ def test_a_file_compressed_twice_is_not_loaded_by_its_shards_either(tmp_path: Pa
     many = load(tmp_path / "many", body, 400, name="f.csv.gz")
     assert one[1].status == many[1].status == "rejected"
     assert many[0].writes == 0 and many[3] == []
+
+
+def test_a_big_file_outside_inbound_is_sharded_and_stays_where_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``batchdrop process ~/big.csv``: the consumers read it where it is; the archive gets a
+    copy."""
+    from batchdrop.files.local import KeepOriginal
+
+    body = partner_file(3000, seed=5)
+    one = load(tmp_path / "one", body, 10**9)
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    (elsewhere / "big.csv").write_bytes(body)
+    root = tmp_path / "many"
+    backends = Backends(root)
+    pipeline = Pipeline(config(root, shards={"shard_bytes": 4000}), backends=backends, notifiers=[])  # type: ignore[arg-type]
+    pipeline.dispatch = LocalShards(pipeline, 1)
+    store = KeepOriginal(str(elsewhere))
+    caplog.set_level("INFO", "batchdrop")
+    ref = store.stat("big.csv")
+    assert ref is not None
+    receipt = pipeline.process_ref(ref, store=store)
+    assert "reads it as" in caplog.text
+    assert (receipt.status, receipt.rows_loaded) == (one[1].status, one[1].rows_loaded)
+    assert backends.table.items == one[0].items
+    assert (elsewhere / "big.csv").read_bytes() == body
+    assert (root / "archive" / "big.csv").read_bytes() == body
