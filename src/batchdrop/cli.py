@@ -162,7 +162,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
       batchdrop get A10002                read back a partition
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="batchdrop: %(levelname)s: %(message)s")
+    from .shard_runner import LOG_FORMAT
+
+    logging.basicConfig(level=level, format=LOG_FORMAT)
     ctx.obj = State(config_path, verbose)
 
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("batchdrop")
 
+#: how the CLI logs (its worker processes too)
+LOG_FORMAT = "batchdrop: %(levelname)s: %(message)s"
 #: seconds before a failed task's first retry (doubled each time)
 RETRY_PAUSE_S = 1.0
 
@@ -135,7 +137,7 @@ def _start_worker(config: Config, log_level: int) -> None:
     from .pipeline import Pipeline
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=log_level, format="batchdrop: %(levelname)s: %(message)s")
+    logging.basicConfig(level=log_level, format=LOG_FORMAT)
     _pipeline = Pipeline(config, notifiers=[])
 
 

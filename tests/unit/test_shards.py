@@ -293,3 +293,64 @@ def test_a_big_file_outside_inbound_is_sharded_and_stays_where_it_is(
     assert backends.table.items == one[0].items
     assert (elsewhere / "big.csv").read_bytes() == body
     assert (root / "archive" / "big.csv").read_bytes() == body
+
+
+def test_a_throttled_shard_is_tried_again_and_the_load_ends_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard whose writes the table keeps refusing (throttling past the client's retries)
+    fails with a retryable error; the runner tries it again after a pause, and the load ends
+    as an unthrottled one."""
+    from batchdrop import shard_runner
+    from batchdrop.errors import TransientError
+
+    monkeypatch.setattr(shard_runner, "RETRY_PAUSE_S", 0.0)
+    body = partner_file(3000, seed=13)
+    one = load(tmp_path / "one", body, 10**9)
+    root = tmp_path / "many"
+    (root / "in").mkdir(parents=True)
+    (root / "in" / "f.csv").write_bytes(body)
+    backends = Backends(root)
+    refusals = [0]
+    real_begin = backends.table.begin
+
+    def begin(claim: Claim, ledger: Any) -> Load:
+        if refusals[0] < 3 and backends.table.writes > 0:  # a later shard, three times
+            refusals[0] += 1
+            raise TransientError("ProvisionedThroughputExceededException")
+        return real_begin(claim, ledger)
+
+    backends.table.begin = begin  # type: ignore[method-assign]
+    cfg = config(root, shards={"shard_bytes": 4000})
+    pipeline = Pipeline(cfg, backends=backends, notifiers=[])  # type: ignore[arg-type]
+    pipeline.dispatch = LocalShards(pipeline, 1)
+    receipt = pipeline.process("f.csv")
+    assert refusals[0] == 3
+    for name in OUT:
+        assert getattr(receipt, name) == getattr(one[1], name), name
+    assert backends.table.items == one[0].items
+
+
+def test_a_shard_refused_max_attempts_times_fails_the_run_which_goes_on_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchdrop import shard_runner
+    from batchdrop.errors import TransientError
+
+    monkeypatch.setattr(shard_runner, "RETRY_PAUSE_S", 0.0)
+    body = partner_file(3000, seed=13)
+    root = tmp_path / "many"
+    (root / "in").mkdir(parents=True)
+    (root / "in" / "f.csv").write_bytes(body)
+    backends = Backends(root)
+
+    def begin(claim: Claim, ledger: Any) -> Load:
+        raise TransientError("ProvisionedThroughputExceededException")
+
+    backends.table.begin = begin  # type: ignore[method-assign]
+    cfg = config(root, shards={"shard_bytes": 4000}, max_attempts=3)
+    pipeline = Pipeline(cfg, backends=backends, notifiers=[])  # type: ignore[arg-type]
+    pipeline.dispatch = LocalShards(pipeline, 1)
+    receipt = pipeline.process("f.csv")
+    assert receipt.status == "failed" and "failed 3 times" in (receipt.reason or "")
+    assert (root / "in" / "f.csv").exists()  # still in inbound: the next run goes on
