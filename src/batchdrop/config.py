@@ -185,8 +185,16 @@ class ShardSettings(Strict):
 class AwsConfig(Strict):
     endpoint_url: str | None = None
     region: str | None = None
+    #: BatchWriteItem requests in flight at most (per process): the write governor adapts the
+    #: number in flight below it to the table's latency and throttling
     max_workers: int = Field(4, ge=1, le=64)
     max_retries: int = Field(8, ge=0, le=30)
+    #: write units a second one load may consume at most (None: as many as the table takes);
+    #: leaves room for other writers, and fits a provisioned table's write capacity
+    max_write_units_per_s: float | None = Field(None, gt=0)
+    #: US dollars per million write request units, for the receipt's cost estimate
+    #: (on-demand's price in us-east-1)
+    write_unit_price: float = Field(0.625, ge=0)
     #: a claim not renewed for this long belonged to a run that died: another may take it (a
     #: running load renews it at each checkpoint, so it must outlast checkpoint.every_seconds)
     claim_ttl_seconds: int = Field(900, ge=2)

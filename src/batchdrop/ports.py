@@ -55,6 +55,19 @@ class FileStore(Protocol):
         """Store a local file (a report) as ``name``; never overwrites. Returns its URL."""
 
 
+class RowCheck(Protocol):
+    """What only the backend knows about a row (DynamoDB: item size, empty key strings,
+    numbers it cannot hold), checked while the file is validated."""
+
+    def __call__(self, row: tuple[Any, ...]) -> tuple[str, str] | None:
+        """(column, reason) when the backend would refuse this row, else None."""
+
+    def first(self, rows: Sequence[tuple[Any, ...]]) -> int | None:
+        """The index of the first row of a chunk that may fail ``__call__``, or None when no
+        row can: cheap, decided for the whole chunk at once (the engine then calls
+        ``__call__`` row by row from that index only)."""
+
+
 class Load(Protocol):
     """One file's rows on their way into the table."""
 
@@ -87,9 +100,10 @@ class Table(Protocol):
         """Create the table if it can (SQLite) or check that it exists (DynamoDB)."""
 
     @property
-    def row_check(self) -> Callable[[tuple[Any, ...]], tuple[str, str] | None] | None:
-        """A per-row check of what only the backend knows (DynamoDB: item size, empty key
-        strings), called during validation: (column, reason) for a bad row. None: no check."""
+    def row_check(self) -> RowCheck | Callable[[tuple[Any, ...]], tuple[str, str] | None] | None:
+        """A check of what only the backend knows (DynamoDB: item size, empty key strings),
+        made during validation: (column, reason) for a bad row. None: no check. A check with
+        ``first`` (a ``RowCheck``) lets whole chunks that cannot fail skip the row-by-row walk."""
 
     def begin(self, claim: Claim, ledger: Ledger) -> Load:
         """Start loading one file; ``Load.commit`` records the receipt in ``ledger``."""

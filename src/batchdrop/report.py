@@ -55,6 +55,11 @@ class Receipt:
     set_aside: bool = False  # failed max_attempts times: moved to errors, never retried again
     #: rejected rows left out of the rejected-rows report (limits.max_report_rows)
     report_rows_omitted: int = 0
+    #: DynamoDB write units the load consumed (ReturnConsumedCapacity, summed over every
+    #: invocation and shard), or in a dry run the units a load would take; None: SQLite
+    write_units: float | None = None
+    #: their cost in US dollars at ``aws.write_unit_price`` (an estimate)
+    write_cost_usd: float | None = None
 
     def add_error(self, err: RowError) -> None:
         """Keep the first errors of the file by line, whatever order they are found in (a
