@@ -2,7 +2,9 @@
 
 Requests are counted with botocore event hooks (``before-send``: every HTTP attempt, retries
 included; ``after-call``: each API call's final answer, with its UnprocessedItems) registered on
-every client made after ``RequestCounter.install()``, whoever makes it.
+every client made after ``RequestCounter.install()``, whoever makes it. batchdrop's
+BatchWriteItem requests skip the client (``tables/dynamodb_wire.py``): they are counted where
+they are sent, the same way.
 """
 
 from __future__ import annotations
@@ -52,6 +54,23 @@ class RequestCounter:
             return made
 
         botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        self._count_wire()
+
+    def _count_wire(self) -> None:
+        try:
+            from batchdrop.tables.dynamodb_wire import WireSender
+        except ImportError:
+            return
+        send = WireSender.send
+        counter = self
+
+        def counted(self: Any, table: str, items: Any) -> Any:
+            counter.on_send("before-send.dynamodb.BatchWriteItem")
+            reply = send(self, table, items)
+            counter.on_call("after-call.dynamodb.BatchWriteItem", parsed=reply)
+            return reply
+
+        WireSender.send = counted  # type: ignore[method-assign]
 
     def snapshot(self) -> tuple[Counter[str], Counter[str], int]:
         return Counter(self.sent), Counter(self.calls), self.unprocessed

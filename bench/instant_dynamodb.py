@@ -3,7 +3,8 @@
 
 It speaks just enough of DynamoDB's JSON protocol (``X-Amz-Target: DynamoDB_20120810.<Op>``,
 ``application/x-amz-json-1.0``) for batchdrop's table adapter to load a file: DescribeTable (the
-one table it serves, ACTIVE), BatchWriteItem (every item accepted: ``UnprocessedItems`` empty),
+one table it serves, ACTIVE), BatchWriteItem (every item accepted: ``UnprocessedItems`` empty;
+with ``ReturnConsumedCapacity``, one write unit an item: the bench's items are under 1 KB),
 PutItem, GetItem. Signatures are not checked. A moto server stores and indexes every item and
 answers a few thousand items a second; this one keeps only a 64-bit hash of each distinct key
 (an open-addressing table of 8 bytes a slot: 10M keys take 256 MB, not gigabytes) and an
@@ -180,12 +181,16 @@ def answer(store: Store, target: str, body: bytes) -> dict[str, Any]:
     req = json.loads(body or b"{}")
     if op == "BatchWriteItem":
         out: dict[str, Any] = {}
+        consumed = []
         for name, requests in req.get("RequestItems", {}).items():
             _table(store, name)
             items = [r["PutRequest"]["Item"] for r in requests if "PutRequest" in r]
             if len(requests) > 25:
                 raise DynamoError("ValidationException", "Too many items requested")
             store.put(items)
+            consumed.append({"TableName": name, "CapacityUnits": float(len(requests))})
+        if req.get("ReturnConsumedCapacity") in ("TOTAL", "INDEXES"):
+            return {"UnprocessedItems": out, "ConsumedCapacity": consumed}
         return {"UnprocessedItems": out}
     if op == "PutItem":
         _table(store, req.get("TableName", ""))

@@ -187,7 +187,7 @@ class AwsConfig(Strict):
     region: str | None = None
     #: BatchWriteItem requests in flight at most (per process): the write governor adapts the
     #: number in flight below it to the table's latency and throttling
-    max_workers: int = Field(4, ge=1, le=64)
+    max_workers: int = Field(32, ge=1, le=256)
     max_retries: int = Field(8, ge=0, le=30)
     #: write units a second one load may consume at most (None: as many as the table takes);
     #: leaves room for other writers, and fits a provisioned table's write capacity

@@ -1,14 +1,14 @@
-"""DynamoTable against the moto server, with an injecting wrapper for throttling paths."""
+"""DynamoTable against the moto server, with a fault-injecting HTTP proxy in front of it for the
+throttling paths (its writes go on the wire, past botocore's client methods)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from batchdrop.errors import ConfigError, TransientError
 from batchdrop.ports import Claim, FileRef
@@ -16,6 +16,7 @@ from batchdrop.report import Receipt
 from batchdrop.tables.dynamodb import DynamoTable
 
 from .conftest import Stack, create_table
+from .fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.aws
 TYPED_FIELDS = [
@@ -30,45 +31,6 @@ TYPED_FIELDS = [
 REF = FileRef(name="f.csv", size=1, version="v1", modified=0.0, url="s3://b/f.csv")
 
 
-class Flaky:
-    """A DynamoDB client that records every batch and misbehaves on cue."""
-
-    def __init__(self, real: Any, script: list[str] | None = None, always: str = ""):
-        self.real = real
-        self.script = list(script or [])
-        self.always = always
-        self.batches: list[list[dict[str, Any]]] = []
-        self.lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "scan":
-            raise AssertionError("batchdrop must never Scan")
-        return getattr(self.real, name)
-
-    def batch_write_item(self, RequestItems: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        ((table, requests),) = RequestItems.items()
-        with self.lock:
-            self.batches.append([r["PutRequest"]["Item"] for r in requests])
-            action = self.script.pop(0) if self.script else self.always
-        if action == "throttle":
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "ProvisionedThroughputExceededException",
-                        "Message": "slow down",
-                    }
-                },
-                "BatchWriteItem",
-            )
-        if action == "unprocessed-all":
-            return {"UnprocessedItems": {table: requests}}
-        if action.startswith("unprocessed-"):
-            keep = len(requests) - int(action.split("-")[1])
-            self.real.batch_write_item(RequestItems={table: requests[:keep]})
-            return {"UnprocessedItems": {table: requests[keep:]}}
-        return self.real.batch_write_item(RequestItems=RequestItems, **kw)  # type: ignore
-
-
 class FakeLedger:
     def __init__(self) -> None:
         self.recorded: list[tuple[str, Receipt]] = []
@@ -77,18 +39,28 @@ class FakeLedger:
         self.recorded.append((state, receipt))
 
 
-def typed_table(stack: Stack, **aws: Any) -> tuple[DynamoTable, Flaky]:
+@pytest.fixture
+def flaky(stack: Stack) -> Iterator[FaultProxy]:
+    """The proxy in front of the stack's server (batchdrop must never Scan through it)."""
+    proxy = FaultProxy(stack.endpoint)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+    assert proxy.scans == 0, "batchdrop must never Scan"
+
+
+def typed_table(stack: Stack, flaky: FaultProxy, **aws: Any) -> DynamoTable:
     name = f"typed-{stack.suffix}"
     create_table(stack.ddb, name, key=("id",))
     config = stack.config(
         schema={"fields": TYPED_FIELDS},
         table={"url": f"dynamodb://{name}", "partition_key": "id"},
-        aws={"endpoint_url": stack.endpoint, "region": "us-east-1", **aws},
+        aws={"endpoint_url": flaky.url, "region": "us-east-1", **aws},
     )
-    flaky = Flaky(stack.ddb)
-    table = DynamoTable(config, client=flaky)
+    table = DynamoTable(config)
     table.backoff_base = table.backoff_cap = 0.001
-    return table, flaky
+    return table
 
 
 def row(i: int) -> tuple[Any, ...]:
@@ -112,8 +84,8 @@ def load(table: DynamoTable, rows: list[tuple[Any, ...]]) -> FakeLedger:
     return ledger
 
 
-def test_batches_of_25_exact_values_none_omitted(stack: Stack) -> None:
-    table, flaky = typed_table(stack)
+def test_batches_of_25_exact_values_none_omitted(stack: Stack, flaky: FaultProxy) -> None:
+    table = typed_table(stack, flaky)
     table.prepare()
     ledger = load(table, [row(i) for i in range(60)])
     assert sorted(len(b) for b in flaky.batches) == [10, 25, 25]
@@ -135,8 +107,8 @@ def test_batches_of_25_exact_values_none_omitted(stack: Stack) -> None:
     assert table.get(["nope"]) is None
 
 
-def test_no_request_holds_a_key_twice(stack: Stack) -> None:
-    table, flaky = typed_table(stack)
+def test_no_request_holds_a_key_twice(stack: Stack, flaky: FaultProxy) -> None:
+    table = typed_table(stack, flaky)
     rows = [row(i % 20) for i in range(40)]
     rows[-1] = ("k019", Decimal(7), 7, True, None, None, "last")
     load(table, rows)
@@ -147,8 +119,8 @@ def test_no_request_holds_a_key_twice(stack: Stack) -> None:
     assert table.get(["k019"])["note"] == "last"  # type: ignore[index]
 
 
-def test_unprocessed_items_and_throttling_are_retried(stack: Stack) -> None:
-    table, flaky = typed_table(stack, max_workers=1)
+def test_unprocessed_items_and_throttling_are_retried(stack: Stack, flaky: FaultProxy) -> None:
+    table = typed_table(stack, flaky, max_workers=1)
     flaky.script = ["unprocessed-5", "throttle", "unprocessed-2"]
     load(table, [row(i) for i in range(30)])
     count = stack.ddb.scan(TableName=table.name, Select="COUNT")["Count"]
@@ -157,8 +129,8 @@ def test_unprocessed_items_and_throttling_are_retried(stack: Stack) -> None:
     assert [len(b) for b in flaky.batches] == [25, 5, 5, 2, 5]
 
 
-def test_bounded_retries_then_transient_error(stack: Stack) -> None:
-    table, flaky = typed_table(stack, max_retries=2, max_workers=2)
+def test_bounded_retries_then_transient_error(stack: Stack, flaky: FaultProxy) -> None:
+    table = typed_table(stack, flaky, max_retries=2, max_workers=2)
     flaky.always = "unprocessed-all"
     ledger = FakeLedger()
     job = table.begin(Claim("new", "r", REF), ledger)  # type: ignore[arg-type]
@@ -169,8 +141,8 @@ def test_bounded_retries_then_transient_error(stack: Stack) -> None:
     assert len(flaky.batches) == 6  # two batches, 1 try + 2 retries each
 
 
-def test_row_check_finds_what_dynamodb_refuses(stack: Stack) -> None:
-    table, _ = typed_table(stack)
+def test_row_check_finds_what_dynamodb_refuses(stack: Stack, flaky: FaultProxy) -> None:
+    table = typed_table(stack, flaky)
     check = table.row_check
     assert check is not None
     assert check(row(1)) is None
@@ -202,10 +174,9 @@ def test_prepare_checks_existence_and_key(stack: Stack) -> None:
     DynamoTable(stack.config()).prepare()
 
 
-def test_query_pages_in_sort_order_with_begins_with(stack: Stack) -> None:
-    config = stack.config()
-    flaky = Flaky(stack.ddb)
-    table = DynamoTable(config, client=flaky)
+def test_query_pages_in_sort_order_with_begins_with(stack: Stack, flaky: FaultProxy) -> None:
+    config = stack.config(aws={"endpoint_url": flaky.url, "region": "us-east-1"})
+    table = DynamoTable(config)
     courses = [f"Course {c:02d}" for c in range(7)] + ["Modern Forensics", "Mod/ern + ü"]
     rows = [("A10002", "Sherlock", "Holmes", c) for c in courses] + [
         ("A10003", "Irene", "Adler", "Opera")

@@ -153,18 +153,25 @@ THROTTLING_CODES = frozenset(
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for faults a retry may cure: throttling, 5xx, connection and read errors."""
+    """True for faults a retry may cure: throttling, 5xx, connection and read errors, a reply
+    that fails its checksum."""
     from botocore.exceptions import (
-        ConnectionError as BotoConnectionError,
-    )
-    from botocore.exceptions import (
+        ChecksumError,
         HTTPClientError,
         ReadTimeoutError,
         ResponseStreamingError,
     )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
+    )
 
     if isinstance(
-        exc, BotoConnectionError | HTTPClientError | ReadTimeoutError | ResponseStreamingError
+        exc,
+        BotoConnectionError
+        | HTTPClientError
+        | ReadTimeoutError
+        | ResponseStreamingError
+        | ChecksumError,  # a reply damaged on the way (DynamoDB's x-amz-crc32)
     ):
         return True
     code = error_code(exc)

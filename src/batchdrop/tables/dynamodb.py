@@ -1,36 +1,30 @@
-"""The DynamoDB table (``dynamodb://TABLE``): batched, concurrent, bounded-retry writes.
+"""The DynamoDB table (``dynamodb://TABLE``): batched, governed, bounded-retry writes.
 
-- BatchWriteItem in requests of at most 25 items, never two items with the same key in one
-  request (DynamoDB refuses such a request), ``aws.max_workers`` requests in flight at once.
-- UnprocessedItems and throttling are retried with exponential backoff and full jitter, at most
-  ``aws.max_retries`` times; then the run fails as retryable (TransientError), never as rejected.
+- Writes (``dynamodb_load``): BatchWriteItem in requests of at most 25 items, never two items
+  with the same key in one request, sent on the wire (``dynamodb_wire``), the requests in
+  flight governed up to ``aws.max_workers``; UnprocessedItems and throttling retried with
+  backoff at most ``aws.max_retries`` times, then the run fails as retryable (TransientError).
+- Every other call (DescribeTable, GetItem, Query, the ledger) goes through the botocore client.
 - DynamoDB cannot roll a file back, so ``single_pass`` is False: the engine validates the whole
   file (``row_check`` included) before the first write, and a retry rewrites the same items.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
-import threading
-import time
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TransientError
 from ..ports import Claim, Ledger, Page
 from .dynamodb_items import KEY_TYPES, ItemCodec
 from .dynamodb_ledger import DynamoLedger
+from .dynamodb_load import BATCH_LIMIT, DynamoLoad
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..report import Receipt
 
 __all__ = ["BATCH_LIMIT", "DynamoLedger", "DynamoLoad", "DynamoTable"]
-
-BATCH_LIMIT = 25
 
 
 class DynamoTable:
@@ -171,118 +165,6 @@ class DynamoTable:
     def backoff(self, attempt: int) -> float:
         """Full jitter: a random wait up to an exponentially growing ceiling."""
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
-
-
-class DynamoLoad:
-    """One file's items on their way into the table, several requests in flight."""
-
-    def __init__(self, table: DynamoTable, claim: Claim, ledger: Ledger):
-        self.table = table
-        self.claim = claim
-        self.ledger = ledger
-        workers = table.config.aws.max_workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batchdrop-ddb")
-        self._pending: deque[Future[None]] = deque()
-        self._max_pending = workers * 2
-        self._lock = threading.Lock()
-        self.requests = 0  # BatchWriteItem calls made, retries included
-        self.items_written = 0
-        self.retries = 0
-
-    def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[tuple[int, Any]]:
-        renew = getattr(self.ledger, "renew", None)
-        if renew is not None:
-            renew(self.claim)  # a long file keeps its claim alive
-        codec = self.table.codec
-        # The engine gives each key once per load; should one repeat, the later row wins, as it
-        # would have had the rows been written in order.
-        keys = list(map(codec.key_of, rows))
-        last = {key: i for i, key in enumerate(keys)}
-        if len(last) < len(rows):
-            rows = [row for i, row in enumerate(rows) if last[keys[i]] == i]
-        del keys, last
-        # Items are made a request at a time: a whole batch of them would weigh megabytes.
-        for start in range(0, len(rows), BATCH_LIMIT):
-            self._submit([codec.item(row) for row in rows[start : start + BATCH_LIMIT]])
-        return []
-
-    def _submit(self, batch: list[dict[str, Any]]) -> None:
-        while len(self._pending) >= self._max_pending:
-            self._pending.popleft().result()  # raises the first failure
-        self._pending.append(self._pool.submit(self._send, batch))
-
-    def _send(self, items: list[dict[str, Any]]) -> None:
-        table = self.table
-        requests = [{"PutRequest": {"Item": item}} for item in items]
-        attempt = 0
-        while True:
-            throttled = ""
-            try:
-                reply = table.client.batch_write_item(RequestItems={table.name: requests})
-                unprocessed = reply.get("UnprocessedItems", {}).get(table.name, [])
-            except Exception as e:
-                from ..aws.clients import error_code, is_transient
-
-                if not is_transient(e):
-                    code = error_code(e)
-                    if code in ("ResourceNotFoundException", "AccessDeniedException"):
-                        raise ConfigError(
-                            f"DynamoDB refused to write {table.name} ({code}): {e}"
-                        ) from e
-                    # Some batches may be in the table already, so the file must not be called
-                    # rejected and moved away: it fails, stays in inbound, and is retried
-                    # (and, on AWS, ends in the dead-letter queue if it keeps failing).
-                    raise TransientError(
-                        f"DynamoDB refused a batch of {len(requests)} items for {table.name}: {e}"
-                    ) from e
-                unprocessed, throttled = requests, error_code(e) or type(e).__name__
-            with self._lock:
-                self.requests += 1
-                self.items_written += len(requests) - len(unprocessed)
-            if not unprocessed:
-                return
-            if attempt >= table.config.aws.max_retries:
-                why = f" ({throttled})" if throttled else ""
-                raise TransientError(
-                    f"DynamoDB left {len(unprocessed)} item(s) of {table.name} unwritten after "
-                    f"{attempt} retries{why}: the table is throttled; the file stays in place "
-                    "and a retry will finish it"
-                )
-            with self._lock:
-                self.retries += 1
-            time.sleep(table.backoff(attempt))
-            attempt += 1
-            requests = unprocessed
-
-    def _drain(self) -> None:
-        first: BaseException | None = None
-        while self._pending:
-            future = self._pending.popleft()
-            try:
-                future.result()
-            except BaseException as e:  # keep draining: no request may outlive the load
-                first = first or e
-        if first is not None:
-            raise first
-
-    def finish(self) -> list[tuple[int, Any]]:
-        """Wait for the requests in flight (their failures surface here)."""
-        self._drain()
-        return []
-
-    def commit(self, receipt: Receipt) -> None:
-        try:
-            self._drain()
-        finally:
-            self._pool.shutdown(wait=True)
-        self.ledger.record(self.claim, "committed", receipt)
-
-    def abort(self) -> None:
-        for future in self._pending:
-            future.cancel()
-        with contextlib.suppress(BaseException):  # the load is being abandoned already
-            self._drain()
-        self._pool.shutdown(wait=True)
 
 
 def _transient(e: Exception, what: str) -> Exception:
