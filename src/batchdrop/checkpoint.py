@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import TransientError
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .state import StateStore
 
 log = logging.getLogger("batchdrop")
+L = TypeVar("L")
 
 VERSION = 1
 #: a pass stops to pause when this many seconds are left beyond the engine's own margin (the
@@ -212,6 +213,20 @@ class Checkpoints:
         #: cuts found wrong (a stray quote fooled the count), by the offset of the segment they
         #: ended, for every pass of the run: the passes of one process cut alike
         self.flips: dict[int, list[int]] = {}
+        #: write units the run's earlier invocations consumed up to its last checkpoint; each
+        #: checkpoint records them with this invocation's (its load's), so each counts once
+        self.carried_units = float(self.progress.get("write_units") or 0.0)
+        self.load: Any = None
+
+    def track(self, load: L) -> L:
+        """The write pass's load, whose write units each checkpoint records."""
+        self.load = load
+        return load
+
+    @property
+    def write_units(self) -> float:
+        """The write units of the run so far: earlier invocations' and this one's."""
+        return self.carried_units + (getattr(self.load, "write_units", None) or 0.0)
 
     @property
     def resuming(self) -> bool:
@@ -268,6 +283,7 @@ class Checkpoints:
             "line": delta.end.line,
             "final": delta.final,
             "rows_read": int(delta.snapshot.get("read", 0)),
+            "write_units": self.write_units,
             "at": time.time(),
         }
         self.ledger.checkpoint(self.claim, self.progress)

@@ -222,7 +222,8 @@ def _run_one(
     with progress_bar(path.stat().st_size, path.name, not as_json) as progress:
         receipt = _process_path(pipeline, path, progress=progress, move=move, **options)
     dry_run = bool(options.get("dry_run"))
-    echo_receipt(receipt, as_json, pipeline.config.duplicates, dry_run=dry_run)
+    price = pipeline.config.aws.write_unit_price
+    echo_receipt(receipt, as_json, pipeline.config.duplicates, dry_run=dry_run, price=price)
     return receipt
 
 

@@ -19,6 +19,7 @@ from .report import (
     REJECTED,
     SKIPPED,
     Receipt,
+    units_text,
 )
 
 PROGRESS_MIN_BYTES = 4 << 20
@@ -66,10 +67,16 @@ def counts_of(r: Receipt, duplicates: str, dry_run: bool) -> str:
 
 
 def echo_receipt(
-    r: Receipt, as_json: bool, duplicates: str = "last_wins", *, dry_run: bool = False
+    r: Receipt,
+    as_json: bool,
+    duplicates: str = "last_wins",
+    *,
+    dry_run: bool = False,
+    price: float | None = None,
 ) -> None:
     """One block per file: a headline (verdict, name, counts) a user can grep, then the reason
-    in full, where the file went, the first rejected rows and the rejected-rows report."""
+    in full, the write units (DynamoDB; a dry run's at ``price`` per million), where the file
+    went, the first rejected rows and the rejected-rows report."""
     if as_json:
         click.echo(r.to_json())
         return
@@ -85,6 +92,9 @@ def echo_receipt(
     console.print(headline)
     if r.reason:
         console.print(f"  reason: {r.reason}", markup=False)
+    units = units_text(r, price)
+    if units:
+        console.print(f"  {units}", markup=False)
     if r.moved_to:
         console.print(f"  moved to: {r.moved_to}", markup=False)
     for e in r.errors:

@@ -60,6 +60,8 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
 
     from .cli_output import state_text
 
+    units = [(rec.get("receipt") or {}).get("write_units") for rec in records]
+    shown = any(u is not None for u in units)  # DynamoDB's write units, when counted
     table = Table(
         "run",
         "file",
@@ -69,11 +71,12 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
         "loaded",
         "rejected",
         "dup",
+        *(["write units"] if shown else []),
         "finished",
         box=None,
         header_style="bold",
     )
-    for rec in records:
+    for rec, u in zip(records, units, strict=True):
         style = _status_style(rec["status"] or "")
         table.add_row(
             rec["run_id"],
@@ -84,6 +87,7 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
                 str(rec[k] if rec[k] is not None else "")
                 for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
             ),
+            *([f"{u:,.0f}" if u is not None else ""] if shown else []),
             rec["finished_at"] or "",
         )
     Console(width=None if sys.stdout.isatty() else 200).print(table if records else "no runs yet")

@@ -213,7 +213,7 @@ def two_pass(
         stage="check",
         run=run,
         finder=finder,
-        row_check=row_check if begin else None,
+        row_check=row_check,
         deadline=deadline,
         progress=progress,
     )

@@ -17,6 +17,7 @@ from .adapters import Backends, open_notifiers, open_store
 from .checkpoint import Checkpoints, Paused
 from .config import Config
 from .errors import TransientError
+from .estimate import dry_run_passes
 from .intake import as_data_error, check_entry, safe_name, stem
 from .outcome import reject_whole
 from .passes import one_pass, two_pass
@@ -33,6 +34,7 @@ from .report import (
     RejectedRowsReport,
     already_processed,
     as_dry_run,
+    count_write_units,
 )
 from .scan import DEADLINE_MARGIN_S, Deadline, Progress
 
@@ -146,7 +148,7 @@ class Pipeline:
             report = RejectedRowsReport(ref.name)
             try:
                 check_entry(ref)
-                two_pass(self.config, store, ref, receipt, report, None, None, deadline, progress)
+                dry_run_passes(self.config, store, ref, receipt, report, deadline, progress)
             except Exception as e:
                 data = as_data_error(e, ref.name)
                 if data is None:
@@ -248,24 +250,25 @@ class Pipeline:
         """Validate the whole file first, then write: the table cannot roll a file back. The
         passes save checkpoints: a run that stops goes on from its last one."""
         table = self.backends.table
+        run = self._checkpoints(claim, deadline)
         load = two_pass(
             self.config,
             store,
             claim.ref,
             receipt,
             report,
-            lambda: table.begin(claim, self.backends.ledger),
+            lambda: run.track(table.begin(claim, self.backends.ledger)),
             table.row_check,
             deadline,
             progress,
-            self._checkpoints(claim, deadline),
+            run,
         )
         if load is None:
             return
         if receipt.status == REJECTED:
             load.abort()
         else:
-            self._commit(load, claim, receipt, report)
+            self._commit(load, claim, receipt, report, run.carried_units)
 
     def _hand_over(self, tasks: list[ShardTask], receipt: Receipt, started: float) -> Receipt:
         """A sharded run: its tasks to the consumers. The local runner runs them all and gives
@@ -304,11 +307,20 @@ class Pipeline:
             self._checkpoints(claim, None).drop()
 
     def _commit(
-        self, load: Load, claim: Claim, receipt: Receipt, report: RejectedRowsReport
+        self,
+        load: Load,
+        claim: Claim,
+        receipt: Receipt,
+        report: RejectedRowsReport,
+        units_before: float = 0.0,
     ) -> None:
         """Place the rejected-rows report first, so the committed receipt names it even if the
-        run stops before the file is moved."""
+        run stops before the file is moved. The receipt counts the write units of this load
+        and ``units_before`` (of earlier invocations of the run, or of its shards)."""
         self._place_report(claim.ref, receipt, report)
+        units = getattr(load, "write_units", None)
+        if units is not None:
+            count_write_units(receipt, units_before + units, self.config.aws.write_unit_price)
         receipt.finished_at = iso_time(time.time())
         load.commit(receipt)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import IO, Any
 
 from .errors import RowError
@@ -94,6 +96,35 @@ class Receipt:
         return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
 
 
+def count_write_units(receipt: Receipt, units: float, price: float) -> None:
+    """The write units of a load (or of a dry run's estimate) and their cost at ``price``
+    US dollars per million."""
+    receipt.write_units = units
+    receipt.write_cost_usd = round(units * price / 1e6, 9)
+
+
+def dollars(amount: float) -> str:
+    """An amount in US dollars as people read it: $12.50, $0.025, $0.000025."""
+    if amount <= 0:
+        return "$0"
+    places = 2 if amount >= 1 else 1 - math.floor(math.log10(amount))  # 2 significant digits
+    rounded = Decimal(repr(amount)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    return f"${rounded:,}"
+
+
+def units_text(r: Receipt, price: float | None = None) -> str | None:
+    """ "write units: 40,012 (~$0.025)" for a load; for a dry run, what it would take at
+    ``price`` dollars per million units. None: the table counts no units (SQLite)."""
+    if r.write_units is None:
+        return None
+    units = f"{r.write_units:,.0f}" if float(r.write_units).is_integer() else f"{r.write_units:,}"
+    cost = dollars(r.write_cost_usd or 0.0)
+    if not r.dry_run:
+        return f"write units: {units} (~{cost})"
+    at = f" at ${price:g} per million" if price is not None else ""
+    return f"write units: {units}, about {cost}{at}"
+
+
 def as_dry_run(receipt: Receipt) -> Receipt:
     """A dry run's receipt says what a load would do: its ``rows_loaded`` are the rows that
     would load."""
@@ -151,6 +182,9 @@ def summary(r: Receipt) -> str:
     ]
     if r.reason:
         lines.append(f"Reason:     {r.reason}")
+    units = units_text(r)
+    if units:
+        lines.append(f"Write units: {units.removeprefix('write units: ')}")
     if r.moved_to:
         lines.append(f"Moved to:   {r.moved_to}")
     if r.rejected_rows_report:

@@ -210,10 +210,11 @@ def conclude_run(pipeline: Pipeline, task: ShardTask, the_plan: Plan) -> Receipt
     config, names = pipeline.config, set(pipeline.state().names(task.run_id))
     settled = reduced_name(the_plan, "settle") in names
     base = reduction(pipeline, task, "settle" if settled else "check")
-    written = 0
+    written, units = 0, 0.0
     helds = []
     for d in deltas_of(pipeline, task, "write"):
         written += d.snapshot["written"]
+        units += d.results.get("write_units", 0.0)
         helds.append(d.held)
     held, duplicates, _ = settle_held(config, helds, _keyof(pipeline, the_plan))
     del helds
@@ -248,7 +249,7 @@ def conclude_run(pipeline: Pipeline, task: ShardTask, the_plan: Plan) -> Receipt
                 written,
                 receipt.rows_loaded,
             )
-        pipeline._commit(load, claim, receipt, report)
+        pipeline._commit(load, claim, receipt, report, units)
         return _end(pipeline, task, the_plan, receipt, report)
     except BaseException:
         load.abort()

@@ -135,6 +135,9 @@ def read_shard(
         p.abandon()
         report_bytes = report.tail()
         report.discard()
+    units = getattr(load, "write_units", None)
+    if units is not None:  # the write units its requests consumed, for the conclusion to sum
+        results["write_units"] = units
     delta = p.delta(stage, shard.index, shard.start, end)
     delta.report, delta.final, delta.results = report_bytes, True, results
     return delta

@@ -309,6 +309,8 @@ class Runtime:
                 "size": r.size,
                 "moved_to": r.moved_to,
                 "reason": r.reason,
+                "write_units": r.write_units,
+                "write_cost_usd": r.write_cost_usd,
             },
         )
         metrics.add_metric(
@@ -321,6 +323,8 @@ class Runtime:
             metrics.add_metric(
                 name="Duration", unit=MetricUnit.Seconds, value=r.duration_s or seconds
             )
+            if r.write_units is not None:
+                metrics.add_metric(name="WriteUnits", unit=MetricUnit.Count, value=r.write_units)
 
 
 _runtime: Runtime | None = None

@@ -1,7 +1,9 @@
 """Rows ↔ DynamoDB items, exactly: numbers as decimal strings, never floats.
 
 Also the checks only DynamoDB needs, made while the file is validated, before anything is sent:
-an item over 400 KB, an empty string in a key attribute, a number DynamoDB cannot hold.
+an item over 400 KB, an empty string in a key attribute, a number DynamoDB cannot hold (the
+sizes and rules here; ``ItemCodec.check``, which decides them a chunk at a time, is in
+dynamodb_units.py).
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ class ItemCodec:
         self.joined_names = frozenset(attr for attr, _ in self.joined)
         self.parts = (len(table.partition_columns), len(table.sort_columns))
         self._name_bytes = [len(n.encode("utf-8")) for n in self.fields]
+        #: what DynamoDB would refuse of a row (``ports.RowCheck``: a chunk that cannot fail
+        #: is told at once), and the write units of the rows it passed when asked to count
+        from .dynamodb_units import ItemCheck
+
+        self.check = ItemCheck(self, config)
 
     def item(self, row: Sequence[Any]) -> dict[str, Any]:
         item = {name: encode(v) for name, v in zip(self.fields, row, strict=True) if v is not None}
@@ -131,30 +138,16 @@ class ItemCodec:
             return {"N": value}  # a cursor or a key given as text
         return encode(value)
 
-    def check(self, row: Sequence[Any]) -> tuple[str, str] | None:
-        """(column, reason) when DynamoDB would refuse this row, else None."""
-        for i in self.key_index:
-            v = row[i]
-            if v is None or v == "":
-                return self.fields[i], "a key attribute cannot be empty in DynamoDB"
+    def item_size(self, row: Sequence[Any]) -> int:
+        """The item's size by DynamoDB's rules (attribute names and values, in bytes)."""
         size = 0
         for attr, at in self.joined:
             text = join_key([row[i] for i in at], self.separator)
             size += len(attr.encode("utf-8")) + len(text.encode("utf-8"))
-        for name, nbytes, v in zip(self.fields, self._name_bytes, row, strict=True):
-            if v is None:
-                continue
-            if isinstance(v, Decimal | int) and not isinstance(v, bool):
-                problem = number_problem(v)
-                if problem:
-                    return name, problem
-            size += nbytes + value_size(encode(v))
-        if size > MAX_ITEM_BYTES:
-            return "", (
-                f"the item is {size} bytes, over DynamoDB's limit of {MAX_ITEM_BYTES} "
-                "bytes (400 KB)"
-            )
-        return None
+        for nbytes, v in zip(self._name_bytes, row, strict=True):
+            if v is not None:
+                size += nbytes + value_size(encode(v))
+        return size
 
     def decode(self, item: dict[str, Any]) -> dict[str, Any]:
         """An item → Python values: integers as int, numbers as Decimal, dates as ISO strings."""
