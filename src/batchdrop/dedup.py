@@ -1,10 +1,12 @@
 """Finding the key hashes that repeat in a file of any size, with flat memory.
 
-Each row's key is reduced to a 64-bit hash and put in one of 256 partitions by its low bits; the
-partitions spill to temporary files when they fill. At the end each partition is read back alone
-and counted. Memory is the buffers plus one partition's distinct hashes (a partition with too
-many distinct hashes is split again by the next bits), whatever the file's size; the repeated
-hashes go to a ``HashSet``, which spills to disk past its own cap.
+Each row's key is reduced to a 64-bit hash and put in one of 256 partitions by its low bits.
+When ``SPILL_AT`` hashes are buffered, every partition is written, one after another, to one
+temporary file: a *run*, whose partitions' places are remembered. At the end each partition
+is read back alone (its piece of every run) and counted. Memory is the buffers plus one
+partition's hashes, whatever the file's size: a partition with more than ``PIECE`` distinct
+hashes is split again by the next bits. The repeated hashes go to a ``HashSet``, which spills
+to disk past its own cap.
 
 The engine then reads the file once more, only when some hash repeats, to compare the real keys
 of those few rows: a hash collision never costs a row.
@@ -13,67 +15,102 @@ of those few rows: a hash collision never costs a row.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from itertools import accumulate
+from typing import Any
 
 from .spill import HashSet
 
 BITS = 8
 PARTITIONS = 1 << BITS
 MASK = PARTITIONS - 1
-SPILL_AT = 1 << 17  # hashes buffered across all partitions before they spill to disk
-PIECE = 1 << 13  # distinct hashes a partition may hold when it is counted; more are split again
+SPILL_AT = 1 << 16  # hashes buffered across all partitions before they spill to disk
+PIECE = 1 << 16  # distinct hashes a partition may hold when it is counted; more are split again
+WIDTH = 8  # bytes of one hash on disk
+BLOCK = 1 << 13  # hashes read at a time
+
+Piece = tuple[int, int]  # (byte offset, hashes) of one partition's hashes in one run
+Blocks = Callable[[], Iterator["array[int]"]]  # reads a partition's hashes, a block at a time
 
 
 class DuplicateFinder:
     def __init__(self) -> None:
-        self._parts = [array("q") for _ in range(PARTITIONS)]
-        self._sizes = [0] * PARTITIONS  # hashes spilled per partition
-        self._buffered = 0
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        # lists, not arrays: appending an int to a list costs a third of converting it into an
+        # array's machine word, and the buffers are small
+        self._parts: list[list[int]] = [[] for _ in range(PARTITIONS)]
+        self._appends = [p.append for p in self._parts]
+        #: per run, where each partition's hashes are: the hashes before each partition (they
+        #: lie one after another from the run's start, in ``_starts``); machine words, not
+        #: tuples, so a file of 200M rows (3,000 runs) keeps them in 6 MB
+        self._runs: list[array[int]] = []
+        self._starts = array("q")
+        self._file: Any = None
+        self._end = 0  # bytes written to the file
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         #: rows whose key hash an earlier row had, known once ``repeated`` has run: never fewer
         #: than the rows whose real key repeats (equal keys hash alike), so a file under a
         #: limit by this count is under it by its real keys
         self.repeats = 0
 
     def add_many(self, hashes: Iterable[int]) -> None:
-        appends = [p.append for p in self._parts]
-        n = self._buffered
+        appends = self._appends
         for h in hashes:
             appends[h & MASK](h)
-            n += 1
-        self._buffered = n
-        if n >= SPILL_AT:
+        if sum(map(len, self._parts)) >= SPILL_AT:
             self._spill()
 
-    def _path(self, name: str) -> str:
-        if self._dir is None:
-            self._dir = tempfile.TemporaryDirectory(prefix="batchdrop-keys-")
-        return os.path.join(self._dir.name, name)
-
     def _spill(self) -> None:
-        for p, part in enumerate(self._parts):
+        """The buffered partitions, one after another, as one run at the end of the file."""
+        if self._file is None:
+            # closed by close(), which repeated() and the passes always reach
+            self._file = tempfile.TemporaryFile(prefix="batchdrop-keys-")  # noqa: SIM115
+        run = array("q", accumulate(map(len, self._parts), initial=0))
+        data = []
+        at = self._end
+        for part in self._parts:
             if part:
-                with open(self._path(f"{p:03d}"), "ab") as f:
-                    part.tofile(f)
-                self._sizes[p] += len(part)
-                del part[:]
-        self._buffered = 0
+                data.append(struct.pack(f"{len(part)}q", *part))
+                at += WIDTH * len(part)
+                part.clear()
+        self._file.seek(self._end)
+        self._file.write(b"".join(data))
+        self._starts.append(self._end)
+        self._end = at
+        self._runs.append(run)
 
     def repeated(self) -> HashSet:
         """Each hash seen more than once."""
         found = HashSet()
         try:
-            if self._dir is None:
+            if self._file is None:
                 for part in self._parts:
-                    found.add_many(self._repeats(Counter(part)))
+                    found.add_many(self._repeats(part))
                 return found
-            self._spill()
+            if any(self._parts):
+                self._spill()
+            self._file.flush()
+            fd = self._file.fileno()
             for p in range(PARTITIONS):
-                if self._sizes[p]:
-                    self._count(self._path(f"{p:03d}"), BITS, found)
+                pieces = [
+                    (start + WIDTH * run[p], run[p + 1] - run[p])
+                    for start, run in zip(self._starts, self._runs, strict=True)
+                    if run[p + 1] > run[p]
+                ]
+                total = sum(n for _, n in pieces)
+                if not total:
+                    continue
+                if total <= PIECE:
+                    hashes = array("q")
+                    for offset, n in pieces:
+                        hashes.frombytes(os.pread(fd, WIDTH * n, offset))
+                    found.add_many(self._repeats(hashes))
+                else:
+                    self._count(partial(_read_pieces, fd, pieces), total, BITS, found)
             return found
         except BaseException:
             found.close()
@@ -81,48 +118,57 @@ class DuplicateFinder:
         finally:
             self.close()
 
-    def _count(self, path: str, shift: int, found: HashSet) -> None:
-        """The repeated hashes of one partition file: counted in one read while it holds at
-        most PIECE distinct hashes (however many times each), else split by the next bits.
-        Past bit 56 at most 256 distinct hashes remain, so the count always fits."""
+    def _count(self, blocks: Blocks, total: int, shift: int, found: HashSet) -> None:
+        """The repeated hashes of one partition too big to read at once: counted block by
+        block while they are at most PIECE distinct hashes (however many times each), else
+        split by the next bits into files of their own. Past bit 56 at most 256 distinct
+        hashes remain, so the count always fits."""
         counts: Counter[int] = Counter()
-        with open(path, "rb") as f:
-            while data := f.read(8 * PIECE):
-                block = array("q")
-                block.frombytes(data)
-                counts.update(block)
-                if len(counts) > PIECE and shift < 56:
-                    break
-            else:
-                found.add_many(self._repeats(counts))
-                os.unlink(path)
-                return
+        for block in blocks():
+            counts.update(block)
+            if len(counts) > PIECE and shift < 56:
+                break
+        else:
+            found.add_many(self._repeats_counted(counts))
+            return
         del counts
         ways = 2
-        size = os.path.getsize(path) // 8
-        while size // ways > PIECE // 2 and ways < PARTITIONS:
+        while total // ways > PIECE // 2 and ways < PARTITIONS:
             ways *= 2
-        subs = [array("q") for _ in range(ways)]
-        with open(path, "rb") as f:
-            while data := f.read(8 * PIECE):
-                block = array("q")
-                block.frombytes(data)
-                appends = [s.append for s in subs]
-                for h in block:
-                    appends[(h >> shift) & (ways - 1)](h)
-                for i, sub in enumerate(subs):
-                    if sub:
-                        with open(f"{path}.{i}", "ab") as out:
-                            sub.tofile(out)
-                        del sub[:]
-        os.unlink(path)
-        step = (ways - 1).bit_length()
-        for i in range(ways):
-            sub_path = f"{path}.{i}"
-            if os.path.exists(sub_path):
-                self._count(sub_path, shift + step, found)
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="batchdrop-keys-")
+        paths = [os.path.join(self._tmp.name, f"{shift}-{i}") for i in range(ways)]
+        sizes = [0] * ways
+        subs: list[list[int]] = [[] for _ in range(ways)]
+        appends = [s.append for s in subs]
+        mask = ways - 1
 
-    def _repeats(self, counts: Counter[int]) -> list[int]:
+        def flush() -> None:
+            for i, sub in enumerate(subs):
+                if sub:
+                    with open(paths[i], "ab") as f:
+                        f.write(struct.pack(f"{len(sub)}q", *sub))
+                    sizes[i] += len(sub)
+                    sub.clear()
+
+        for block in blocks():
+            for h in block:
+                appends[(h >> shift) & mask](h)
+            if sum(map(len, subs)) >= SPILL_AT:
+                flush()
+        flush()
+        step = mask.bit_length()
+        for path, size in zip(paths, sizes, strict=True):
+            if size:
+                self._count(partial(_read_file, path), size, shift + step, found)
+                os.unlink(path)
+
+    def _repeats(self, hashes: list[int] | array[int]) -> list[int]:
+        if len(set(hashes)) == len(hashes):
+            return []
+        return self._repeats_counted(Counter(hashes))
+
+    def _repeats_counted(self, counts: Counter[int]) -> list[int]:
         repeated = [(h, n) for h, n in counts.items() if n > 1]
         self.repeats += sum(n for _, n in repeated) - len(repeated)
         return [h for h, _ in repeated]
@@ -130,12 +176,36 @@ class DuplicateFinder:
     def clear(self) -> None:
         """Back to no hashes at all."""
         self.close()
-        self._sizes = [0] * PARTITIONS
-        self._buffered = 0
         self.repeats = 0
 
     def close(self) -> None:
-        self._parts = [array("q") for _ in range(PARTITIONS)]
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
+        for part in self._parts:
+            part.clear()
+        self._runs = []
+        self._starts = array("q")
+        self._end = 0
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _read_pieces(fd: int, pieces: list[Piece]) -> Iterator[array[int]]:
+    for offset, n in pieces:
+        while n:
+            take = min(n, BLOCK)
+            block = array("q")
+            block.frombytes(os.pread(fd, WIDTH * take, offset))
+            yield block
+            offset += WIDTH * take
+            n -= take
+
+
+def _read_file(path: str) -> Iterator[array[int]]:
+    with open(path, "rb") as f:
+        while data := f.read(WIDTH * BLOCK):
+            block = array("q")
+            block.frombytes(data)
+            yield block

@@ -24,10 +24,11 @@ from operator import itemgetter
 from typing import IO, Any, BinaryIO
 
 from .checkpoint import TOP, Delta, Position
+from .columns import ChunkConverter
 from .config import Config
 from .dedup import DuplicateFinder
 from .errors import DataError, RowError, TransientError
-from .ports import Load
+from .ports import Load, RowCheck
 from .reader import (
     OVERLONG,
     SURROGATE,
@@ -56,6 +57,7 @@ FULL_COLLECT_EVERY = 16
 Deadline = Callable[[], float]  # seconds left to work
 Progress = Callable[[int], None]  # told how many bytes of the file have been read
 Rows = list[tuple[Any, ...]]
+Keys = Iterable[Any]  # the rows' keys, as ``Pass.keyof`` gives them
 Skip = tuple[LineRuns, HashSet]  # what pass one found: invalid lines, repeated key hashes
 
 
@@ -97,7 +99,7 @@ class Pass:
         *,
         load: Load | None = None,
         finder: DuplicateFinder | None = None,
-        row_check: Callable[[tuple[Any, ...]], tuple[str, str] | None] | None = None,
+        row_check: RowCheck | Callable[[tuple[Any, ...]], tuple[str, str] | None] | None = None,
         skip: Skip | None = None,
         deadline: Deadline | None = None,
         progress: Progress | None = None,
@@ -105,6 +107,12 @@ class Pass:
     ):
         self.config, self.name, self.receipt, self.report = config, name, receipt, report
         self.load, self.finder, self.row_check = load, finder, row_check
+        #: the row check's chunk-wide part (see ports.RowCheck); a check without one has every
+        #: row walked
+        self.first: Callable[[Rows], int | None] | None = getattr(row_check, "first", None)
+        self.walk_all = row_check is not None and self.first is None
+        #: the rows are read for their keys alone (nothing converted is written or checked)
+        self.keys_only = load is None and row_check is None
         self.skip = skip[0].cursor() if skip else LineCursor()
         self.hold = skip[1] if skip else HashSet()
         self.deadline, self.progress, self.size = deadline, progress, size
@@ -206,6 +214,7 @@ class Pass:
         self.header = header
         positions = header_positions(header, self.config, self.name)
         self.conv = RowConverter(self.config.schema_, positions, self.config.key)
+        self.chunks = ChunkConverter(self.config.schema_, positions, self.config.key, len(header))
         self.keyof = itemgetter(*(self.conv.names.index(k) for k in self.config.key))
 
     def _read(self, text: IO[str], position: Callable[[], int], start: Position) -> bool:
@@ -296,32 +305,52 @@ class Pass:
             )
 
     def _take(self, chunk: list[list[str]], lines: Sequence[int]) -> None:
-        ncols = len(self.header)
         if (
             chunk
             and self.skip.clear(lines[0], lines[-1])
             and not self.overlong
-            and self.row_check is None
+            and not self.walk_all
             and DecodeErrors.count == self.decode_errors
-            and set(map(len, chunk)) == {ncols}
+            and set(map(len, chunk)) == {len(self.header)}
         ):
-            outs = list(map(self.conv.convert, chunk))
-            if None not in outs and self._none_held(outs):  # type: ignore[arg-type]
-                # the ordinary case: no Python loop over the rows
-                self.scan.read += len(outs)
-                if self.bad is not None:
-                    self.bad.kept()
-                self._accept(outs, lines)  # type: ignore[arg-type]  # no None in it
-                return
+            # the ordinary case: no Python loop over the rows
+            if self.keys_only:
+                keys = self.chunks.keys(chunk)
+                if keys is not None and self._none_held(keys):
+                    self._accept_fast(len(keys), (), lines, keys)
+                    return
+            outs = self.chunks.convert(chunk)
+            if outs is not None:
+                # a row check walks the rows from the first one the backend may refuse
+                first = None if self.first is None else self.first(outs)
+                if first is None:
+                    if self._none_held(map(self.keyof, outs)):
+                        self._accept_fast(len(outs), outs, lines)
+                        return
+                elif self._none_held(map(self.keyof, outs[:first])):
+                    self._accept_fast(first, outs[:first], lines[:first])
+                    self._take_slowly(chunk[first:], lines[first:])
+                    return
         self._take_slowly(chunk, lines)
 
-    def _none_held(self, outs: Rows) -> bool:
-        """No row of ``outs`` has a key hash to hold back (checked in C while the hashes to
-        hold fit in memory)."""
+    def _accept_fast(
+        self, n: int, outs: Rows | tuple[()], lines: Sequence[int], keys: Keys | None = None
+    ) -> None:
+        """``n`` rows taken whole: ``outs`` (or, when only their keys are needed, ``keys``)."""
+        if not n:
+            return
+        self.scan.read += n
+        if self.bad is not None:
+            self.bad.kept()
+        self._accept(outs, lines, keys)  # type: ignore[arg-type]  # () only with keys
+
+    def _none_held(self, keys: Iterable[Any]) -> bool:
+        """No row has a key hash to hold back (checked in C while the hashes to hold fit in
+        memory)."""
         if not self.hold:
             return True
         hashes = self.hold.in_memory
-        return hashes is not None and hashes.isdisjoint(self.key_hash(map(self.keyof, outs)))
+        return hashes is not None and hashes.isdisjoint(self.key_hash(keys))
 
     def _take_slowly(self, chunk: list[list[str]], lines: Sequence[int]) -> None:
         """Row by row: every problem reported with its line and column."""
@@ -384,14 +413,16 @@ class Pass:
                 runs.kept()
         self._accept(outs, kept)
 
-    def _accept(self, outs: Rows, lines: Sequence[int]) -> None:
+    def _accept(self, outs: Rows, lines: Sequence[int], keys: Keys | None = None) -> None:
         if self.finder is not None:
+            if keys is None:
+                keys = map(self.keyof, outs)
             if self.journal:
-                hashes = array("q", self.key_hash(map(self.keyof, outs)))
+                hashes = array("q", self.key_hash(keys))
                 self.finder.add_many(hashes)
                 self._hashes.extend(hashes)
             else:
-                self.finder.add_many(self.key_hash(map(self.keyof, outs)))
+                self.finder.add_many(self.key_hash(keys))
         if self.writing:
             self.batch.extend(outs)
             self.lines.extend(lines)
