@@ -6,13 +6,15 @@ crash at any point leaves all of the file or none of it.
 A big file is parsed and validated here while a second process does SQLite's share of the
 work, on the machine's second core: the rows travel through a pipe in batches (the pipe's size
 keeps memory flat), and the writer answers only at the end. If this process dies, the writer
-sees its input close and rolls back.
+sees its input close and rolls back. The writer stages the rows and writes them into the table
+in key order (sqlite_stage.py), so a file in random key order does not pay a random page of the
+table per row.
 
 Duplicate keys are found by the upsert itself: it never overwrites a row written by the same run
-(``_batchdrop_run``), so a batch whose change count falls short of its length holds a key seen
-before in this file; only such a batch is replayed row by row to apply the policy. The writer
-process keeps the repeats it finds in a temporary file past a few thousand (a file of millions
-of repeats must not fill its memory) and streams them back at the end.
+(``_batchdrop_run``). In this process, a batch whose change count falls short of its length
+holds a key seen before in this file; only such a batch is replayed row by row to apply the
+policy. The writer process keeps the repeats it finds in a temporary file past a few thousand
+(a file of millions of repeats must not fill its memory) and streams them back at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ConfigError, TransientError
+from .sqlite_stage import Flushes, Stage
 
 if TYPE_CHECKING:
     from ..ports import Claim
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
 WRITER_MIN_BYTES = 16 << 20
 #: repeats the writer process holds in memory (and sends back in one message) at most
 REPEATS_PER_MESSAGE = 4096
+#: when the writer process writes its staged rows into the table (see sqlite_stage.Flushes)
+FLUSHES = Flushes()
 Repeats = list[tuple[int, Any]]
 
 
@@ -166,10 +171,10 @@ class WriterLoad:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        self._ask(
-            "begin",
-            (table.path, self.sql.upsert, self.sql.overwrite, self.sql.last_wins, self.sql.key_at),
-        )
+        booleans = [table.fields[table.columns.index(k)].type == "boolean" for k in table.key]
+        flushes = (FLUSHES.min_rows, FLUSHES.share, FLUSHES.cache_kib)
+        begin = (table.name, table.columns, list(table.key), int(claim.extra["seq"]))
+        self._ask("begin", (table.path, *begin, self.sql.last_wins, booleans, flushes))
 
     def _send(self, kind: str, payload: Any = None) -> None:
         try:
@@ -236,6 +241,7 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
     """The writer process: one transaction, fed batches until told to commit or abort. An inbox
     that closes first (the parent died) rolls the transaction back."""
     conn: sqlite3.Connection | None = None
+    stage: Stage | None = None
     repeated = RepeatSpool()
     failed: tuple[str, str] | None = None
 
@@ -251,27 +257,24 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
                         answer("error", failed)
                     continue
                 if kind == "begin":
-                    path, upsert, overwrite, last_wins, key_at = payload
+                    path, name, columns, key, seq, last_wins, booleans, flushes = payload
                     conn = sqlite3.connect(path, isolation_level=None, timeout=60.0)
                     conn.execute("PRAGMA synchronous=NORMAL")
                     conn.execute("BEGIN IMMEDIATE")
+                    stage = Stage(
+                        conn, name, columns, key, seq, last_wins, booleans, Flushes(*flushes)
+                    )
                     answer("ok")
                 elif kind == "rows":
+                    assert stage is not None
                     rows, lines = payload
-                    assert conn is not None
-                    repeated.add(
-                        write_batch(
-                            conn,
-                            upsert,
-                            overwrite,
-                            last_wins,  # type: ignore[arg-type]
-                            rows,
-                            lines,
-                            key_at,
-                        )
-                    )
-                elif kind in ("finish", "more"):
+                    stage.add(rows, lines, repeated.add)
+                elif kind == "finish":
+                    assert stage is not None
+                    stage.flush(repeated.add)
                     answer("ok", repeated.next_part())  # None: no more
+                elif kind == "more":
+                    answer("ok", repeated.next_part())
                 elif kind == "commit":
                     sql, params = payload
                     conn.execute(sql, params)  # type: ignore[union-attr]

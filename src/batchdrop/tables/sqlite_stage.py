@@ -1,0 +1,175 @@
+"""Rows on their way into a SQLite table: staged, then written in key order.
+
+Inserting rows in file order puts each one at a random place of the primary key's B-tree: once
+the table outgrows the page cache, nearly every row reads and writes a page of its own. So rows
+are first appended to a temporary table (in SQLite's temporary database, a file that SQLite
+deletes itself; no key, so appending is cheap), many rows per statement, and every so often the
+staged rows go into the table in one ``INSERT … SELECT … ORDER BY`` the key: SQLite sorts them
+and walks the B-tree once, page after page. Staged rows are flushed when they reach a share of
+the rows already written, so the walks of a growing table add up to a few times its size, and
+the last flush, which the load waits for, stays a fraction of the file.
+
+The upsert never overwrites a row this run wrote (``_batchdrop_run``): a key written before in
+this file meets its earlier row, and a SQL function notes the key (it is called for those rows
+only; ``last_wins`` lets the later row overwrite, the other policies keep the first). Rows are
+applied in (key, file order), so a flush that noted nothing had no repeats, and one that noted
+some reads back the lines of the repeated rows: of the rows of a noted key in this flush, the
+last as many as were noted (the first of them was written, unless an earlier flush had the key).
+
+``INSERT OR IGNORE`` spares each flush a statement journal (a copy of every page it changes,
+kept to undo a statement that fails halfway): the only constraint it could ignore is NOT NULL
+on the key, which the staging table checks as rows arrive.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from array import array
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+from .sqlite_db import RUN_COL, q
+
+STAGE = "temp._batchdrop_stage"
+NOTED = "temp._batchdrop_noted"
+#: rows per INSERT statement: one statement binds all their values, one step through SQLite
+ROWS_PER_INSERT = 200
+#: bound parameters per statement, at most (SQLite's limit is 32766)
+MAX_PARAMS = 32_000
+
+Repeats = list[tuple[int, Any]]
+#: takes the repeats a flush finds, a part at a time (the first 4096 or fewer), in line order
+Sink = Callable[[Repeats], None]
+PART = 4096
+
+
+@dataclass(frozen=True)
+class Flushes:
+    """When staged rows go into the table: at ``min_rows`` staged rows, or at ``share`` of
+    the rows already flushed, whichever is more; ``cache_kib``: the temporary database's page
+    cache (the staged rows a flush sorts without reading them back from its file)."""
+
+    min_rows: int = 50_000
+    share: float = 0.25
+    cache_kib: int = 4_000
+
+
+class Stage:
+    """One load's rows: ``add`` them in file order, ``flush`` them into the table."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        table: str,
+        columns: Sequence[str],
+        key: Sequence[str],
+        seq: int,
+        last_wins: bool,
+        booleans: Sequence[bool],
+        flushes: Flushes,
+    ):
+        self.conn, self.flushes, self.last_wins = conn, flushes, last_wins
+        self.key, self.booleans = list(key), list(booleans)  # booleans: per key column
+        self.ncols = len(columns)
+        declared = {r[1]: r[2] for r in conn.execute(f"PRAGMA main.table_info({q(table)})")}
+        # the table's own column types: staged values take the affinity they will have there,
+        # so the staging table sorts and compares them as the table's key does
+        cols = ", ".join(
+            f"{q(c)} {declared.get(c, '')}" + (" NOT NULL" if c in key else "") for c in columns
+        )
+        # the staged rows' order: an alias of the rowid, under a name no column has
+        order = "_batchdrop_order"
+        while order.lower() in {c.lower() for c in columns}:
+            order += "_"
+        self.order = q(order)
+        conn.execute(f"PRAGMA temp.cache_size = -{flushes.cache_kib}")
+        conn.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        conn.execute(f"CREATE TABLE {STAGE} ({self.order} INTEGER PRIMARY KEY, {cols})")
+        names, keys = ", ".join(map(q, columns)), ", ".join(map(q, key))
+        one = "(" + ", ".join("?" * self.ncols) + ")"
+        self.per_insert = max(1, min(ROWS_PER_INSERT, MAX_PARAMS // self.ncols))
+        self.insert_one = f"INSERT INTO {STAGE} ({names}) VALUES {one}"
+        self.insert_many = f"INSERT INTO {STAGE} ({names}) VALUES " + ", ".join(
+            [one] * self.per_insert
+        )
+        sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in [*columns, RUN_COL] if c not in key)
+        note = f"batchdrop_repeat({', '.join(f'excluded.{q(k)}' for k in key)})"
+        # CASE, not OR: the function is called for rows that meet a row of this run only
+        self.apply = (
+            f"INSERT OR IGNORE INTO main.{q(table)} ({names}, {q(RUN_COL)}) "
+            f"SELECT {names}, {seq} FROM {STAGE} WHERE true ORDER BY {keys}, {self.order} "
+            f"ON CONFLICT ({keys}) DO UPDATE SET {sets} "
+            f"WHERE CASE WHEN {q(table)}.{q(RUN_COL)} IS NOT {seq} THEN 1 ELSE {note} END"
+        )
+        conn.create_function("batchdrop_repeat", len(key), self._note)
+        self.noted: Counter[tuple[Any, ...]] = Counter()
+        self.lines: array[int] = array("q")  # the line of each staged row, in order
+        self.flushed = 0
+
+    def _note(self, *key: Any) -> int:
+        self.noted[key] += 1
+        return 1 if self.last_wins else 0
+
+    def add(self, rows: Sequence[Sequence[Any]], lines: Sequence[int], sink: Sink) -> None:
+        """Stage ``rows`` (read at ``lines``); a flush this causes gives ``sink`` its repeats."""
+        n = len(rows)
+        whole = n - n % self.per_insert
+        if whole:
+            flat = list(chain.from_iterable(rows[:whole]))
+            step = self.per_insert * self.ncols
+            self.conn.executemany(
+                self.insert_many, [flat[i : i + step] for i in range(0, len(flat), step)]
+            )
+        if whole < n:
+            self.conn.executemany(self.insert_one, rows[whole:])
+        self.lines.extend(lines)
+        if len(self.lines) >= max(self.flushes.min_rows, self.flushes.share * self.flushed):
+            self.flush(sink)
+
+    def flush(self, sink: Sink) -> None:
+        """Every staged row into the table; ``sink`` gets the (line, key) of the rows whose
+        key this run wrote before, in line order."""
+        if not self.lines:
+            return
+        self.noted.clear()
+        self.conn.execute(self.apply)
+        if self.noted:
+            self._repeats(sink)
+        self.conn.execute(f"DELETE FROM {STAGE}")
+        self.flushed += len(self.lines)
+        self.lines = array("q")
+        self.noted.clear()
+
+    def _repeats(self, sink: Sink) -> None:
+        """The staged rows of each noted key, the last as many as were noted, by line."""
+        conn, key = self.conn, self.key
+        ks = [f"k{i}" for i in range(len(key))]
+        conn.execute(f"DROP TABLE IF EXISTS {NOTED}")
+        conn.execute(f"CREATE TABLE {NOTED} ({', '.join(ks)}, n INTEGER)")
+        conn.executemany(
+            f"INSERT INTO {NOTED} VALUES ({', '.join('?' * (len(key) + 1))})",
+            ((*k, n) for k, n in self.noted.items()),
+        )
+        match = " AND ".join(f"s.{q(c)} = d.{k}" for c, k in zip(key, ks, strict=True))
+        sql = (
+            f"SELECT r, {', '.join(ks)} FROM (SELECT s.{self.order} AS r, "
+            + ", ".join(f"s.{q(c)} AS {k}" for c, k in zip(key, ks, strict=True))
+            + f", d.n AS n, row_number() OVER (PARTITION BY {', '.join(f's.{q(c)}' for c in key)}"
+            f" ORDER BY s.{self.order} DESC) AS back FROM {STAGE} AS s JOIN {NOTED} AS d"
+            f" ON {match})"
+            " WHERE back <= n ORDER BY r"
+        )
+        # the order counts up from the first staged row (the table is emptied per flush)
+        (base,) = conn.execute(f"SELECT min({self.order}) FROM {STAGE}").fetchone()
+        lines, booleans = self.lines, self.booleans
+
+        def key_of(values: Sequence[Any]) -> tuple[Any, ...]:
+            return tuple(bool(v) if b else v for b, v in zip(booleans, values, strict=True))
+
+        found = conn.execute(sql)
+        while part := found.fetchmany(PART):
+            sink([(lines[r - base], key_of(k)) for r, *k in part])
+        conn.execute(f"DROP TABLE {NOTED}")

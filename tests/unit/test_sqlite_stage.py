@@ -1,0 +1,166 @@
+"""Staged rows written into a SQLite table in key order (sqlite_stage.py): each duplicates
+policy ends with the rows it says, against rows an earlier run left in the table, with repeats
+across and within flushes, and every repeat is reported at its line."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchdrop.tables.sqlite_stage import Flushes, Stage
+
+DDL = (
+    'CREATE TABLE t (k TEXT NOT NULL, n INTEGER NOT NULL, v TEXT, flag INTEGER, "_batchdrop_run"'
+    " INTEGER, PRIMARY KEY (k, n)) WITHOUT ROWID"
+)
+EARLIER_RUN, THIS_RUN = 1, 2
+
+
+def load(
+    db: Path, rows: list[tuple[Any, ...]], policy: str, flushes: Flushes, batch: int = 7
+) -> list[tuple[int, Any]]:
+    """``rows`` (k, n, v, flag) at lines 2, 3, … through a Stage; the repeats it reported."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    stage = Stage(
+        conn, "t", ["k", "n", "v", "flag"], ["k", "n"], THIS_RUN, policy == "last_wins",
+        [False, False], flushes,
+    )  # fmt: skip
+    repeats: list[tuple[int, Any]] = []
+    for i in range(0, len(rows), batch):
+        stage.add(rows[i : i + batch], list(range(i + 2, i + 2 + len(rows[i : i + batch]))),
+                  repeats.extend)  # fmt: skip
+    stage.flush(repeats.extend)
+    conn.execute("COMMIT")
+    conn.close()
+    return repeats
+
+
+def expected(
+    earlier: dict[tuple[str, int], str], rows: list[tuple[Any, ...]], policy: str
+) -> tuple[dict[tuple[str, int], tuple[str, int]], list[int]]:
+    """What the policy leaves (key → (v, run)), and the lines of the repeats."""
+    table = {k: (v, EARLIER_RUN) for k, v in earlier.items()}
+    seen: set[tuple[str, int]] = set()
+    repeated = []
+    for line, (k, n, v, _) in enumerate(rows, start=2):
+        if (k, n) in seen:
+            repeated.append(line)
+            if policy == "last_wins":
+                table[k, n] = (v, THIS_RUN)
+        else:
+            seen.add((k, n))
+            table[k, n] = (v, THIS_RUN)
+    return table, repeated
+
+
+def table_of(db: Path) -> dict[tuple[str, int], tuple[str, int]]:
+    conn = sqlite3.connect(db)
+    try:
+        return {
+            (k, n): (v, r) for k, n, v, r in conn.execute("SELECT k, n, v, _batchdrop_run FROM t")
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path)
+    conn.execute(DDL)
+    conn.commit()
+    conn.close()
+    return path
+
+
+def a_file(seed: int, rows: int, keys: int) -> list[tuple[Any, ...]]:
+    """Rows in random key order, keys drawn from ``keys`` so some repeat near and far."""
+    rnd = random.Random(seed)
+    return [
+        (f"S{rnd.randrange(keys):04d}", rnd.randrange(3), f"v{i}", rnd.randrange(2))
+        for i in range(rows)
+    ]
+
+
+@pytest.mark.parametrize("policy", ["first_wins", "last_wins", "reject"])
+@pytest.mark.parametrize(
+    "flushes",
+    [Flushes(min_rows=5, share=0.0, cache_kib=64), Flushes(min_rows=40, share=0.5, cache_kib=64)],
+    ids=["small-flushes", "growing-flushes"],
+)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_each_policy_leaves_its_rows_against_an_earlier_run(
+    db: Path, policy: str, flushes: Flushes, seed: int
+) -> None:
+    """An earlier run's rows, then a file whose keys repeat within a flush, across flushes
+    and over the earlier rows: the table and the repeated lines are exactly the policy's."""
+    earlier = {(f"S{k:04d}", n): f"old{k}" for k in range(0, 60, 2) for n in range(3)}
+    conn = sqlite3.connect(db)
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, 0, ?)",
+                     [(k, n, v, EARLIER_RUN) for (k, n), v in earlier.items()])  # fmt: skip
+    conn.commit()
+    conn.close()
+    rows = a_file(seed, 300, 60)
+
+    repeats = load(db, rows, policy, flushes)
+
+    table, repeated = expected(earlier, rows, policy)
+    assert table_of(db) == table
+    assert len(repeats) == len(repeated) > 0
+    if policy != "last_wins":  # the repeats a policy that keeps the first row reports
+        assert [line for line, _ in repeats] == repeated
+        assert [key for _, key in repeats] == [rows[line - 2][:2] for line in repeated]
+
+
+def test_a_file_without_repeats_reports_none_and_loads_every_row(db: Path) -> None:
+    rows = [(f"S{k:04d}", n, "v", 1) for k in random.Random(4).sample(range(5000), 400)
+            for n in range(2)]  # fmt: skip
+    assert load(db, rows, "reject", Flushes(min_rows=50, share=0.25, cache_kib=64)) == []
+    assert len(table_of(db)) == 800
+
+
+def test_boolean_key_columns_come_back_as_booleans(tmp_path: Path) -> None:
+    """A repeated key is reported as the engine holds it (True, not SQLite's 1)."""
+    path = tmp_path / "b.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        'CREATE TABLE t (b INTEGER NOT NULL, v TEXT, "_batchdrop_run" INTEGER, '
+        "PRIMARY KEY (b)) WITHOUT ROWID"
+    )
+    conn.execute("BEGIN IMMEDIATE")
+    stage = Stage(conn, "t", ["b", "v"], ["b"], 1, False, [True], Flushes(2, 0.0, 64))
+    repeats: list[tuple[int, Any]] = []
+    stage.add([(True, "x"), (False, "y"), (True, "z")], [2, 3, 4], repeats.extend)
+    stage.flush(repeats.extend)
+    conn.execute("COMMIT")
+    assert repeats == [(4, (True,))]
+    assert conn.execute("SELECT b, v FROM t ORDER BY b").fetchall() == [(0, "y"), (1, "x")]
+
+
+def test_a_row_without_its_key_fails_as_it_is_staged(db: Path) -> None:
+    """The flush ignores nothing: a missing key is refused when the row arrives."""
+    with pytest.raises(sqlite3.IntegrityError):
+        load(db, [("S0001", 1, "v", 0), (None, 2, "v", 0)], "first_wins", Flushes(5, 0.0, 64))
+
+
+def test_a_column_named_rowid_does_not_decide_which_row_comes_first(tmp_path: Path) -> None:
+    """File order stays the staged order when the schema has a column called ``rowid``."""
+    path = tmp_path / "r.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        'CREATE TABLE t ("rowid" TEXT, k TEXT NOT NULL, "_batchdrop_run" INTEGER, '
+        "PRIMARY KEY (k)) WITHOUT ROWID"
+    )
+    conn.execute("BEGIN IMMEDIATE")
+    stage = Stage(conn, "t", ["rowid", "k"], ["k"], 1, False, [False], Flushes(10, 0.0, 64))
+    repeats: list[tuple[int, Any]] = []
+    stage.add([("9", "a"), ("5", "a"), ("1", "a")], [2, 3, 4], repeats.extend)
+    stage.flush(repeats.extend)
+    conn.execute("COMMIT")
+    assert conn.execute('SELECT "rowid", k FROM t').fetchall() == [("9", "a")]
+    assert repeats == [(3, ("a",)), (4, ("a",))]
