@@ -1,11 +1,13 @@
 """Generate a students CSV for the benchmarks: ``python bench/gen.py ROWS OUT.csv [--seed N]
-[--kind students|one-key|invalid]``.
+[--kind students|one-key|invalid] [--sorted]``.
 
 Header ``student_id,fname,lname,course``; the key is student_id + course. Every student takes
 several distinct courses, so no key repeats; courses are always quoted and some contain commas.
 Students come in random order (each student's id is a fixed permutation of its number), so keys
-are neither sorted nor clustered. The same seed and row count always give the same bytes. Rows
-are written as they are made, so memory stays flat whatever ``ROWS`` is.
+are neither sorted nor clustered. ``--sorted`` writes the same shape of file in key order
+instead (ids in order, each student's courses in order), the order a table's key is kept in.
+The same seed and row count always give the same bytes. Rows are written as they are made, so
+memory stays flat whatever ``ROWS`` is.
 
 Two hostile shapes of the same file: ``one-key`` (every row has the same key, as a file of
 millions of repeats) and ``invalid`` (no row has its required student id).
@@ -137,17 +139,39 @@ COURSES = [
 ]
 MIN_COURSES, MAX_COURSES = 2, 8
 KINDS = ("students", "one-key", "invalid")
-#: ids are a permutation of student numbers: n → (n × SCRAMBLE + 1) mod 10^width, a bijection
-#: because SCRAMBLE shares no factor with 10
-SCRAMBLE = 7_654_321
+#: ids are a permutation of student numbers, a keyed Feistel network over 2^bits values walked
+#: back into 0..10^width-1 (a bijection): consecutive students get ids scattered over the whole
+#: range, with no ascending runs a B-tree could append to (a multiplicative map n·a mod 10^w
+#: would interleave a few ascending streams, which flatters an insert into a keyed table)
+FEISTEL_KEYS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F)
+
+
+def _feistel(x: int, half: int) -> int:
+    mask = (1 << half) - 1
+    left, right = x >> half, x & mask
+    for key in FEISTEL_KEYS:
+        left, right = right, left ^ (((right * key) >> 7 ^ right * 0x2545F491) & mask)
+    return (left << half) | right
+
+
+def scramble(n: int, width: int = 7) -> int:
+    """A fixed permutation of 0..10^width-1 (cycle walking keeps it inside the range)."""
+    top = 10**width
+    half = (top.bit_length() + 1) // 2
+    x = _feistel(n % top, half)
+    while x >= top:
+        x = _feistel(x, half)
+    return x
 
 
 def student_id(n: int, width: int = 7) -> str:
-    return f"A{(n * SCRAMBLE + 1) % 10**width:0{width}d}"
+    return f"A{scramble(n, width):0{width}d}"
 
 
-def lines(rows: int, seed: int = 20261127, kind: str = "students") -> Iterator[str]:
-    """The data lines (no header) of a file of ``rows`` rows."""
+def lines(
+    rows: int, seed: int = 20261127, kind: str = "students", in_order: bool = False
+) -> Iterator[str]:
+    """The data lines (no header) of a file of ``rows`` rows (``in_order``: in key order)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     rng = random.Random(seed)
@@ -156,20 +180,28 @@ def lines(rows: int, seed: int = 20261127, kind: str = "students") -> Iterator[s
     while written < rows:
         student += 1
         sid = {"students": student_id(student, width), "one-key": "A0000001", "invalid": ""}[kind]
+        if in_order and kind == "students":
+            sid = f"A{student:0{width}d}"
         who = f"{sid},{rng.choice(FIRST_NAMES)},{rng.choice(LAST_NAMES)},"
         take = min(rng.randint(MIN_COURSES, MAX_COURSES), rows - written)
-        for course in rng.sample(COURSES, take) if kind != "one-key" else ["Chemistry"] * take:
+        courses = rng.sample(COURSES, take) if kind != "one-key" else ["Chemistry"] * take
+        for course in sorted(courses) if in_order else courses:
             yield f'{who}"{course}"\n'
         written += take
 
 
 def write(
-    rows: int, out: Path, seed: int = 20261127, chunk: int = 10_000, kind: str = "students"
+    rows: int,
+    out: Path,
+    seed: int = 20261127,
+    chunk: int = 10_000,
+    kind: str = "students",
+    in_order: bool = False,
 ) -> None:
     with open(out, "w", encoding="utf-8", newline="") as f:
         f.write(HEADER)
         buf: list[str] = []
-        for line in lines(rows, seed, kind):
+        for line in lines(rows, seed, kind, in_order):
             buf.append(line)
             if len(buf) >= chunk:
                 f.write("".join(buf))
@@ -183,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path, help="the CSV file to write")
     p.add_argument("--seed", type=int, default=20261127)
     p.add_argument("--kind", choices=KINDS, default="students")
+    p.add_argument("--sorted", action="store_true", help="students in key order")
     args = p.parse_args(argv)
     if args.rows < 0:
         p.error("rows must be zero or more")
-    write(args.rows, args.out, args.seed, kind=args.kind)
+    write(args.rows, args.out, args.seed, kind=args.kind, in_order=args.sorted)
     return 0
 
 
