@@ -54,6 +54,10 @@ DEADLINE_MARGIN_S = 20.0
 #: every FULL_COLLECT_EVERY times, everything). Rows come and go without raising the count.
 GC_GROWTH = 10_000
 FULL_COLLECT_EVERY = 16
+#: a segment of a pass that keeps a journal ends once it holds this many key hashes or held
+#: rows, whatever the checkpoint settings: the journal (8 bytes a row, copied once more when
+#: the delta is saved) stays a few MB however fast the table takes the rows
+JOURNAL_ROWS = 1 << 17
 Deadline = Callable[[], float]  # seconds left to work
 Progress = Callable[[int], None]  # told how many bytes of the file have been read
 Rows = list[tuple[Any, ...]]
@@ -169,6 +173,12 @@ class Pass:
         None at the end of the file (or where reading stopped: the file is rejected anyway).
         ``flips``: cuts of this segment found wrong before (see segments.Cutter)."""
         self.decode_errors = DecodeErrors.count  # undecodable bytes other reads found before
+        if want_cut is not None and self.journal:
+            asked = want_cut
+
+            def want_cut(passed: int) -> bool:
+                return asked(passed) or len(self._hashes) + len(self._held) >= JOURNAL_ROWS
+
         opened = open_segment(
             stream,
             self.config,

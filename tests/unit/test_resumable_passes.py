@@ -275,3 +275,34 @@ def test_a_run_that_keeps_failing_at_one_place_is_set_aside_one_that_moves_on_is
     else:  # the same place twice: max_attempts (2) reached, set aside in errors
         assert statuses == [("failed", False), ("failed", True)]
         assert (tmp_path / "errors" / "f.csv").exists()
+
+
+def test_a_segment_ends_once_its_journal_is_full_and_the_load_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However far apart the checkpoint settings put the cuts, a segment's journal of key
+    hashes stays bounded (scan.JOURNAL_ROWS): the pass cuts there, and the load ends as one
+    uncut pass does."""
+    import batchdrop.scan as scan_module
+
+    body = partner_file(20000, seed=11)
+    far = {"checkpoint": {"every_bytes": 10**9, "every_seconds": 400}}
+    whole, _, one, _, _ = load(tmp_path / "a", body, "f.csv", None, **far)
+    assert whole.ledger.checkpoints <= 2  # one per pass: the settings never cut
+
+    monkeypatch.setattr(scan_module, "JOURNAL_ROWS", 500)
+    sizes: list[int] = []
+    save = checkpoint.Checkpoints.save
+
+    def saving(self: Any, delta: Any) -> None:
+        sizes.append(len(delta.hashes))
+        save(self, delta)
+
+    monkeypatch.setattr(checkpoint.Checkpoints, "save", saving)
+    cut, _, many, _, _ = load(tmp_path / "b", body, "f.csv", None, **far)
+    # a cut lands where the reader next asks, after its read block (about 2,400 rows here):
+    # the check pass's 20,000 hashes come in many bounded deltas, not one
+    assert cut.ledger.checkpoints >= 6
+    assert 0 < max(sizes) <= 500 + 4000
+    assert cut.table.items == whole.table.items
+    assert [getattr(many, f) for f in FIELDS_OUT] == [getattr(one, f) for f in FIELDS_OUT]
