@@ -72,3 +72,26 @@ def test_runs_lists_the_write_units_of_a_load(example: Path) -> None:
     assert "write units" in runs.out and "40,012" in runs.out.split("write units")[1]
     as_json = json.loads(bd("runs", "--json", cwd=example).out.splitlines()[0])
     assert as_json["receipt"]["write_units"] == 40012.0
+
+
+def test_validate_refuses_what_dynamodb_would_refuse(example: Path) -> None:
+    """A dry run checks what only DynamoDB refuses (an item over 400 KB), as a load does:
+    the row is named by line before anything is written; the same file is valid for SQLite."""
+    rows = ["student_id,fname,lname,course", "A00001,Ada,Lovelace,Chemistry"]
+    rows += ["A00002,Ada," + "L" * 410_000 + ",Chemistry"]
+    rows += [f"A{i:05d},Ada,Byron,Latin" for i in range(3, 12)]
+    (example / "inbound" / "wide.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path = example / "batchdrop.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["csv"] = {**data.get("csv", {}), "max_field_size": 1_000_000}
+    lname = next(f for f in data["schema"]["fields"] if f["name"] == "lname")
+    lname["constraints"].pop("maxLength", None)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    local = bd("validate", "inbound/wide.csv", "--json", cwd=example)
+    assert local.code == 0, local.err
+    dynamodb_config(example)
+    shown = bd("validate", "inbound/wide.csv", "--json", cwd=example)
+    receipt = json.loads(shown.out)
+    assert receipt["rows_rejected"] == 1 and receipt["rows_loaded"] == 10
+    assert receipt["errors"][0]["line"] == 3
+    assert "over DynamoDB's limit" in receipt["errors"][0]["reason"]
