@@ -18,12 +18,14 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from .config_errors import describe_problems
+from .config_feeds import Feed, FeedMatch, resolve_feeds
 from .config_table import NON_STRING_KEY_CHARS, KeyColumns, Strict, TableConfig
 from .errors import ConfigError
 from .patterns import compile_pattern
@@ -234,9 +236,26 @@ class Config(Strict):
     max_attempts: int = Field(5, ge=1, le=100)
     aws: AwsConfig = Field(default_factory=AwsConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    #: ``upsert``: every row is written over what the table holds. ``snapshot``: the file is
+    #: the complete current set (of the table, or of each partition it holds with
+    #: ``snapshot_scope: partition``): keys of the previous snapshot absent from it are deleted
+    mode: Literal["upsert", "snapshot"] = "upsert"
+    snapshot_scope: Literal["table", "partition"] = "table"
+    #: a snapshot that would delete more than this (a count, or a percentage of the previous
+    #: snapshot's keys) is rejected with nothing written: a truncated upload must not wipe a table
+    max_deletes: MaxRejected = "10%"
+    #: a column whose value orders versions of an item (a date, a timestamp, a version number):
+    #: a row is written only if the stored item is older by it, else it is counted stale
+    only_if_newer: str | None = None
+    #: ``all``: every valid row is written. ``changed_only``: only rows that are new or differ
+    #: from the feed's last load (by a content hash kept per key), the rest counted unchanged
+    write: Literal["all", "changed_only"] = "all"
     source: str | None = Field(None, exclude=True)
+    #: the feed this config loads (None: a config without ``feeds:``)
+    feed: str | None = Field(None, exclude=True)
+    _feeds: list[Feed] = PrivateAttr(default_factory=list)
 
-    @field_validator("max_rejected", "max_duplicates")
+    @field_validator("max_rejected", "max_duplicates", "max_deletes")
     @classmethod
     def _max_rejected(cls, v: MaxRejected | None) -> MaxRejected | None:
         if isinstance(v, str):
@@ -321,9 +340,35 @@ class Config(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _version_column(self) -> Config:
+        column = self.only_if_newer
+        if column is None:
+            return self
+        names = [f.name for f in self.schema_.fields]
+        if column not in names:
+            raise ValueError(
+                f"only_if_newer {column!r} is not a field of the schema "
+                f"(fields: {', '.join(names)})"
+            )
+        if column in self.table.key:
+            raise ValueError(
+                f"only_if_newer {column!r} is a key column: it must be a column that orders "
+                "versions of one item (a date, a timestamp, a version number)"
+            )
+        if self.schema_.field(column).type == "boolean":
+            raise ValueError(f"only_if_newer {column!r} is a boolean: it cannot order versions")
+        return self
+
     @property
     def key(self) -> KeyColumns:
         return self.table.key
+
+    @property
+    def feeds(self) -> list[Feed]:
+        """Every feed of the deployment this config belongs to, in the order they match (a
+        config without ``feeds:`` is one feed that takes every file)."""
+        return self._feeds or [Feed(None, FeedMatch(), self)]
 
     @property
     def ledger_url(self) -> str:
@@ -341,6 +386,12 @@ class Config(Strict):
             return self.max_rejected
         return _share(self.max_rejected, rows_read)
 
+    def deletes_limit(self, previous_keys: int) -> int:
+        """How many keys of the previous snapshot a snapshot may delete."""
+        if isinstance(self.max_deletes, int):
+            return self.max_deletes
+        return _share(self.max_deletes, previous_keys)
+
     def duplicates_limit(self, rows_read: int) -> int:
         """How many duplicate rows a file may hold before it is rejected."""
         if isinstance(self.max_duplicates, int):
@@ -354,14 +405,29 @@ def _share(percentage: str, rows_read: int) -> int:
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> None:
+    """``BATCHDROP_A__B=v`` sets ``a.b``; a feed's settings are reached by its name
+    (``BATCHDROP_FEEDS__GRADES__TABLE__URL``; ``-`` in a name is ``_`` here)."""
     for name, value in environ.items():
         if not name.startswith("BATCHDROP_") or name in NOT_SETTINGS:
             continue
         path = name.removeprefix("BATCHDROP_").lower().split("__")
-        node = data
+        node: Any = data
         for part in path[:-1]:
+            if isinstance(node, list):  # feeds: the entry of that name
+                node = next(
+                    (
+                        f
+                        for f in node
+                        if isinstance(f, dict)
+                        and str(f.get("name", "")).lower().replace("-", "_") == part
+                    ),
+                    None,
+                )
+                if node is None:
+                    raise ConfigError(f"{name} names a feed the config does not have")
+                continue
             node = node.setdefault(part, {})
-            if not isinstance(node, dict):
+            if not isinstance(node, dict | list):
                 raise ConfigError(
                     f"{name} overrides a key that is not a mapping", key=".".join(path)
                 )
@@ -389,21 +455,47 @@ def parse_config(
         raise ConfigError("the config must be a mapping of keys to values", source=source)
     data = dict(data)
     _apply_env(data, dict(os.environ) if environ is None else environ)
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as e:
-        problems = describe_problems(e, data, Config, _where)
-        if len(problems) == 1:
-            key, msg = problems[0]
-            raise ConfigError(msg, key=key or None, source=source) from None
-        listed = "".join(f"\n  {key}: {msg}" if key else f"\n  {msg}" for key, msg in problems)
-        error = ConfigError(f"{len(problems)} problems:{listed}", source=source)
-        error.key = problems[0][0] or None
-        raise error from None
-    config.source = source
-    if base_dir is not None:
-        _resolve_paths(config, base_dir)
-    return config
+
+    def validate(settings: dict[str, Any], at: str = "") -> Config:
+        try:
+            config = Config.model_validate(settings)
+        except ValidationError as e:
+            problems = describe_problems(e, settings, Config, _where)
+            if at:
+                problems = [(f"{at}.{key}" if key else at, msg) for key, msg in problems]
+            if len(problems) == 1:
+                key, msg = problems[0]
+                raise ConfigError(msg, key=key or None, source=source) from None
+            listed = "".join(f"\n  {key}: {msg}" if key else f"\n  {msg}" for key, msg in problems)
+            error = ConfigError(f"{len(problems)} problems:{listed}", source=source)
+            error.key = problems[0][0] or None
+            raise error from None
+        config.source = source
+        if base_dir is not None:
+            _resolve_paths(config, base_dir)
+        return config
+
+    if "feeds" not in data:
+        return validate(data)
+    feeds = resolve_feeds(data, data["feeds"], validate, source)
+    _one_ledger(feeds)
+    for feed in feeds:
+        feed.config._feeds = feeds
+    # the deployment's settings are every feed's; its first feed stands for it where one
+    # config is asked for (a runtime that loads files routes each to its own feed)
+    return feeds[0].config
+
+
+def _one_ledger(feeds: list[Feed]) -> None:
+    """Every DynamoDB feed records its runs in one ledger (the first such feed's, unless
+    ``ledger:`` names one); a SQLite feed keeps its ledger in its own database, so that its
+    rows and its run record commit in one transaction."""
+    shared = next(
+        (f.config.ledger_url for f in feeds if f.config.table.url.startswith("dynamodb://")), None
+    )
+    for feed in feeds:
+        if feed.config.ledger is None and feed.config.table.url.startswith("dynamodb://"):
+            feed.config.ledger = shared
 
 
 def _resolve_paths(config: Config, base: Path) -> None:

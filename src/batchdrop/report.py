@@ -62,6 +62,15 @@ class Receipt:
     write_units: float | None = None
     #: their cost in US dollars at ``aws.write_unit_price`` (an estimate)
     write_cost_usd: float | None = None
+    #: the feed the file was routed to (None: a config without ``feeds:``)
+    feed: str | None = None
+    #: ``only_if_newer``: valid rows not written because the table holds a newer version
+    rows_stale: int = 0
+    #: ``write: changed_only``: loaded rows the table already held as they are (not written;
+    #: part of ``rows_loaded``)
+    rows_unchanged: int = 0
+    #: ``mode: snapshot``: keys of the previous snapshot absent from this file, deleted
+    rows_deleted: int = 0
 
     def add_error(self, err: RowError) -> None:
         """Keep the first errors of the file by line, whatever order they are found in (a
@@ -77,7 +86,9 @@ class Receipt:
 
     @property
     def reconciles(self) -> bool:
-        return self.rows_read == self.rows_loaded + self.rows_rejected + self.rows_duplicate
+        return self.rows_read == (
+            self.rows_loaded + self.rows_rejected + self.rows_duplicate + self.rows_stale
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
