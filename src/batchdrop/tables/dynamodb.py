@@ -45,6 +45,18 @@ class DynamoTable:
 
     @classmethod
     def from_config(cls, config: Config) -> DynamoTable:
+        for key, value, default in (
+            ("mode", config.mode, "upsert"),
+            ("only_if_newer", config.only_if_newer, None),
+            ("write", config.write, "all"),
+        ):
+            if value != default:
+                where = f"feeds ({config.feed})." if config.feed else ""
+                raise ConfigError(
+                    f"{key}: {value} is not available on DynamoDB tables yet (SQLite tables "
+                    f"have it): remove it from this table's settings",
+                    key=f"{where}{key}",
+                )
         return cls(config)
 
     @property
