@@ -139,3 +139,20 @@ def test_a_sharded_run_sums_its_shards(stack: Stack, billed: FaultProxy) -> None
     assert len(body) > 5 * 60_000  # several shards
     assert receipt.write_units == billed.charged == units
     assert len(stack.items()) == 399
+
+
+def test_a_key_over_dynamodbs_size_limit_is_one_rejected_row(stack: Stack) -> None:
+    """A sort key of 1,025 bytes makes DynamoDB refuse the whole request that carries it: the
+    row is rejected by line before anything is written, and every other row loads."""
+    rows = ["student_id,fname,lname,course"]
+    rows += [f"A1{i:04d},Ada,Byron,Opera" for i in range(40)]
+    rows.insert(20, "A19999,Ada,Byron," + "c" * 1025)
+    stack.upload("incoming/keys.csv", ("\n".join(rows) + "\n").encode())
+    cfg = stack.config(on_error="skip_rows", aws={"endpoint_url": stack.endpoint})
+    receipt = Pipeline(cfg, notifiers=[]).process("keys.csv")
+    assert receipt.status == "loaded_with_rejects", receipt.reason
+    assert (receipt.rows_loaded, receipt.rows_rejected) == (40, 1)
+    (error,) = receipt.errors
+    assert error["line"] == 21 and error["column"] == "course"
+    assert "1025 bytes, over DynamoDB's limit of 1024 bytes for a sort key" in error["reason"]
+    assert len(stack.items()) == 40

@@ -278,3 +278,48 @@ def test_a_pass_counts_the_units_of_each_row_it_lets_through_once(tmp_path: Path
     assert [e["line"] for e in receipt.errors] == [1002, 4002]
     assert "400 KB" in receipt.errors[1]["reason"]
     assert check.passed == 4998 and check.units == units
+
+
+@pytest.mark.parametrize(
+    ("table", "change", "attr", "role", "limit"),
+    [
+        ({}, {"id": "k" * 2049}, "id", "partition key", 2048),
+        ({}, {"id": "é" * 1025}, "id", "partition key", 2048),  # 2050 bytes in UTF-8
+        ({"partition_key": "i", "sort_key": "id"}, {"id": "k" * 1025}, "id", "sort key", 1024),
+        ({"sort_key": ["note", "i"]}, {"note": "n" * 1020, "i": 12345}, "note#i", "sort key", 1024),
+    ],
+)
+@pytest.mark.parametrize("at", [0, 1500])
+def test_a_key_over_dynamodbs_size_limit_is_a_refused_row(
+    table: dict[str, Any], change: dict[str, Any], attr: str, role: str, limit: int, at: int
+) -> None:
+    """DynamoDB refuses a whole request for one key over 2048 bytes (partition) or 1024
+    bytes (sort): the row is rejected with its line instead, and its neighbours load."""
+    check = check_of(config(**table))
+    rows = chunk()
+    if "note" in change:  # a composite sort key: every row's note holds a value
+        rows = [row(i, note="n") for i in range(2048)]
+    rows[at] = row(at, **change)
+    found = check(rows[at])
+    assert found is not None and found[0] == attr
+    assert f"over DynamoDB's limit of {limit} bytes for a {role}" in found[1]
+    first = check.first(rows)
+    assert first is not None and first <= at
+    assert all(check(r) is None for r in rows[first:at])
+
+
+@pytest.mark.parametrize(
+    ("table", "value"),
+    [
+        ({}, {"id": "k" * 2048}),
+        ({}, {"id": "é" * 1024}),
+        ({"partition_key": "i", "sort_key": "id"}, {"id": "k" * 1024}),
+        ({"sort_key": ["note", "i"]}, {"note": "n" * (1024 - len("#7"))}),
+    ],
+)
+def test_a_key_at_dynamodbs_size_limit_passes(table: dict[str, Any], value: dict[str, Any]) -> None:
+    check = check_of(config(**table))
+    rows = [row(i, note="n", i=7) for i in range(100)]
+    rows[50] = row(50, **{"note": "n", "i": 7, **value})
+    assert check(rows[50]) is None
+    assert all(check(r) is None for r in rows[check.first(rows) or 100 :])

@@ -1,12 +1,13 @@
 """DynamoDB's limits and write units, decided for a whole chunk of rows at once.
 
-A row is refused by DynamoDB for an empty key string, a number it cannot hold or an item over
-400 KB. Checking each row in Python costs more than converting it, and nearly every chunk of a
-real file is far from those limits: ``ItemCheck.first`` finds that out from the schema (a key
-column that cannot be empty, integers kept small by their constraints) and from the columns,
-with C builtins (``zip(*rows)``, a column's text joined and measured at once, ``max(map(len,
-col))``, the ends of a column of numbers), and only names a row to check one at a time when
-the chunk comes near a limit.
+A row is refused by DynamoDB for an empty key string, a key over its size limit (2048 bytes for
+a partition key, 1024 for a sort key), a number it cannot hold or an item over 400 KB. Checking
+each row in Python costs more than converting it, and nearly every chunk of a real file is far
+from those limits: ``ItemCheck.first`` finds that out from the schema (a key column that cannot
+be empty, integers kept small by their constraints) and from the columns, with C builtins
+(``zip(*rows)``, a column's text joined and measured at once, ``max(map(len, col))``, the ends
+of a column of numbers), and only names a row to check one at a time when the chunk comes near a
+limit.
 
 A put costs one write unit per started KB of the item (``ceil(size / 1024)``). Counting them
 for ``validate`` is just as cheap: a chunk whose largest item cannot pass 1 KB costs one unit
@@ -21,7 +22,7 @@ from functools import partial
 from operator import is_not
 from typing import TYPE_CHECKING, Any
 
-from ..schema import key_text
+from ..schema import join_key, key_text
 from .dynamodb_items import MAX_DIGITS, MAX_ITEM_BYTES, number_problem
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ KEY_TEXT_SLACK = 40
 ZERO_CHARS = 24
 NOT_NONE = partial(is_not, None)
 KINDS = {"string": "s", "integer": "i", "number": "n", "boolean": "b", "date": "d"}
+#: bytes a string key attribute may hold: the partition key's, the sort key's
+KEY_LIMITS = (2048, 1024)
+KEY_ROLES = ("partition key", "sort key")
 
 
 def write_units(size: int) -> int:
@@ -92,6 +96,18 @@ class ItemCheck:
             len(attr.encode("utf-8")) + sep * (len(at) - 1) for attr, at in codec.joined
         )
         self.joined_columns = [i for _, at in codec.joined for i in at]
+        #: (role, byte limit, attribute, its columns) of each key attribute stored as text:
+        #: a string column, or columns joined (numbers have no such limit)
+        self.text_keys: list[tuple[str, int, str, list[int]]] = []
+        joined = dict(codec.joined)
+        for role, limit, attr in zip(
+            KEY_ROLES, KEY_LIMITS, (codec.partition_attr, codec.sort_attr), strict=True
+        ):
+            if attr is None:
+                continue
+            at = joined.get(attr) or [codec.fields.index(attr)]
+            if len(at) > 1 or self.kinds[at[0]] == "s":
+                self.text_keys.append((role, limit, attr, at))
 
     def __call__(self, row: tuple[Any, ...]) -> tuple[str, str] | None:
         """(column, reason) when DynamoDB would refuse this row, else None."""
@@ -100,6 +116,13 @@ class ItemCheck:
             v = row[i]
             if v is None or v == "":
                 return codec.fields[i], "a key attribute cannot be empty in DynamoDB"
+        for role, limit, attr, at in self.text_keys:
+            size = self._key_bytes(row, at)
+            if size > limit:
+                return attr, (
+                    f"the {role} is {size} bytes, over DynamoDB's limit of {limit} bytes "
+                    f"for a {role}"
+                )
         for i in self.numeric:
             v = row[i]
             if v is not None and not isinstance(v, bool):
@@ -157,6 +180,15 @@ class ItemCheck:
                     or not all(map(Decimal.is_finite, nz))
                 ):
                     found.append(_first_problem(cols[i]))
+        for _, limit, _, at in self.text_keys:
+            bound = sum(
+                max(map(len, cols[i]), default=0)
+                if self.kinds[i] == "s"
+                else chars.get(i, DATE_CHARS) + KEY_TEXT_SLACK
+                for i in at
+            )
+            if UTF8_MAX * (bound + len(self.codec.separator) * (len(at) - 1)) > limit:
+                found.append(self._first_long_key(rows, at, limit))
         if (
             self._chunk_bytes(cols, chars) > MAX_ITEM_BYTES
             and self._size_bound(cols, chars) > MAX_ITEM_BYTES
@@ -206,6 +238,18 @@ class ItemCheck:
         for i in self.joined_columns:
             total += UTF8_MAX * (chars.get(i, DATE_CHARS) + KEY_TEXT_SLACK)
         return total
+
+    def _key_bytes(self, row: Sequence[Any], at: list[int]) -> int:
+        text = join_key([row[i] for i in at], self.codec.separator) if len(at) > 1 else row[at[0]]
+        return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+    def _first_long_key(self, rows: Sequence[tuple[Any, ...]], at: list[int], limit: int) -> int:
+        """The first row whose key attribute made of the columns ``at`` is over ``limit``
+        bytes (the bound from the columns' longest values only said that one may be)."""
+        for k, row in enumerate(rows):
+            if self._key_bytes(row, at) > limit:
+                return k
+        return len(rows)
 
     def _first_big(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """The first row whose item may be over the limit (4 bytes for every character of its
