@@ -180,15 +180,15 @@ class ItemCheck:
                     or not all(map(Decimal.is_finite, nz))
                 ):
                     found.append(_first_problem(cols[i]))
-        for _, limit, _, at in self.text_keys:
+        for _, limit, _, columns in self.text_keys:
             bound = sum(
                 max(map(len, cols[i]), default=0)
                 if self.kinds[i] == "s"
                 else chars.get(i, DATE_CHARS) + KEY_TEXT_SLACK
-                for i in at
+                for i in columns
             )
-            if UTF8_MAX * (bound + len(self.codec.separator) * (len(at) - 1)) > limit:
-                found.append(self._first_long_key(rows, at, limit))
+            if UTF8_MAX * (bound + len(self.codec.separator) * (len(columns) - 1)) > limit:
+                found.append(self._first_long_key(rows, columns, limit))
         if (
             self._chunk_bytes(cols, chars) > MAX_ITEM_BYTES
             and self._size_bound(cols, chars) > MAX_ITEM_BYTES
