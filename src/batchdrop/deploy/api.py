@@ -6,10 +6,11 @@ read the table and the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import resources as r
-from .policy import Json, api_statements, getatt, ref, role, sub
+from .policy import SINGLE_TABLE, Json, TableGrant, api_statements, getatt, ref, role, sub
 from .settings import DeploySettings
 
 API_HANDLER = "batchdrop.api.lambda_handler.handler"
@@ -23,12 +24,18 @@ ACCESS_LOG_FORMAT = (
 )
 
 
-def api_resources(s: DeploySettings, env: Json) -> tuple[dict[str, Json], dict[str, Any]]:
-    """The API's resources and outputs; ``env`` is the loader's environment (same config)."""
+def api_resources(
+    s: DeploySettings, env: Json, tables: Sequence[TableGrant] = SINGLE_TABLE
+) -> tuple[dict[str, Json], dict[str, Any]]:
+    """The API's resources and outputs; ``env`` is the loader's environment (same config),
+    ``tables`` the tables it reads (every feed's).
+
+    One ``$default`` route proxies every method and path to the function, which routes them
+    itself (``/feeds/{feed}/...`` included): API Gateway knows no path of its own."""
     res: dict[str, Json] = {}
     res["ApiLogGroup"] = r.log_group(s)
     res["ApiAccessLogGroup"] = r.log_group(s)
-    res["ApiRole"] = role("lambda.amazonaws.com", "batchdrop-api", api_statements(s))
+    res["ApiRole"] = role("lambda.amazonaws.com", "batchdrop-api", api_statements(s, tables))
     fn = r.function(s, API_HANDLER, "ApiRole", "ApiLogGroup", env, memory=512, timeout=29)
     r.skip(
         fn,

@@ -8,19 +8,29 @@ with the schema and policies of the local batchdrop.yaml, which is what was depl
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..aws.secrets import parameter_name
 from ..errors import ConfigError, TransientError
+from .feeds import ENV_NAME, ENV_URL, feed_tables
 from .settings import check_stack_name
 from .template import VERSION_PARAMETER, s3_prefix
 
 if TYPE_CHECKING:
     from ..config import Config
 
-#: the outputs a config is made of
-NEEDED = ("InboundBucket", "ArchiveBucket", "ErrorsBucket", "Table", "LedgerTable", "Topic")
+#: the outputs a config is made of, with its table (``Table``) or each feed's
+NEEDED = ("InboundBucket", "ArchiveBucket", "ErrorsBucket", "LedgerTable", "Topic")
+
+
+def table_outputs(config: Config) -> tuple[str, ...]:
+    """The outputs naming the tables of ``config``'s stack: its one table, or each feed's."""
+    tables = feed_tables(config)
+    return ("Table",) if tables is None else tuple(dict.fromkeys(t.logical for t in tables))
 
 
 @dataclass(frozen=True)
@@ -62,10 +72,11 @@ def read_stack(config: Config, name: str, *, session: object = None) -> StackOut
         if is_transient(e):
             raise TransientError(f"cannot read stack {name}: {e}") from None
         raise ConfigError(f"cannot read stack {name}: {e}", key="--stack") from None
-    missing = [k for k in NEEDED if not outputs.get(k)]
+    missing = [k for k in (*NEEDED, *table_outputs(config)) if not outputs.get(k)]
     if missing:
         raise ConfigError(
-            f"stack {name} has no output {', '.join(missing)}: is it a batchdrop stack?",
+            f"stack {name} has no output {', '.join(missing)}: is it a batchdrop stack "
+            "deployed from this config (with the same feeds)?",
             key="--stack",
         )
     params = {p.get("ParameterKey"): p.get("ParameterValue") for p in stack.get("Parameters", [])}
@@ -74,14 +85,40 @@ def read_stack(config: Config, name: str, *, session: object = None) -> StackOut
     return StackOutputs(name, outputs, parameter)
 
 
-def config_from_outputs(config: Config, stack: StackOutputs) -> Config:
+def config_from_outputs(
+    config: Config, stack: StackOutputs, environ: dict[str, str] | None = None
+) -> Config:
     """``config`` pointed at the stack's resources, as the function's environment points the
-    bundled config: the buckets (with the config's prefixes), the table, the ledger, and the
-    topic as the only notifier (the webhook URLs are in ``stack.notify_parameter``)."""
+    bundled config: the buckets (with the config's prefixes), the table (each feed's), the
+    ledger, and the topic as the only notifier (the webhook URLs are in
+    ``stack.notify_parameter``). A config with feeds is read again from its file with the
+    variables the function has (on top of ``environ``, by default the process's own)."""
     out = stack.outputs
 
     def location(bucket: str, role: str) -> str:
         return f"s3://{out[bucket]}/{s3_prefix(getattr(config, role))}"
+
+    tables = feed_tables(config)
+    if tables is not None:
+        from ..config import load_config
+
+        if not config.source or not Path(config.source).is_file():
+            raise ConfigError(
+                "a config with feeds is pointed at a stack from its file: load it from one",
+                key="--stack",
+            )
+        env = {
+            "BATCHDROP_INBOUND": location("InboundBucket", "inbound"),
+            "BATCHDROP_ARCHIVE": location("ArchiveBucket", "archive"),
+            "BATCHDROP_ERRORS": location("ErrorsBucket", "errors"),
+            "BATCHDROP_LEDGER": f"dynamodb://{out['LedgerTable']}",
+            "BATCHDROP_NOTIFY": json.dumps([f"sns://{out['Topic']}"]),
+        }
+        for t in tables:
+            env[ENV_URL.format(feed=t.env_name)] = f"dynamodb://{out[t.logical]}"
+            env[ENV_NAME.format(feed=t.env_name)] = out[t.logical]
+        base = dict(os.environ) if environ is None else environ
+        return load_config(config.source, environ={**base, **env})
 
     return config.model_copy(
         update={

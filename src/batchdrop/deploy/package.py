@@ -154,6 +154,12 @@ def config_text(config: Config) -> str:
     if config.source and Path(config.source).is_file():
         text = Path(config.source).read_text(encoding="utf-8")
         return _without_webhooks(text, hooks) if hooks else text
+    if config.feeds[0].name is not None:
+        # a feed's config is only its own part of the deployment: the file holds them all
+        raise ConfigError(
+            "a config with feeds is packaged from its file: load it from one",
+            source=config.source,
+        )
     data = config.model_dump(by_alias=True, exclude_none=True, exclude={"source"})
     data["notify"] = [t for t in data.get("notify", []) if t not in hooks]
     return yaml.safe_dump(data, sort_keys=False)

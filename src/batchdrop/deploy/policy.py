@@ -6,6 +6,8 @@ whose actions cannot be scoped to a resource.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..aws.secrets import PARAMETER_NAME
@@ -13,6 +15,19 @@ from ..state import STATE_PREFIX
 from .settings import DeploySettings
 
 Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TableGrant:
+    """A data table of the stack, by logical id, and what its feed's writes need beyond
+    batches: ``conditional_puts`` for rows written one by one on condition (only_if_newer)."""
+
+    logical: str
+    conditional_puts: bool = False
+
+
+#: the one table of a config without ``feeds:``
+SINGLE_TABLE = (TableGrant("Table"),)
 
 
 def ref(name: str) -> Json:
@@ -69,6 +84,7 @@ def loader_statements(
     errors: Json | str,
     errors_prefix: str | None = None,
     webhooks: bool = False,
+    tables: Sequence[TableGrant] = SINGLE_TABLE,
 ) -> list[Json]:
     """What the Lambda loader (batchdrop.aws.handler) calls. ``errors_prefix`` (the errors
     location's key prefix) places the run state below it; None leaves the state out."""
@@ -101,12 +117,7 @@ def loader_statements(
         statement(
             "ListArchiveAndErrors", ["s3:ListBucket"], [bucket_arn(archive), bucket_arn(errors)]
         ),
-        # the key checked at start, then batches of writes (reads are the API's, in its role)
-        statement(
-            "WriteTable",
-            ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"],
-            [getatt("Table", "Arn")],
-        ),
+        *write_table_statements(tables),
         # claims are conditional updates, run records puts (an update and a put go together in
         # one TransactWriteItems, which IAM authorizes as those two actions); the runs index
         # and reads find and finish the runs a crash left behind
@@ -149,6 +160,34 @@ def loader_statements(
     return out
 
 
+def write_table_statements(tables: Sequence[TableGrant]) -> list[Json]:
+    """The loader's grants on the data tables: each table's own, on that table alone."""
+    if tuple(tables) == SINGLE_TABLE:
+        # the key checked at start, then batches of writes (reads are the API's, in its role)
+        return [
+            statement(
+                "WriteTable",
+                ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"],
+                [getatt("Table", "Arn")],
+            )
+        ]
+    # every feed's table: its key checked at start, then batches of writes (a snapshot's
+    # deletes are DeleteRequests in those batches)
+    out = [
+        statement(
+            "WriteFeedTables",
+            ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"],
+            [getatt(t.logical, "Arn") for t in tables],
+        )
+    ]
+    newer = [getatt(t.logical, "Arn") for t in tables if t.conditional_puts]
+    if newer:
+        # a feed with only_if_newer writes each row on condition of the stored item's
+        # version, on its own table only
+        out.append(statement("PutIfNewer", ["dynamodb:PutItem"], newer))
+    return out
+
+
 def run_state_statements(errors: Json | str, errors_prefix: str) -> list[Json]:
     """The state a long pass keeps between invocations (its checkpoint deltas), beside the
     errors location, is written, read and listed as the errors location is (above); a run
@@ -173,13 +212,18 @@ def xray_statement() -> Json:
     return statement("Tracing", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"])
 
 
-def api_statements(s: DeploySettings) -> list[Json]:
-    """What the query API (batchdrop.api.lambda_handler) calls: reads only."""
+def api_statements(s: DeploySettings, tables: Sequence[TableGrant] = SINGLE_TABLE) -> list[Json]:
+    """What the query API (batchdrop.api.lambda_handler) calls: reads only (of every feed's
+    table, with ``feeds:``)."""
     out = [
         statement(
             "Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], [getatt("ApiLogGroup", "Arn")]
         ),
-        statement("ReadTable", ["dynamodb:GetItem", "dynamodb:Query"], [getatt("Table", "Arn")]),
+        statement(
+            "ReadTable" if tuple(tables) == SINGLE_TABLE else "ReadFeedTables",
+            ["dynamodb:GetItem", "dynamodb:Query"],
+            [getatt(t.logical, "Arn") for t in tables],
+        ),
         statement(
             "ReadLedger",
             ["dynamodb:GetItem", "dynamodb:Query"],

@@ -121,13 +121,18 @@ def tls_only_policy(bucket_logical: str) -> Json:
     }
 
 
-def notification(trigger: str, target_arn: Json, prefix: str, suffix: str) -> Json:
-    """Every ObjectCreated event (PUT, POST, copy, multipart upload) for each readable suffix.
+def notification(trigger: str, target_arn: Json, prefix: str, *suffixes: str) -> Json:
+    """Every ObjectCreated event (PUT, POST, copy, multipart upload) for each readable suffix
+    (each of ``suffixes``, plain or gzipped).
 
-    ``.csv`` and ``.csv.gz`` do not overlap as suffixes, so S3 accepts both rules.
+    S3 refuses two rules whose suffixes overlap (one ends with the other): a suffix that ends
+    with another is already covered by it and is left out. ``.csv`` and ``.csv.gz`` do not
+    overlap, so S3 accepts both rules.
     """
+    wanted = list(dict.fromkeys(x for sfx in suffixes for x in (sfx, sfx + ".gz")))
+    kept = [x for x in wanted if not any(x != y and x.endswith(y) for y in wanted)]
     items = []
-    for sfx in (suffix, suffix + ".gz"):
+    for sfx in kept:
         rules = [{"Name": "suffix", "Value": sfx}]
         if prefix:
             rules.insert(0, {"Name": "prefix", "Value": prefix})

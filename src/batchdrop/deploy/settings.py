@@ -103,6 +103,13 @@ class DeploySettings(BaseModel):
     def resolved_stack_name(self, config: Config) -> str:
         if self.stack_name:
             return self.stack_name
+        if config.feeds[0].name is not None:
+            # a name made from one feed's table would change (a new stack) with the feeds
+            raise ConfigError(
+                "a config with feeds names its stack: set deploy.stack_name, or pass --stack",
+                key="deploy.stack_name",
+                source=config.source,
+            )
         base = re.sub(r"[^a-z0-9-]+", "-", f"batchdrop-{config.table.table_name}".lower())
         return base[:MAX_STACK_NAME].strip("-")
 

@@ -19,7 +19,9 @@ from ..aws.secrets import PARAMETER_NAME, PARAMETER_VARIABLE, webhooks
 from ..errors import ConfigError
 from . import resources as r
 from .api import api_resources
-from .policy import Json, getatt, loader_statements, ref, role, sub
+from .feeds import FeedTable, by_table, check_environment, feed_tables, grants, suffixes
+from .feeds import environment as feeds_environment
+from .policy import SINGLE_TABLE, Json, getatt, loader_statements, ref, role, sub
 from .settings import DeploySettings
 
 if TYPE_CHECKING:
@@ -73,8 +75,27 @@ def key_attribute_type(config: Config, name: str) -> str:
     return "S"  # string, date and datetime keys are stored as their ISO text
 
 
+def shared_key(group: list[FeedTable], source: str | None) -> list[tuple[str, str, str]]:
+    """The key of a table the feeds of ``group`` load into: the same for each of them."""
+    first, keys = group[0], key_attributes(group[0].config)
+    for other in group[1:]:
+        if key_attributes(other.config) != keys:
+            raise ConfigError(
+                f"feed {other.feed!r} loads into the table of feed {first.feed!r} "
+                f"({first.config.table.table_name}) with another key: give both the same "
+                "key, or each its own table",
+                key=f"{other.at}.table",
+                source=source,
+            )
+    return keys
+
+
 def build_template(config: Config, settings: DeploySettings) -> Json:
     s = settings
+    # with feeds: a table per feed, or per table the feeds name (the one function routes each
+    # file to its feed)
+    feeds = feed_tables(config)
+    table_grants = SINGLE_TABLE if feeds is None else grants(feeds)
     prefixes = {
         role_: s3_prefix(getattr(config, role_)) for role_ in ("inbound", "archive", "errors")
     }
@@ -102,7 +123,7 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
     if not s.inbound_bucket:
         trigger_target = "Queue" if s.trigger == "queue" else "Function"
         res["InboundBucket"]["Properties"]["NotificationConfiguration"] = r.notification(
-            s.trigger, getatt(trigger_target, "Arn"), prefixes["inbound"], config.suffix
+            s.trigger, getatt(trigger_target, "Arn"), prefixes["inbound"], *suffixes(config)
         )
         res["InboundBucket"]["DependsOn"] = [
             "QueuePolicy" if s.trigger == "queue" else "InvokePermission"
@@ -127,7 +148,11 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
         res["InvokePermission"] = r.invoke_permission(inbound_arn)
         res["EventInvokeConfig"] = r.event_invoke_config()
 
-    res["Table"] = r.table(s, key_attributes(config))
+    if feeds is None:
+        res["Table"] = r.table(s, key_attributes(config))
+    else:
+        for logical, group in by_table(feeds).items():
+            res[logical] = r.table(s, shared_key(group, config.source))
     res["LedgerTable"] = r.ledger_table(s)
     res["Topic"] = {
         "Type": "AWS::SNS::Topic",
@@ -155,15 +180,21 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
             errors=buckets["errors"],
             errors_prefix=prefixes["errors"],
             webhooks=bool(webhooks(config)),
+            tables=table_grants,
         ),
     )
-    env = environment(config, buckets, prefixes)
+    env = environment(config, buckets, prefixes, feeds)
+    if feeds is not None:
+        check_environment(env, feeds, config.source)
     res["Function"] = r.loader_function(s, HANDLER, env)
+    tables = (
+        {"Table": ref("Table")} if feeds is None else {t.logical: ref(t.logical) for t in feeds}
+    )
     outputs = {
         "InboundBucket": buckets["inbound"],
         "ArchiveBucket": buckets["archive"],
         "ErrorsBucket": buckets["errors"],
-        "Table": ref("Table"),
+        **tables,
         "LedgerTable": ref("LedgerTable"),
         "Topic": ref("Topic"),
         "DeadLetterQueue": ref("DeadLetterQueue"),
@@ -175,7 +206,7 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
     if s.api:
         # the API notifies no one: it is not told where the webhook URLs are
         api_env = {k: v for k, v in env.items() if k != PARAMETER_VARIABLE}
-        api_res, api_out = api_resources(s, api_env)
+        api_res, api_out = api_resources(s, api_env, table_grants)
         res.update(api_res)
         outputs.update(api_out)
     parameters: Json = {
@@ -191,16 +222,28 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
         }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"batchdrop: CSV files into {config.table.table_name} ({s.trigger} trigger)",
+        "Description": description(config, feeds, s.trigger),
         "Parameters": parameters,
         "Resources": res,
         "Outputs": {name: {"Value": value} for name, value in outputs.items()},
     }
 
 
-def environment(config: Config, buckets: dict[str, Json | str], prefixes: dict[str, str]) -> Json:
-    """BATCHDROP_* variables pointing the bundled config at the stack's resources. Resource
-    names only: the config's webhook URLs are kept in an SSM SecureString parameter."""
+def description(config: Config, feeds: list[FeedTable] | None, trigger: str) -> str:
+    if feeds is None:
+        return f"batchdrop: CSV files into {config.table.table_name} ({trigger} trigger)"
+    return f"batchdrop: CSV files of {len(feeds)} feeds, each into its table ({trigger} trigger)"
+
+
+def environment(
+    config: Config,
+    buckets: dict[str, Json | str],
+    prefixes: dict[str, str],
+    feeds: list[FeedTable] | None = None,
+) -> Json:
+    """BATCHDROP_* variables pointing the bundled config at the stack's resources (each feed's
+    table by the feed's name). Resource names only: the config's webhook URLs are kept in an
+    SSM SecureString parameter."""
 
     def location(role_: str) -> Json:
         return {"Fn::Join": ["", ["s3://", buckets[role_], "/" + prefixes[role_]]]}
@@ -210,8 +253,14 @@ def environment(config: Config, buckets: dict[str, Json | str], prefixes: dict[s
         "BATCHDROP_INBOUND": location("inbound"),
         "BATCHDROP_ARCHIVE": location("archive"),
         "BATCHDROP_ERRORS": location("errors"),
-        "BATCHDROP_TABLE__URL": sub("dynamodb://${Table}"),
-        "BATCHDROP_TABLE__NAME": ref("Table"),
+        **(
+            {
+                "BATCHDROP_TABLE__URL": sub("dynamodb://${Table}"),
+                "BATCHDROP_TABLE__NAME": ref("Table"),
+            }
+            if feeds is None
+            else feeds_environment(feeds)
+        ),
         "BATCHDROP_LEDGER": sub("dynamodb://${LedgerTable}"),
         "BATCHDROP_NOTIFY": sub('["sns://${Topic}"]'),
         "POWERTOOLS_SERVICE_NAME": "batchdrop",
