@@ -15,6 +15,12 @@ Duplicate keys are found by the upsert itself: it never overwrites a row written
 holds a key seen before in this file; only such a batch is replayed row by row to apply the
 policy. The writer process keeps the repeats it finds in a temporary file past a few thousand
 (a file of millions of repeats must not fill its memory) and streams them back at the end.
+
+A load that may keep rows as the table holds them (``write: changed_only``, ``only_if_newer``)
+stages its rows in this process too, and a snapshot deletes the rows the file does not hold
+before the run is recorded, in the same transaction (sqlite_modes.py). What only the table
+knows (rows stale, unchanged, deleted) goes into the receipt as the load commits; a snapshot
+that would delete more than ``max_deletes`` raises a DataError instead, and nothing is written.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ConfigError, TransientError
-from .sqlite_stage import Flushes, Stage
+from .sqlite_modes import Modes, Snapshot, drop_seen, open_snapshot, settle, to_receipt
+from .sqlite_stage import STAGE, Flushes, Stage
 
 if TYPE_CHECKING:
     from ..ports import Claim
@@ -111,6 +118,14 @@ class Statements:
                 ]
 
             self.convert = convert
+        config = table.config
+        snapshot = config.mode == "snapshot"
+        self.modes = Modes(
+            config.only_if_newer,
+            config.write == "changed_only",
+            config.snapshot_scope if snapshot else None,
+            config.table.partition_columns if config.snapshot_scope == "partition" else (),
+        )
 
 
 def begin_load(table: SqliteTable, claim: Claim, ledger: Any) -> SqliteLoad | WriterLoad:
@@ -127,17 +142,33 @@ class SqliteLoad:
 
         self.table, self.claim, self.ledger = table, claim, ledger
         self.conn = table.conn
-        self.sql = Statements(table, int(claim.extra["seq"]))
+        seq = int(claim.extra["seq"])
+        self.sql = sql = Statements(table, seq)
         self._translate = translate
+        #: a load that keeps rows stages them, as the writer process does (sqlite_stage.py)
+        self.stage: Stage | None = None
+        self.snapshot: Snapshot | None = None
         try:
             self.conn.execute("BEGIN IMMEDIATE")
+            if sql.modes.keeping:
+                booleans = [table.fields[i].type == "boolean" for i in sql.key_at]
+                self.stage = Stage(
+                    self.conn, table.name, table.columns, table.key, seq, sql.last_wins,
+                    booleans, FLUSHES, sql.modes,
+                )  # fmt: skip
+            self.snapshot = open_snapshot(self.conn, table.name, table.key, seq, sql.modes)
         except sqlite3.OperationalError as e:
+            self.abort()
             raise translate(e, table.path) from None
 
     def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> Repeats:
         sql = self.sql
         params = sql.convert(rows) if sql.convert else rows
         try:
+            if self.stage is not None:
+                repeats: Repeats = []
+                self.stage.add(params, lines, repeats.extend)
+                return repeats
             return write_batch(
                 self.conn, sql.upsert, sql.overwrite, sql.last_wins, params, lines, sql.key_at
             )
@@ -145,14 +176,31 @@ class SqliteLoad:
             raise self._translate(e, self.table.path) from None
 
     def finish(self) -> Repeats:
-        return []
+        repeats: Repeats = []
+        if self.stage is not None:
+            try:
+                self.stage.flush(repeats.extend)
+            except sqlite3.OperationalError as e:
+                raise self._translate(e, self.table.path) from None
+        return repeats
 
     def commit(self, receipt: Receipt) -> None:
         try:
-            self.ledger.record(self.claim, "committed", receipt)
-            self.conn.execute("COMMIT")
+            settled = settle(self.stage, self.snapshot)
         except sqlite3.OperationalError as e:
             raise self._translate(e, self.table.path) from None
+        before = to_receipt(self.table.config, self.claim.ref.name, settled, receipt)
+        try:
+            if self.stage is not None:
+                drop_seen(self.conn)
+                self.conn.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            self.ledger.record(self.claim, "committed", receipt)
+            self.conn.execute("COMMIT")
+        except BaseException as e:
+            receipt.restore(before)
+            if isinstance(e, sqlite3.OperationalError):
+                raise self._translate(e, self.table.path) from None
+            raise
 
     def abort(self) -> None:
         if self.conn.in_transaction:
@@ -174,7 +222,8 @@ class WriterLoad:
         booleans = [table.fields[table.columns.index(k)].type == "boolean" for k in table.key]
         flushes = (FLUSHES.min_rows, FLUSHES.share, FLUSHES.cache_kib)
         begin = (table.name, table.columns, list(table.key), int(claim.extra["seq"]))
-        self._ask("begin", (table.path, *begin, self.sql.last_wins, booleans, flushes))
+        modes = self.sql.modes.as_tuple()
+        self._ask("begin", (table.path, *begin, self.sql.last_wins, booleans, flushes, modes))
 
     def _send(self, kind: str, payload: Any = None) -> None:
         try:
@@ -218,7 +267,13 @@ class WriterLoad:
             part = self._ask("more")
 
     def commit(self, receipt: Receipt) -> None:
-        self._ask("commit", self.ledger.statement(self.claim, "committed", receipt))
+        settled = self._ask("settle")
+        before = to_receipt(self.table.config, self.claim.ref.name, settled, receipt)
+        try:
+            self._ask("commit", self.ledger.statement(self.claim, "committed", receipt))
+        except BaseException:
+            receipt.restore(before)
+            raise
         self._close()
 
     def abort(self) -> None:
@@ -242,6 +297,7 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
     that closes first (the parent died) rolls the transaction back."""
     conn: sqlite3.Connection | None = None
     stage: Stage | None = None
+    snapshot: Snapshot | None = None
     repeated = RepeatSpool()
     failed: tuple[str, str] | None = None
 
@@ -257,13 +313,16 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
                         answer("error", failed)
                     continue
                 if kind == "begin":
-                    path, name, columns, key, seq, last_wins, booleans, flushes = payload
+                    path, name, columns, key, seq, last_wins, booleans, flushes, m = payload
+                    modes = Modes.of(m)
                     conn = sqlite3.connect(path, isolation_level=None, timeout=60.0)
                     conn.execute("PRAGMA synchronous=NORMAL")
                     conn.execute("BEGIN IMMEDIATE")
                     stage = Stage(
-                        conn, name, columns, key, seq, last_wins, booleans, Flushes(*flushes)
-                    )
+                        conn, name, columns, key, seq, last_wins, booleans, Flushes(*flushes),
+                        modes,
+                    )  # fmt: skip
+                    snapshot = open_snapshot(conn, name, key, seq, modes)
                     answer("ok")
                 elif kind == "rows":
                     assert stage is not None
@@ -275,6 +334,8 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
                     answer("ok", repeated.next_part())  # None: no more
                 elif kind == "more":
                     answer("ok", repeated.next_part())
+                elif kind == "settle":
+                    answer("ok", settle(stage, snapshot))
                 elif kind == "commit":
                     sql, params = payload
                     conn.execute(sql, params)  # type: ignore[union-attr]

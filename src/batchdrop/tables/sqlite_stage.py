@@ -16,6 +16,9 @@ applied in (key, file order), so a flush that noted nothing had no repeats, and 
 some reads back the lines of the repeated rows: of the rows of a noted key in this flush, the
 last as many as were noted (the first of them was written, unless an earlier flush had the key).
 
+A load that keeps rows as the table holds them (``write: changed_only``, ``only_if_newer``,
+see sqlite_modes.py) finds its repeats by the keys it met instead, and counts the rows it kept.
+
 ``INSERT OR IGNORE`` spares each flush a statement journal (a copy of every page it changes,
 kept to undo a statement that fails halfway): the only constraint it could ignore is NOT NULL
 on the key, which the staging table checks as rows arrive.
@@ -32,6 +35,7 @@ from itertools import chain
 from typing import Any
 
 from .sqlite_db import RUN_COL, q
+from .sqlite_modes import Modes, keeping_where, seen_table
 
 STAGE = "temp._batchdrop_stage"
 NOTED = "temp._batchdrop_noted"
@@ -70,8 +74,10 @@ class Stage:
         last_wins: bool,
         booleans: Sequence[bool],
         flushes: Flushes,
+        modes: Modes | None = None,
     ):
         self.conn, self.flushes, self.last_wins = conn, flushes, last_wins
+        modes = modes or Modes()
         self.key, self.booleans = list(key), list(booleans)  # booleans: per key column
         self.ncols = len(columns)
         declared = {r[1]: r[2] for r in conn.execute(f"PRAGMA main.table_info({q(table)})")}
@@ -98,11 +104,18 @@ class Stage:
         sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in [*columns, RUN_COL] if c not in key)
         note = f"batchdrop_repeat({', '.join(f'excluded.{q(k)}' for k in key)})"
         # CASE, not OR: the function is called for rows that meet a row of this run only
+        where = f"CASE WHEN {q(table)}.{q(RUN_COL)} IS NOT {seq} THEN 1 ELSE {note} END"
+        #: rows left as the table held them: the same (unchanged), or not newer (stale)
+        self.unchanged = self.stale = 0
+        if modes.keeping:
+            seen_table(conn, table, key)
+            where = keeping_where(table, columns, key, modes.only_if_newer)
+            conn.create_function("batchdrop_unchanged", 0, self._unchanged)
+            conn.create_function("batchdrop_stale", 0, self._stale)
         self.apply = (
             f"INSERT OR IGNORE INTO main.{q(table)} ({names}, {q(RUN_COL)}) "
             f"SELECT {names}, {seq} FROM {STAGE} WHERE true ORDER BY {keys}, {self.order} "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {sets} "
-            f"WHERE CASE WHEN {q(table)}.{q(RUN_COL)} IS NOT {seq} THEN 1 ELSE {note} END"
+            f"ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE {where}"
         )
         conn.create_function("batchdrop_repeat", len(key), self._note)
         self.noted: Counter[tuple[Any, ...]] = Counter()
@@ -112,6 +125,14 @@ class Stage:
     def _note(self, *key: Any) -> int:
         self.noted[key] += 1
         return 1 if self.last_wins else 0
+
+    def _unchanged(self) -> int:
+        self.unchanged += 1
+        return 0
+
+    def _stale(self) -> int:
+        self.stale += 1
+        return 0
 
     def add(self, rows: Sequence[Sequence[Any]], lines: Sequence[int], sink: Sink) -> None:
         """Stage ``rows`` (read at ``lines``); a flush this causes gives ``sink`` its repeats."""
