@@ -47,24 +47,37 @@ class State:
             self._config = load_config(self.config_path)
         return self._config
 
-    def pipeline(self, *, prints_receipts: bool = True, jobs: int | None = None) -> Any:
-        """The engine. When the command prints each receipt itself (not ``--json``), the
-        console notifier would print it a second time: it is left out. A big file's shards
-        run in ``jobs`` worker processes (shard_runner.py)."""
+    def router(self, *, prints_receipts: bool = True, jobs: int | None = None) -> Any:
+        """The engine: a router (router.py) that gives each file to its feed's pipeline. When
+        the command prints each receipt itself (not ``--json``), the console notifier would
+        print it a second time: it is left out. A big file's shards run in ``jobs`` worker
+        processes (shard_runner.py)."""
         from .adapters import open_notifiers
         from .notify.console import ConsoleNotifier
-        from .pipeline import Pipeline
+        from .router import Router
 
         config = self.config()
         notifiers = open_notifiers(config)
         if prints_receipts:
             notifiers = [n for n in notifiers if not isinstance(n, ConsoleNotifier)]
-        pipeline = Pipeline(config, notifiers=notifiers)
-        from .shard_runner import LocalShards, default_jobs
 
-        pipeline.dispatch = LocalShards(pipeline, jobs or default_jobs(config))
-        return pipeline
+        def make(feed_config: Config, shared: list[Any]) -> Any:
+            from .pipeline import Pipeline
+            from .shard_runner import LocalShards, default_jobs
 
+            pipeline = Pipeline(feed_config, notifiers=shared)
+            pipeline.dispatch = LocalShards(pipeline, jobs or default_jobs(feed_config))
+            return pipeline
+
+        return Router(config, notifiers=notifiers, make=make)
+
+
+FEED = click.option(
+    "--feed",
+    metavar="NAME",
+    default=None,
+    help="The feed FILE belongs to (default: the feed whose match takes its name).",
+)
 
 JOBS = click.option(
     "--jobs",
@@ -174,15 +187,17 @@ def _state() -> State:
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@FEED
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
-def validate(file: str, as_json: bool) -> None:
+def validate(file: str, feed: str | None, as_json: bool) -> None:
     """Dry run: check FILE against the schema and print the receipt it would get.
 
     Nothing is written, moved or sent. The file is `valid`, `valid_with_rejects` (its good
-    rows would load) or `invalid`. Exits 1 if the file would be rejected.
+    rows would load) or `invalid`. Exits 1 if the file would be rejected. With `feeds:`, FILE
+    is checked against the feed its name matches (or the one --feed names).
     """
-    pipeline = _state().pipeline(prints_receipts=not as_json)
-    receipt = _run_one(pipeline, file, as_json, dry_run=True)
+    router = _state().router(prints_receipts=not as_json)
+    receipt = _run_one(router, file, as_json, dry_run=True, feed=feed)
     sys.exit(_exit_code([receipt]))
 
 
@@ -195,8 +210,11 @@ def validate(file: str, as_json: bool) -> None:
     help="Move FILE to the archive (or errors) even when it is outside the inbound directory.",
 )
 @JOBS
+@FEED
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
-def process(file: str, force: bool, move: bool, jobs: int | None, as_json: bool) -> None:
+def process(
+    file: str, force: bool, move: bool, jobs: int | None, feed: str | None, as_json: bool
+) -> None:
     """Load one FILE now: validate, write, archive it (or put it in errors), notify.
 
     FILE may be anywhere on disk; a name relative to the inbound directory works too. A file
@@ -204,42 +222,60 @@ def process(file: str, force: bool, move: bool, jobs: int | None, as_json: bool)
     and the archive (or errors) gets a copy, unless --move.
     Exits 0 when loaded (even with rejected rows), 1 when rejected, 3 on a retryable failure.
     """
-    pipeline = _state().pipeline(prints_receipts=not as_json, jobs=jobs)
-    receipt = _run_one(pipeline, file, as_json, force=force, move=move)
+    router = _state().router(prints_receipts=not as_json, jobs=jobs)
+    receipt = _run_one(router, file, as_json, force=force, move=move, feed=feed)
     sys.exit(_exit_code([receipt]))
 
 
 def _run_one(
-    pipeline: Any, file: str, as_json: bool, *, move: bool = False, **options: Any
+    router: Any, file: str, as_json: bool, *, move: bool = False, **options: Any
 ) -> Receipt:
     path = Path(file)
     if not path.exists():
-        inbound_path = Path(pipeline.inbound.url) / file
-        if "://" not in pipeline.inbound.url and inbound_path.exists():
+        inbound_path = Path(router.inbound.url) / file
+        if "://" not in router.inbound.url and inbound_path.exists():
             path = inbound_path
         else:
             raise ConfigError(f"{file}: no such file")
     with progress_bar(path.stat().st_size, path.name, not as_json) as progress:
-        receipt = _process_path(pipeline, path, progress=progress, move=move, **options)
+        receipt = _process_path(router, path, progress=progress, move=move, **options)
     dry_run = bool(options.get("dry_run"))
-    price = pipeline.config.aws.write_unit_price
-    echo_receipt(receipt, as_json, pipeline.config.duplicates, dry_run=dry_run, price=price)
+    price = router.config.aws.write_unit_price
+    echo_receipt(receipt, as_json, _duplicates(router, receipt), dry_run=dry_run, price=price)
     return receipt
 
 
-def _process_path(pipeline: Any, path: Path, *, move: bool = False, **options: Any) -> Receipt:
+def _duplicates(router: Any, receipt: Receipt) -> str:
+    """The duplicates policy of the receipt's feed (what its text says was kept)."""
+    if receipt.feed is None:
+        return str(router.config.duplicates)
+    return str(router.feed_named(receipt.feed).config.duplicates)
+
+
+def _process_path(router: Any, path: Path, *, move: bool = False, **options: Any) -> Receipt:
     """Process a local file wherever it is. One in the inbound directory (or with ``move``)
     is moved to archive or errors afterwards; one elsewhere is copied there and stays."""
     from .files.local import KeepOriginal, LocalStore
 
     p = Path(os.path.abspath(path.expanduser()))  # a link stays the link
-    inbound = pipeline.inbound.url
+    inbound = router.inbound.url
     inside = "://" not in inbound and p.parent.resolve().is_relative_to(Path(inbound).resolve())
     store = LocalStore(str(p.parent)) if inside or move else KeepOriginal(str(p.parent))
     ref = store.stat(p.name, versioned=not options.get("dry_run"))  # a dry run needs no hash
     if ref is None:
         raise ConfigError(f"{path}: no such file")
-    return pipeline.process_ref(ref, store=store, **options)  # type: ignore[no-any-return]
+    # a feed matches names relative to inbound: a file there is routed by that name
+    route_as = (
+        (p.parent.resolve() / p.name).relative_to(Path(inbound).resolve()).as_posix()
+        if inside
+        else p.name
+    )
+    if not inside and options.get("feed") is None and router.feed_of(route_as) is None:
+        # asked for by name, from outside inbound: said at once, nothing is put in errors
+        raise ConfigError(f"{router.unmatched(route_as)}; or name its feed with --feed")
+    return router.process_ref(  # type: ignore[no-any-return]
+        ref, store=store, route_as=route_as, **options
+    )
 
 
 @cli.command()
@@ -275,8 +311,7 @@ def run(once: bool, interval: float, settle: float, jobs: int | None, as_json: b
     max_attempts failed runs (default 5) it is set aside in the errors location. Runs that a
     crash left unfinished, and notifications it left unsent, are finished first.
     """
-    pipeline = _state().pipeline(prints_receipts=not as_json, jobs=jobs)
-    policy = pipeline.config.duplicates
+    router = _state().router(prints_receipts=not as_json, jobs=jobs)
     stopping = {"now": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -291,19 +326,19 @@ def run(once: bool, interval: float, settle: float, jobs: int | None, as_json: b
     old_term = signal.signal(signal.SIGTERM, on_signal)
     receipts: list[Receipt] = []
     errors = 0
-    for receipt in pipeline.recover():
-        echo_receipt(receipt, as_json, policy)
+    for receipt in router.recover():
+        echo_receipt(receipt, as_json, _duplicates(router, receipt))
     told: set[str] = set()  # files passed over, said once each
     #: while watching, a file that failed waits before its next try, longer each time
     retry_at: dict[str, float] = {}
     try:
         if not once and not as_json:
-            click.echo(f"batchdrop: watching {pipeline.inbound.url} (Ctrl-C to stop)", err=True)
+            click.echo(f"batchdrop: watching {router.inbound.url} (Ctrl-C to stop)", err=True)
         while not stopping["now"]:
             now = time.time()
             if not as_json:
-                tell_passed_over(pipeline, told)
-            pending = pipeline.pending()
+                tell_passed_over(router, told)
+            pending = router.pending()
             if not once:  # a file still being written waits for the next look
                 pending = [
                     r
@@ -314,7 +349,7 @@ def run(once: bool, interval: float, settle: float, jobs: int | None, as_json: b
                 if stopping["now"]:
                     break
                 try:
-                    receipt = _take(pipeline, ref, as_json)
+                    receipt = _take(router, ref, as_json)
                 except FileNotFoundError:
                     continue  # another process took it
                 if receipt is None:
@@ -324,7 +359,7 @@ def run(once: bool, interval: float, settle: float, jobs: int | None, as_json: b
                 if receipt.status == FAILED:
                     retry_at[ref.name] = time.time() + _backoff(interval, receipt.attempt)
                 if receipt.status != BUSY:
-                    echo_receipt(receipt, as_json, policy)
+                    echo_receipt(receipt, as_json, _duplicates(router, receipt))
                 receipts.append(receipt)
             if once:
                 break
@@ -338,17 +373,17 @@ def run(once: bool, interval: float, settle: float, jobs: int | None, as_json: b
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
     if once and not receipts and not errors and not as_json:
-        click.echo(f"batchdrop: nothing waiting in {pipeline.inbound.url}", err=True)
+        click.echo(f"batchdrop: nothing waiting in {router.inbound.url}", err=True)
     sys.exit(EXIT_RETRY if errors else _exit_code(receipts))
 
 
-def _take(pipeline: Any, ref: Any, as_json: bool) -> Receipt | None:
+def _take(router: Any, ref: Any, as_json: bool) -> Receipt | None:
     """Process one waiting file. Whatever goes wrong with it is said in one line and the run
     goes on to the next file (None); only a config error, which every file would meet, stops
     the run."""
     with progress_bar(ref.size, ref.name, not as_json) as progress:
         try:
-            return pipeline.process_ref(ref, progress=progress)  # type: ignore[no-any-return]
+            return router.process_ref(ref, progress=progress)  # type: ignore[no-any-return]
         except (ConfigError, FileNotFoundError):
             raise
         except BatchdropError as e:

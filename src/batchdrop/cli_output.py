@@ -145,12 +145,12 @@ def tell_passed_over(pipeline: Any, told: set[str]) -> None:
     passed_over = getattr(pipeline.inbound, "passed_over", None)
     if passed_over is None:  # a store that cannot tell (S3): nothing to say
         return
-    suffix = pipeline.config.suffix
-    for name, why in passed_over(pipeline.suffixes):
+    suffixes = tuple(pipeline.suffixes)
+    for name, why in passed_over(suffixes):
         if name in told:
             continue
         told.add(name)
-        takes = f"this config takes {suffix} and {suffix}.gz"
+        takes = f"this config takes {', '.join(suffixes[:-1])} and {suffixes[-1]}"
         ext = why.removeprefix("suffix ").removesuffix(".gz") if why.startswith("suffix ") else ""
         hint = ""
         if ext.endswith(UNREAD_COMPRESSION):

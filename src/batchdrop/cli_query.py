@@ -12,6 +12,7 @@ import click
 from .cli import _state
 from .cli_output import status_style as _status_style
 from .config import Config
+from .config_feeds import Feed
 from .errors import ConfigError
 from .report import FAILED, LOADED, LOADED_WITH_REJECTS, REJECTED
 
@@ -25,12 +26,47 @@ STACK = click.option(
 WIDE_ITEM = 8
 
 
-def _config(stack_name: str | None) -> Config:
+FEED = click.option(
+    "--feed",
+    metavar="NAME",
+    default=None,
+    help="The feed to read (with feeds: in the config).",
+)
+
+
+def _deployment(stack_name: str | None) -> Config:
     config = _state().config()
     if stack_name:
         from .deploy.outputs import stack_config
 
         config = stack_config(config, stack_name)
+    return config
+
+
+def _feed(config: Config, name: str) -> Feed:
+    if config.feeds[0].name is None:
+        raise ConfigError(f"--feed {name}: this config has no feeds:")
+    for feed in config.feeds:
+        if feed.name == name:
+            return feed
+    raise ConfigError(f"no feed named {name!r}; the feeds: {_names(config)}")
+
+
+def _names(config: Config) -> str:
+    return ", ".join(str(f.name) for f in config.feeds)
+
+
+def _config(stack_name: str | None, feed: str | None = None) -> Config:
+    """The config of the table to read: the feed's own (``--feed``, needed when there are
+    several)."""
+    config = _deployment(stack_name)
+    if feed is not None:
+        return _feed(config, feed).config
+    if len(config.feeds) > 1:
+        raise ConfigError(
+            f"this config has {len(config.feeds)} feeds, each with its own table: "
+            f"name one with --feed ({_names(config)})"
+        )
     return config
 
 
@@ -42,17 +78,24 @@ def _config(stack_name: str | None) -> Config:
 )
 @click.option("--limit", default=20, show_default=True, help="How many runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one run each).")
+@click.option("--feed", metavar="NAME", default=None, help="Only runs of this feed.")
 @STACK
-def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) -> None:
-    """The run ledger: one line per file run, newest first."""
-    from .adapters import Backends
+def runs(
+    status: str | None, limit: int, as_json: bool, feed: str | None, stack_name: str | None
+) -> None:
+    """The run ledger: one line per file run, newest first (with feeds: in the config, the
+    runs of every feed, and the feed each loaded for)."""
+    config = _deployment(stack_name)
+    if feed is not None:
+        _feed(config, feed)
+    named = config.feeds[0].name is not None
+    from .feed_runs import deployment_runs
 
-    backends = Backends(_config(stack_name))
-    records = backends.ledger.runs(status=status, limit=limit)
-    for rec in records:
-        shards_progress(backends.ledger, rec)
+    records = deployment_runs(config, status=status, limit=limit, feed=feed, each=shards_progress)
     if as_json:
         for rec in records:
+            if not named:
+                rec.pop("feed", None)
             click.echo(json.dumps(rec, ensure_ascii=False, default=str))
         return
     from rich.console import Console
@@ -65,6 +108,7 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
     table = Table(
         "run",
         "file",
+        *(["feed"] if named else []),
         "state",
         "status",
         "read",
@@ -81,6 +125,7 @@ def runs(status: str | None, limit: int, as_json: bool, stack_name: str | None) 
         table.add_row(
             rec["run_id"],
             rec["file"],
+            *([rec["feed"] or "(none)"] if named else []),
             state_text(rec),
             f"[{style}]{rec['status'] or ''}[/{style}]" if style else rec["status"] or "",
             *(
@@ -110,12 +155,14 @@ def shards_progress(ledger: Any, rec: dict[str, Any]) -> None:
 @click.option("--begins-with", metavar="PREFIX", help="Only sort keys starting with PREFIX.")
 @click.option("--limit", type=int, default=None, help="At most this many items.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (one item each).")
+@FEED
 @STACK
 def get(
     key: tuple[str, ...],
     begins_with: str | None,
     limit: int | None,
     as_json: bool,
+    feed: str | None,
     stack_name: str | None,
 ) -> None:
     """Read the table: one item by its full key, or all items of a partition in sort-key
@@ -128,11 +175,12 @@ def get(
     the items whose sort key starts with them.
 
     An item of more than eight fields prints one field a line. Exits 1 when nothing is found.
+    With feeds: in the config, --feed names the feed whose table is read.
     """
     from .adapters import Backends
     from .schema import join_key, parse_value
 
-    config = _config(stack_name)
+    config = _config(stack_name, feed)
     schema, tc = config.schema_, config.table
     pks, sks = tc.partition_columns, tc.sort_columns
     usage = " ".join(c.upper() for c in pks) + "".join(f" [{c.upper()}]" for c in sks)

@@ -16,7 +16,7 @@ from . import shards
 from .adapters import Backends, open_notifiers, open_store
 from .checkpoint import Checkpoints, Paused
 from .config import Config
-from .errors import TransientError
+from .errors import DataError, TransientError
 from .estimate import dry_run_passes
 from .intake import as_data_error, check_entry, safe_name, stem
 from .outcome import reject_whole
@@ -132,7 +132,11 @@ class Pipeline:
         deadline: Deadline | None = None,
         progress: Progress | None = None,
         store: FileStore | None = None,
+        unmatched: str | None = None,
     ) -> Receipt:
+        """Process one file. ``unmatched``: the file matches no feed of the deployment
+        (router.py); it is claimed, rejected whole with that reason, moved to errors with its
+        receipt, recorded and notified like any rejected file, its receipt naming no feed."""
         store = store or self.inbound
         if not ref.version and not dry_run:  # listed without its version (a content hash)
             versioned = store.stat(ref.name)
@@ -142,6 +146,7 @@ class Pipeline:
         receipt = Receipt(
             file=ref.name, source=ref.url, version=ref.version, size=ref.size, dry_run=dry_run
         )
+        receipt.feed = None if unmatched is not None else self.config.feed
         started = time.time()
         receipt.started_at = iso_time(started)
         if dry_run:
@@ -158,6 +163,8 @@ class Pipeline:
                 report.discard()
             return self._stamp(as_dry_run(receipt), started)
 
+        if unmatched is not None:
+            return self._reject_unmatched(store, ref, receipt, unmatched, force, started)
         table, ledger = self.backends.table, self.backends.ledger
         if not self._prepared:
             table.prepare()
@@ -215,6 +222,34 @@ class Pipeline:
             return self._finish(store, claim, receipt, report, started)
         finally:
             report.discard()
+
+    def _reject_unmatched(
+        self,
+        store: FileStore,
+        ref: FileRef,
+        receipt: Receipt,
+        reason: str,
+        force: bool,
+        started: float,
+    ) -> Receipt:
+        """A file no feed takes: nothing is read or written; it is claimed per version (the
+        same content dropped again is already processed), then rejected whole."""
+        ledger = self.backends.ledger
+        claim = ledger.claim(ref, force=force)
+        receipt.run_id, receipt.attempt = claim.run_id, claim.attempt
+        if claim.outcome == "done":
+            already_processed(receipt, claim.run_id, claim.receipt)
+            try:  # out of inbound, where it would be named again and again
+                receipt.moved_to = store.move(ref, self.errors, safe_name(ref.name))
+            except FileNotFoundError:
+                receipt.moved_to = None
+            return self._stamp(receipt, started)
+        if claim.outcome == "busy":
+            receipt.status = BUSY
+            receipt.reason = f"run {claim.run_id} is processing this file now"
+            return receipt
+        reject_whole(receipt, DataError(reason))
+        return self._finish(store, claim, receipt, None, started, routed=False)
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -317,6 +352,7 @@ class Pipeline:
         """Place the rejected-rows report first, so the committed receipt names it even if the
         run stops before the file is moved. The receipt counts the write units of this load
         and ``units_before`` (of earlier invocations of the run, or of its shards)."""
+        receipt.feed = self.config.feed
         self._place_report(claim.ref, receipt, report)
         units = getattr(load, "write_units", None)
         if units is not None:
@@ -341,10 +377,20 @@ class Pipeline:
         return receipt
 
     def _fail(
-        self, store: FileStore, claim: Claim, receipt: Receipt, e: BaseException, started: float
+        self,
+        store: FileStore,
+        claim: Claim,
+        receipt: Receipt,
+        e: BaseException,
+        started: float,
+        *,
+        routed: bool = True,
     ) -> Receipt:
         """A failed run: the file stays in inbound for a retry, unless this was its
-        ``max_attempts``-th run, when it is set aside in errors with one last notification."""
+        ``max_attempts``-th run, when it is set aside in errors with one last notification.
+        ``routed``: the file is this feed's (not one that matches no feed)."""
+        if routed:
+            receipt.feed = self.config.feed
         receipt.status = FAILED
         reason = str(e) or type(e).__name__
         receipt.reason = reason
@@ -385,8 +431,12 @@ class Pipeline:
         receipt: Receipt,
         report: RejectedRowsReport | None,
         started: float,
+        *,
+        routed: bool = True,
     ) -> Receipt:
         ref = claim.ref
+        if routed:
+            receipt.feed = self.config.feed
         try:
             self._place_report(ref, receipt, report)
             dest = self.errors if receipt.status == REJECTED else self.archive
@@ -400,7 +450,7 @@ class Pipeline:
                 self._place_receipt(ref, receipt)
         except Exception as e:
             if receipt.status == REJECTED:  # nothing was written: a retry starts over at once
-                return self._fail(store, claim, receipt, e, started)
+                return self._fail(store, claim, receipt, e, started, routed=routed)
             raise  # rows are committed: the run stays "committed" and the next claim resumes it
         self.backends.ledger.record(claim, "done", receipt)
         self._drop_state(claim)

@@ -90,6 +90,9 @@ class ShardTask:
     #: file elsewhere), and whether it stays there (a copy is archived)
     store: str = ""
     keep: bool = False
+    #: the feed whose pipeline planned the run (None: a config without ``feeds:``, or a task
+    #: of an earlier version, routed by its file's name)
+    feed: str | None = None
 
     @property
     def ref(self) -> FileRef:
@@ -180,6 +183,7 @@ def start(pipeline: Pipeline, store: FileStore, claim: Claim) -> list[ShardTask]
         "check",
         attempt=claim.attempt,
         **_where(pipeline, store),
+        feed=pipeline.config.feed,
     )
     if sharded:
         return _going_on(pipeline, first, Plan.from_bytes(state.get(claim.run_id, PLAN)))

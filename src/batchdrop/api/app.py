@@ -257,7 +257,15 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
             ),
         ] = None,
     ) -> Response:
-        runs = await call(store.ledger.runs, status=status, limit=limit, before=before)
+        if config.feed is None:
+            runs = await call(store.ledger.runs, status=status, limit=limit, before=before)
+        else:  # a feed's app (api/feeds.py): its runs, wherever its ledger is shared
+            from ..feed_runs import deployment_runs
+
+            runs = await call(
+                deployment_runs, config, status=status, limit=limit, feed=config.feed,
+                before=before, opened={config.ledger_url: store.ledger},
+            )  # fmt: skip
         more = runs[-1]["run_id"] if len(runs) >= limit and runs else None
         return json_response(
             {"runs": [run_body(r) for r in runs], "count": len(runs), "next_before": more}
@@ -323,6 +331,8 @@ COUNTS = ("size", "rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
 def run_body(run: dict[str, Any]) -> dict[str, Any]:
     """A ledger record, the same fields on every backend, with its links."""
     body = {k: run.get(k) for k in RUN_BODY_FIELDS}
+    if "feed" in run:  # the runs of a deployment with feeds (feed_runs.py)
+        body["feed"] = run["feed"]
     for k in COUNTS:
         body[k] = int(body[k] or 0)
     body["links"] = {

@@ -27,13 +27,17 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """
     import uvicorn
 
-    from .app import create_app
+    from .feeds import create_api
 
     config = ctx.obj.config()
-    app = create_app(config)
+    app = create_api(config)
+    serving = (
+        config.table.url
+        if config.feed is None
+        else "feeds " + ", ".join(f"{f.name} at /feeds/{f.name}/" for f in config.feeds)
+    )
     click.echo(
-        f"batchdrop: serving {config.table.url} on http://{host}:{port} "
-        "(docs at /docs, Ctrl-C to stop)",
+        f"batchdrop: serving {serving} on http://{host}:{port} (docs at /docs, Ctrl-C to stop)",
         err=True,
     )
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")

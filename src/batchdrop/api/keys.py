@@ -25,6 +25,8 @@ from ..tables.dynamodb_items import number_problem
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 SCOPE_KEY = "batchdrop.key"
+#: the path a feed's app is mounted at (api/feeds.py), in the scope of its requests
+FEED_PREFIX = "batchdrop.feed"
 PREFIX = "/items/"
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -45,11 +47,11 @@ class KeyPath:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            route_path = _route_path(scope)
-            if route_path.startswith(PREFIX):
-                segments = _raw_segments(scope, route_path)
+            path = route_path(scope)
+            if path.startswith(PREFIX):
+                segments = _raw_segments(scope, path)
                 if segments is None:
-                    segments = route_path[len(PREFIX) :].split("/")
+                    segments = path[len(PREFIX) :].split("/")
                 key = split_key(segments, self.partition_parts, self.sort_parts)
                 scope = dict(scope)
                 scope[SCOPE_KEY] = key
@@ -78,7 +80,7 @@ def split_key(segments: list[str], partition_parts: int, sort_parts: int) -> Key
     return tuple(segments), None
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
@@ -98,6 +100,9 @@ def _raw_segments(scope: Scope, route_path: str) -> list[str] | None:
         return None
     text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
     text = text.split("?", 1)[0]
+    feed = scope.get(FEED_PREFIX)
+    if feed and feed + PREFIX in text:  # a feed's items: after its prefix (a feed may be "items")
+        text = text[text.index(feed + PREFIX) + len(feed) :]
     start = text.find(PREFIX)
     while start != -1:
         rest = text[start:]

@@ -32,11 +32,11 @@ def build() -> Any:
     from mangum import Mangum
 
     from ..aws.secrets import take_parameter_name
-    from .app import create_app
+    from .feeds import create_api
 
     env = dict(os.environ)
     take_parameter_name(env)  # where the loader's webhooks are kept: the API notifies no one
-    app = create_app(load_config(_config_path(), environ=env))
+    app = create_api(load_config(_config_path(), environ=env))
     return Mangum(
         app, lifespan="off", api_gateway_base_path=os.environ.get("BATCHDROP_API_BASE_PATH", "/")
     )

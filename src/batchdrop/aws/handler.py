@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from ..errors import BatchdropError, ConfigError, TransientError
 from ..files.s3 import parse_s3_url
@@ -33,8 +33,11 @@ if TYPE_CHECKING:
     from ..report import Receipt
     from ..shards import ShardTask
 
-logger = Logger(service="batchdrop")
-metrics = Metrics(namespace="batchdrop", service="batchdrop")
+NAMESPACE = SERVICE = "batchdrop"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+#: the Feed dimension of a file that matched no feed
+NO_FEED = "(none)"
 
 #: a file is not started with less than this many seconds left in the invocation (the engine
 #: itself pauses at a row boundary when it runs low, keeping time to record the run)
@@ -66,29 +69,38 @@ class Result:
 
 
 class Runtime:
-    """Turns an event into ``pipeline.process`` calls; shared by the Lambda and the worker."""
+    """Turns an event into ``pipeline.process`` calls; shared by the Lambda and the worker.
+    Each file (and each shard task) goes to its own feed's pipeline through the router
+    (router.py); a config without ``feeds:`` is one feed, one pipeline."""
 
-    def __init__(self, config: Config, pipeline: Any = None):
+    def __init__(self, config: Config, router: Any = None):
         if not config.inbound.startswith("s3://"):
             raise ConfigError("the AWS runtime needs an s3:// inbound location", key="inbound")
         self.config = config
         self.bucket, self.prefix = parse_s3_url(config.inbound)
-        if pipeline is None:
-            from ..pipeline import Pipeline
+        if router is None:
+            from ..router import Router
 
-            pipeline = Pipeline(config)
-        self.pipeline = pipeline
+            router = Router(config)
+        self.router = router
         self.suffixes = tuple(
-            getattr(pipeline, "suffixes", None) or (config.suffix, config.suffix + ".gz")
+            getattr(router, "suffixes", None) or (config.suffix, config.suffix + ".gz")
         )
+        #: whether metrics carry a Feed dimension (only a config with ``feeds:``)
+        self.named = bool(getattr(router, "named", False))
         self.last_results: list[Result] = []
         self._recovered = False
+
+    @property
+    def pipeline(self) -> Any:
+        """The first feed's pipeline: the deployment's inbound location and first ledger."""
+        return getattr(self.router, "first", self.router)
 
     def handle(self, event: Any, remaining: Callable[[], float] | None = None) -> dict[str, Any]:
         if not self._recovered:  # once per container (and per worker): runs a crash left behind
             self._recovered = True
             try:
-                for receipt in self.pipeline.recover():
+                for receipt in self.router.recover():
                     logger.info("finished an interrupted run", extra={"file": receipt.file})
             except Exception:
                 logger.exception("could not look for interrupted runs")
@@ -100,7 +112,7 @@ class Runtime:
         results: list[Result] = []
         failures: list[dict[str, str]] = []
         for msg in parsed.messages:
-            self.pipeline.dispatch = self._dispatch(msg)
+            self.router.dispatch = self._dispatch(msg)
             done = self._task(msg, remaining) if msg.task is not None else None
             done = done if done is not None else self._message(msg, remaining)
             results.extend(done)
@@ -158,7 +170,7 @@ class Runtime:
         to take up (at most deploy.max_concurrency at once). From a direct or EventBridge
         invocation there is no queue: a big file is read in one piece, with checkpoints."""
         arn = msg.queue_arn
-        if arn is None or not hasattr(self.pipeline, "dispatch"):
+        if arn is None or not hasattr(self.router, "dispatch"):
             return None
         return lambda tasks: self._send(arn, tasks)
 
@@ -195,13 +207,18 @@ class Runtime:
         if remaining is not None and remaining() < MIN_START:
             return [Result(bucket, key, "not_started", True, "too little time left")]
         try:
-            step = self.pipeline.shard_task(task, deadline=remaining)
+            step = self.router.shard_task(task, deadline=remaining)
             if step.tasks and msg.queue_arn is not None:
                 self._send(msg.queue_arn, step.tasks)
         except Exception as e:  # the message comes back: the task runs again
             logger.exception(
                 "shard task failed; it will be retried",
-                extra={"file": task.file, "step": task.step, "shard": task.index + 1},
+                extra={
+                    "file": task.file,
+                    "step": task.step,
+                    "shard": task.index + 1,
+                    **({"feed": task.feed} if self.named else {}),
+                },
             )
             metrics.add_metric(name="ShardTasksFailed", unit=MetricUnit.Count, value=1)
             return [Result(bucket, key, "error", True, f"{type(e).__name__}: {e}")]
@@ -256,7 +273,7 @@ class Runtime:
             return Result(obj.bucket, obj.key, "ignored", False)
         started = time.monotonic()
         try:
-            receipt = self.pipeline.process(name, deadline=remaining)
+            receipt = self.router.process(name, deadline=remaining)
         except FileNotFoundError:
             # Already moved by the run that processed it (S3 delivers events at least once),
             # or deleted: nothing left to do.
@@ -294,9 +311,11 @@ class Runtime:
         )
 
     def _report(self, r: Receipt, seconds: float) -> None:
+        feed = {"feed": r.feed} if self.named else {}
         logger.info(
             "file processed",
             extra={
+                **feed,
                 "file": r.file,
                 "source": r.source,
                 "version": r.version,
@@ -313,18 +332,35 @@ class Runtime:
                 "write_cost_usd": r.write_cost_usd,
             },
         )
-        metrics.add_metric(
-            name=METRIC_NAMES.get(r.status, "FilesOther"), unit=MetricUnit.Count, value=1
-        )
+        add = self._metric(r)
+        add(METRIC_NAMES.get(r.status, "FilesOther"), MetricUnit.Count, 1)
         if r.status in ("loaded", "loaded_with_rejects", "rejected"):
-            metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=r.rows_loaded)
-            metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=r.rows_rejected)
-            metrics.add_metric(name="FileBytes", unit=MetricUnit.Bytes, value=r.size)
-            metrics.add_metric(
-                name="Duration", unit=MetricUnit.Seconds, value=r.duration_s or seconds
-            )
+            add("RowsLoaded", MetricUnit.Count, r.rows_loaded)
+            add("RowsRejected", MetricUnit.Count, r.rows_rejected)
+            add("FileBytes", MetricUnit.Bytes, r.size)
+            add("Duration", MetricUnit.Seconds, r.duration_s or seconds)
             if r.write_units is not None:
-                metrics.add_metric(name="WriteUnits", unit=MetricUnit.Count, value=r.write_units)
+                add("WriteUnits", MetricUnit.Count, r.write_units)
+
+    def _metric(self, r: Receipt) -> Callable[[str, MetricUnit, float], None]:
+        """How a receipt's figures are recorded: with ``feeds:``, under a ``Feed`` dimension
+        (``(none)`` for a file that matched no feed), beside the service's own; without,
+        as they always were."""
+        if not self.named:
+            return lambda name, unit, value: metrics.add_metric(name=name, unit=unit, value=value)
+        feed = r.feed or NO_FEED
+
+        def add(name: str, unit: MetricUnit, value: float) -> None:
+            with single_metric(
+                name=name,
+                unit=unit,
+                value=value,
+                namespace=NAMESPACE,
+                default_dimensions={"service": SERVICE, **metrics.default_dimensions},
+            ) as one:
+                one.add_dimension(name="Feed", value=feed)
+
+        return add
 
 
 _runtime: Runtime | None = None

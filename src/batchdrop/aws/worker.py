@@ -173,7 +173,15 @@ class Worker:
         """Poll until stopped (or, with ``until_empty``, until a poll finds nothing)."""
         logger.info(
             "worker started",
-            extra={"queue": self.queue_url, "inbound": self.runtime.config.inbound},
+            extra={
+                "queue": self.queue_url,
+                "inbound": self.runtime.config.inbound,
+                **(
+                    {"feeds": [f.name for f in self.runtime.config.feeds]}
+                    if self.runtime.named
+                    else {}
+                ),
+            },
         )
         while not self.stop.is_set():
             try:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..report import FAILED, REJECTED, Receipt, message
+from ..report import FAILED, REJECTED, Receipt
+from . import feed_message
 
 
 class ConsoleNotifier:
@@ -19,7 +20,7 @@ class ConsoleNotifier:
 
     def send(self, receipt: Receipt) -> None:
         out = self.stream or sys.stderr
-        msg = message(receipt)
+        msg = feed_message(receipt)
         bar = "!" if receipt.status in (REJECTED, FAILED) else "-"
         out.write(f"{bar * 3} {msg['subject']}\n{msg['text']}\n\n")
         out.flush()
@@ -33,7 +34,7 @@ class JsonLinesNotifier:
 
     def send(self, receipt: Receipt) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(message(receipt), ensure_ascii=False, default=str) + "\n"
+        line = json.dumps(feed_message(receipt), ensure_ascii=False, default=str) + "\n"
         # one write() of a whole line on an O_APPEND file: concurrent runs do not interleave
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -1,7 +1,8 @@
 """SNS receipts (``sns://TOPIC_ARN``): one message per file, sized to SNS's limits.
 
 Subject within 100 characters, message within 256 KB (the receipt's error list is trimmed first,
-then the text), and a ``status`` message attribute so subscribers can filter on failures.
+then the text), and ``status`` (and with feeds, ``feed``) message attributes so subscribers can
+filter on failures, or on one feed.
 Email subscribers get the readable text; every other protocol gets the JSON document
 {subject, text, receipt} (one publish with a per-protocol message).
 """
@@ -13,7 +14,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TransientError
-from ..report import Receipt, message
+from ..report import Receipt
+from . import feed_message
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -37,7 +39,7 @@ def _size(text: str) -> int:
 
 def build(receipt: Receipt, limit: int = MAX_BYTES - ATTRIBUTE_ROOM) -> tuple[str, str]:
     """(subject, Message for MessageStructure=json), within ``limit`` bytes."""
-    msg = message(receipt)
+    msg = feed_message(receipt)
     doc = {"subject": msg["subject"], "text": msg["text"], "receipt": dict(msg["receipt"])}
 
     def render() -> str:
@@ -90,6 +92,8 @@ class SnsNotifier:
                 "rows_rejected": {"DataType": "Number", "StringValue": str(receipt.rows_rejected)},
             },
         }
+        if receipt.feed:  # subscribers of one feed filter on it
+            args["MessageAttributes"]["feed"] = {"DataType": "String", "StringValue": receipt.feed}
         if self.topic_arn.endswith(".fifo"):
             args["MessageGroupId"] = "batchdrop"
             args["MessageDeduplicationId"] = f"{receipt.run_id}-{receipt.status}"[:128]

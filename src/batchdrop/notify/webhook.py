@@ -17,7 +17,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import TransientError
 from ..redact import REDACTED, redact_url
-from ..report import Receipt, message
+from ..report import Receipt
+from . import feed_message
 
 log = logging.getLogger("batchdrop")
 
@@ -75,7 +76,7 @@ class WebhookNotifier:
         return f"WebhookNotifier({redact_url(self.url)!r})"
 
     def send(self, receipt: Receipt) -> None:
-        body = json.dumps(message(receipt), ensure_ascii=False, default=str).encode("utf-8")
+        body = json.dumps(feed_message(receipt), ensure_ascii=False, default=str).encode("utf-8")
         last: Exception | None = None
         for attempt in range(self.attempts):
             try:
