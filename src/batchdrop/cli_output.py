@@ -19,6 +19,7 @@ from .report import (
     REJECTED,
     SKIPPED,
     Receipt,
+    mode_counts,
     units_text,
 )
 
@@ -63,7 +64,7 @@ def counts_of(r: Receipt, duplicates: str, dry_run: bool) -> str:
     )
     if r.rows_duplicate and r.status != REJECTED:
         counts += f" (key repeated; {KEPT.get(duplicates, duplicates)})"
-    return counts
+    return counts + mode_counts(r, " · ")
 
 
 def echo_receipt(

@@ -182,13 +182,28 @@ def subject(r: Receipt, limit: int = 100) -> str:
     return text
 
 
+def mode_counts(r: Receipt, sep: str) -> str:
+    """What the write modes did, when they did something: stale rows (beside the counts
+    that reconcile), unchanged rows (of those loaded) and deleted rows."""
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (r.rows_stale, "stale"),
+            (r.rows_unchanged, "unchanged"),
+            (r.rows_deleted, "deleted"),
+        )
+        if n
+    ]
+    return "".join(sep + p for p in parts)
+
+
 def summary(r: Receipt) -> str:
     """The readable text of a notification."""
     lines = [
         f"File:       {r.source}",
         f"Status:     {r.status}",
         f"Rows:       {r.rows_read} read, {r.rows_loaded} {'would load' if r.dry_run else 'loaded'}"
-        f", {r.rows_rejected} rejected, {r.rows_duplicate} duplicate",
+        f", {r.rows_rejected} rejected, {r.rows_duplicate} duplicate" + mode_counts(r, ", "),
         f"Duration:   {r.duration_s:.2f} s",
     ]
     if r.reason:
