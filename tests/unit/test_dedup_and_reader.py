@@ -49,6 +49,27 @@ def test_duplicate_finder_counts_one_hash_repeated_everywhere(
     assert len(found) == 1 and 7 in found
 
 
+def test_duplicate_finder_counts_a_small_share_of_the_hashes_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the count holds at once is one partition: a 1,024th of the file's hashes (5,000
+    at 5M rows), so peak memory does not follow the file's size."""
+    held: list[int] = []
+    count = dedup.DuplicateFinder._repeats
+
+    def recorded(self: dedup.DuplicateFinder, hashes: Any) -> list[int]:
+        held.append(len(hashes))
+        return count(self, hashes)
+
+    monkeypatch.setattr(dedup.DuplicateFinder, "_repeats", recorded)
+    finder = dedup.DuplicateFinder()
+    for start in range(0, 401_408, 2048):  # spilled three times, the rest still buffered
+        finder.add_many(hash(("k", n)) for n in range(start, start + 2048))
+    assert not finder.repeated()
+    assert sum(held) == 401_408
+    assert max(held) < 600  # 392 on average
+
+
 def test_duplicate_finder_with_no_repeats_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dedup, "SPILL_AT", 1000)
     finder = dedup.DuplicateFinder()
