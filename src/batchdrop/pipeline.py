@@ -171,17 +171,9 @@ class Pipeline:
             self._prepared = True
         claim = ledger.claim(ref, force=force)
         receipt.run_id, receipt.attempt = claim.run_id, claim.attempt
-        if claim.outcome == "done":
-            already_processed(receipt, claim.run_id, claim.receipt)
-            try:  # a second drop of the same content: out of inbound, no second notification
-                receipt.moved_to = store.move(ref, self.archive)
-            except FileNotFoundError:
-                receipt.moved_to = None
-            return self._stamp(receipt, started)
-        if claim.outcome == "busy":
-            receipt.status = BUSY
-            receipt.reason = f"run {claim.run_id} is processing this file now"
-            return receipt
+        settled = self._settled_elsewhere(store, claim, receipt, self.archive, None, started)
+        if settled is not None:
+            return settled
         if claim.outcome == "resume":
             log.info("%s: rows were committed by run %s; finishing it", ref.name, claim.run_id)
             resumed = Receipt.from_dict(claim.receipt or receipt.to_dict())
@@ -237,10 +229,30 @@ class Pipeline:
         ledger = self.backends.ledger
         claim = ledger.claim(ref, force=force)
         receipt.run_id, receipt.attempt = claim.run_id, claim.attempt
+        settled = self._settled_elsewhere(
+            store, claim, receipt, self.errors, safe_name(ref.name), started
+        )
+        if settled is not None:
+            return settled
+        reject_whole(receipt, DataError(reason))
+        return self._finish(store, claim, receipt, None, started, routed=False)
+
+    def _settled_elsewhere(
+        self,
+        store: FileStore,
+        claim: Claim,
+        receipt: Receipt,
+        dest: FileStore,
+        dest_name: str | None,
+        started: float,
+    ) -> Receipt | None:
+        """The receipt of a claim another run settles: this content was already processed
+        (the file leaves inbound for ``dest``, where it would otherwise be named again and
+        again, with no second notification), or a run is processing it now. None: go on."""
         if claim.outcome == "done":
             already_processed(receipt, claim.run_id, claim.receipt)
-            try:  # out of inbound, where it would be named again and again
-                receipt.moved_to = store.move(ref, self.errors, safe_name(ref.name))
+            try:
+                receipt.moved_to = store.move(claim.ref, dest, dest_name)
             except FileNotFoundError:
                 receipt.moved_to = None
             return self._stamp(receipt, started)
@@ -248,8 +260,7 @@ class Pipeline:
             receipt.status = BUSY
             receipt.reason = f"run {claim.run_id} is processing this file now"
             return receipt
-        reject_whole(receipt, DataError(reason))
-        return self._finish(store, claim, receipt, None, started, routed=False)
+        return None
 
     # --- loading ------------------------------------------------------------------------------
 
