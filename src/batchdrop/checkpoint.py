@@ -219,8 +219,11 @@ class Checkpoints:
         self.load: Any = None
 
     def track(self, load: L) -> L:
-        """The write pass's load, whose write units each checkpoint records."""
+        """The write pass's load, whose write units (and rows found stale) each checkpoint
+        records."""
         self.load = load
+        if hasattr(load, "carried_stale"):
+            load.carried_stale = int(self.progress.get("rows_stale") or 0)
         return load
 
     @property
@@ -284,6 +287,8 @@ class Checkpoints:
             "final": delta.final,
             "rows_read": int(delta.snapshot.get("read", 0)),
             "write_units": self.write_units,
+            "rows_stale": int(getattr(self.load, "carried_stale", 0))
+            + int(getattr(self.load, "rows_stale", 0)),
             "at": time.time(),
         }
         self.ledger.checkpoint(self.claim, self.progress)

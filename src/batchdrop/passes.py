@@ -29,6 +29,9 @@ log = logging.getLogger("batchdrop")
 MAX_BAD_CUTS = 8
 
 RowCheck = Callable[[tuple[Any, ...]], tuple[str, str] | None] | None
+#: a table's plan of the write pass (tables/dynamodb_modes.py): given a reader of the rows the
+#: write pass will write, into a sink load
+Plan = Callable[[Callable[[Load], Scan]], None]
 
 
 def scan_file(
@@ -194,6 +197,7 @@ def two_pass(
     deadline: Deadline | None,
     progress: Progress | None,
     run: Checkpoints | None = None,
+    plan: Plan | None = None,
 ) -> Load | None:
     """Pass one validates every row and finds the key hashes that repeat. Pass two skips
     the bad rows, holds back the rows whose key hash repeats, settles those by their real
@@ -202,7 +206,10 @@ def two_pass(
     of their own before anything is written; so are they when the repeated key hashes are
     more than ``max_duplicates`` allows (equal keys hash alike: fewer repeated hashes mean
     fewer repeated keys, and the write pass may go ahead at once). With ``run``, each pass
-    is a stage of a run that checkpoints (see checkpoint.py)."""
+    is a stage of a run that checkpoints (see checkpoint.py). With ``plan`` (a table that
+    compares a load with the last one), the rows the write pass will write are read once more
+    before it, into the sink ``plan`` is given (never checkpointed: a run that goes on reads
+    them again)."""
     finder = DuplicateFinder()
     first = scan_file(
         config,
@@ -219,7 +226,7 @@ def two_pass(
     )
     try:
         return _settle_and_write(
-            config, store, ref, receipt, report, begin, first, finder.repeats, deadline, run
+            config, store, ref, receipt, report, begin, first, finder.repeats, deadline, run, plan
         )
     finally:
         first.bad_lines.close()
@@ -237,6 +244,7 @@ def _settle_and_write(
     repeats_by_hash: int,
     deadline: Deadline | None,
     run: Checkpoints | None,
+    plan: Plan | None = None,
 ) -> Load | None:
     repeats = first.repeated_hashes
     skip = (first.bad_lines, repeats)
@@ -284,6 +292,17 @@ def _settle_and_write(
         conclude(config, receipt, merged(first, check), report)
         if begin is None or receipt.status == REJECTED:
             return None
+    if plan is not None:
+        scratch = Receipt(file=ref.name, source=ref.url, version=ref.version, size=ref.size)
+        ignored = RejectedRowsReport(ref.name)
+        try:
+            plan(
+                lambda sink: scan_file(
+                    config, store, ref, scratch, ignored, load=sink, skip=skip, deadline=deadline
+                )
+            )
+        finally:
+            ignored.discard()
     load = begin()  # type: ignore[misc]
     # once settled, the write pass counts nothing: its findings are already in the receipt
     sink_receipt = Receipt(**receipt.to_dict()) if settled else receipt

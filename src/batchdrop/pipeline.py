@@ -295,8 +295,15 @@ class Pipeline:
     ) -> None:
         """Validate the whole file first, then write: the table cannot roll a file back. The
         passes save checkpoints: a run that stops goes on from its last one."""
-        table = self.backends.table
+        table, ledger = self.backends.table, self.backends.ledger
         run = self._checkpoints(claim, deadline)
+        # a load that compares with the feed's last one plans its writes first (tables/
+        # dynamodb_modes.py)
+        plan = (
+            (lambda read: table.plan(claim, ledger, read))  # type: ignore[attr-defined]
+            if getattr(table, "keeps_state", False)
+            else None
+        )
         load = two_pass(
             self.config,
             store,
@@ -308,6 +315,7 @@ class Pipeline:
             deadline,
             progress,
             run,
+            plan,
         )
         if load is None:
             return

@@ -162,6 +162,8 @@ def wanted(pipeline: Pipeline, store: FileStore, ref: FileRef) -> bool:
         # the consumers open it where it is: inbound, or a local folder (``process``)
         and (store.url == pipeline.inbound.url or "://" not in store.url)
         and not pipeline.backends.table.single_pass
+        # a load that compares with the feed's last load reads the whole file in one process
+        and not getattr(pipeline.backends.table, "keeps_state", False)
         and ref.size * (GZIP_GUESS if ref.name.endswith(".gz") else 1)
         > int(config.shards.shard_bytes)
         and cut_reason(config) is None

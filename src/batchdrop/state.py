@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 #: where the state lives below the errors location (the deploy's policy and lifecycle rule too)
 STATE_PREFIX = "_batchdrop/state/"
+#: what a feed's table held after its last load (feed_state.py): never expired, unlike a
+#: run's state, since the next load of the feed needs it however late it comes
+FEEDS_PREFIX = "_batchdrop/feeds/"
 _NAME = re.compile(r"[A-Za-z0-9._:-]+")
 #: DeleteObjects takes at most this many keys a request
 _DELETE_BATCH = 1000
@@ -59,20 +62,21 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
-def open_state(config: Config) -> StateStore:
-    """The state location beside ``config.errors``: a local folder or ``s3://bucket/prefix``."""
+def open_state(config: Config, prefix: str = STATE_PREFIX) -> StateStore:
+    """The state location beside ``config.errors``: a local folder or ``s3://bucket/prefix``
+    (``prefix``: below the errors location, the runs' state or the feeds')."""
     if config.errors.startswith("s3://"):
-        return S3State(config.errors, config)
+        return S3State(config.errors, config, prefix=prefix)
     if "://" in config.errors:
         raise ConfigError(f"{config.errors!r}: the state location must be a folder or s3://")
-    return LocalState(config.errors)
+    return LocalState(config.errors, prefix=prefix)
 
 
 class LocalState:
     """``<errors>/_batchdrop/state/<run_id>/<name>``, each object written by rename."""
 
-    def __init__(self, errors: str):
-        self.root = Path(errors).expanduser().resolve() / STATE_PREFIX.rstrip("/")
+    def __init__(self, errors: str, *, prefix: str = STATE_PREFIX):
+        self.root = Path(errors).expanduser().resolve() / prefix.rstrip("/")
         self.url = str(self.root)
 
     def _folder(self, run_id: str) -> Path:
@@ -132,11 +136,18 @@ def _sync_folder(folder: Path) -> None:
 class S3State:
     """``s3://bucket/<errors prefix>_batchdrop/state/<run_id>/<name>``; a PUT is atomic."""
 
-    def __init__(self, errors: str, config: Config | None = None, *, client: Any = None):
+    def __init__(
+        self,
+        errors: str,
+        config: Config | None = None,
+        *,
+        client: Any = None,
+        prefix: str = STATE_PREFIX,
+    ):
         from .files.s3 import parse_s3_url
 
         self.bucket, errors_prefix = parse_s3_url(errors)
-        self.prefix = errors_prefix + STATE_PREFIX
+        self.prefix = errors_prefix + prefix
         self.url = f"s3://{self.bucket}/{self.prefix.rstrip('/')}"
         self.config = config
         self._client = client

@@ -188,10 +188,12 @@ def stack(aws_env: str, unique: str) -> Iterator[Stack]:
     clients.clear_cache()
 
 
-def template_config(**deploy: Any) -> Config:
+def template_config(_config: dict[str, Any] | None = None, **deploy: Any) -> Config:
     """The example's config as deployed: what ``batchdrop template`` is given for the stack of
-    ``iam_stack`` (the names are the stack's own; only the shape of the locations matters)."""
+    ``iam_stack`` (the names are the stack's own; only the shape of the locations matters),
+    with the settings ``_config`` on top."""
     data = yaml.safe_load((EXAMPLE / "batchdrop.yaml").read_text(encoding="utf-8"))
+    data.update(_config or {})
     data.update(
         inbound="s3://inbound/incoming/",
         archive="s3://archive/",
@@ -276,7 +278,8 @@ def iam_stack(
     """The resources of the example's stack on the IAM-enforcing server, made as the
     administrator from ``batchdrop template``'s output, with batchdrop running as the loader
     function's role (``run_as`` switches roles). Parametrize it indirectly with ``deploy:``
-    settings (``{"versioning": True}``) for another variant of the template."""
+    settings (``{"versioning": True}``) for another variant of the template (and ``_config``:
+    settings of the config it is made from)."""
     server = iam_moto_server
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)

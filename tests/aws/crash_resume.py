@@ -3,10 +3,11 @@
 
 POINT is where (the Nth time it is reached): ``after-delta`` (a segment's state object stored,
 its checkpoint not yet recorded), ``after-checkpoint`` (recorded), ``mid-write`` (after a
-BatchWriteItem request), ``after-final`` (a pass's last checkpoint), ``after-commit`` (rows
-committed, file not moved). Before dying it prints the rows it handed to the table, so the test
-can measure the work the next run repeats. os._exit skips every cleanup, as a killed process
-would.
+BatchWriteItem request), ``after-final`` (a pass's last checkpoint), ``mid-delete`` (after a
+snapshot's BatchWriteItem of deletes), ``before-record`` (every write and delete done, the run
+not recorded), ``after-commit`` (rows committed, file not moved). Before dying it prints the
+rows it handed to the table, so the test can measure the work the next run repeats. os._exit
+skips every cleanup, as a killed process would.
 """
 
 import os
@@ -73,6 +74,28 @@ def commit_then(self, receipt):  # type: ignore[no-untyped-def]
 
 
 dynamodb.DynamoLoad.commit = commit_then  # type: ignore[method-assign]
+
+send = dynamodb.DynamoLoad._send
+
+
+def sending(self, items, delete=False):  # type: ignore[no-untyped-def]
+    send(self, items, delete)
+    if delete:
+        reached("mid-delete")
+
+
+dynamodb.DynamoLoad._send = sending  # type: ignore[method-assign]
+
+record = dynamodb.DynamoLedger.record
+
+
+def recording(self, claim, state, receipt):  # type: ignore[no-untyped-def]
+    if state == "committed":
+        reached("before-record")
+    record(self, claim, state, receipt)
+
+
+dynamodb.DynamoLedger.record = recording  # type: ignore[method-assign]
 
 receipt = Pipeline(load_config(config_path)).process(name)
 print(f"written={written[0]} status={receipt.status}", flush=True)

@@ -146,25 +146,3 @@ def test_a_feed_problem_names_the_feed_and_its_key(change: Any, key: str, messag
         parse_config(data, environ={})
     assert info.value.key == key
     assert message in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "setting", [{"mode": "snapshot"}, {"only_if_newer": "at"}, {"write": "changed_only"}]
-)
-def test_a_write_mode_dynamodb_cannot_do_yet_is_refused_not_ignored(setting: Any) -> None:
-    from batchdrop.tables.dynamodb import DynamoTable
-
-    data = copy.deepcopy(BASE)
-    grades = data["feeds"][1]
-    for key in ("mode", "only_if_newer", "write"):
-        grades.pop(key, None)
-    grades.update(setting)
-    config = parse_config(data, environ={}).feeds[1].config
-    with pytest.raises(ConfigError, match="not available on DynamoDB tables yet") as info:
-        DynamoTable.from_config(config)
-    assert info.value.key == f"feeds (grades).{next(iter(setting))}"
-    plain = copy.deepcopy(grades)
-    for key in ("mode", "only_if_newer", "write"):
-        plain.pop(key, None)
-    data["feeds"][1] = plain
-    DynamoTable.from_config(parse_config(data, environ={}).feeds[1].config)  # no error

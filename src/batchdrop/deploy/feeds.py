@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..tables.dynamodb_modes import keeps_state
 from .policy import Json, TableGrant, ref, sub
 
 if TYPE_CHECKING:
@@ -113,7 +114,11 @@ def grants(tables: list[FeedTable]) -> tuple[TableGrant, ...]:
     """What the loader may do on each table: batches, and single conditional puts when one of
     its feeds writes only_if_newer (each row on condition of the version the table holds)."""
     return tuple(
-        TableGrant(logical, any(t.config.only_if_newer is not None for t in group))
+        TableGrant(
+            logical,
+            any(t.config.only_if_newer is not None for t in group),
+            any(keeps_state(t.config) for t in group),
+        )
         for logical, group in by_table(tables).items()
     )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..aws.secrets import PARAMETER_NAME
-from ..state import STATE_PREFIX
+from ..state import FEEDS_PREFIX, STATE_PREFIX
 from .settings import DeploySettings
 
 Json = dict[str, Any]
@@ -20,10 +20,13 @@ Json = dict[str, Any]
 @dataclass(frozen=True)
 class TableGrant:
     """A data table of the stack, by logical id, and what its feed's writes need beyond
-    batches: ``conditional_puts`` for rows written one by one on condition (only_if_newer)."""
+    batches: ``conditional_puts`` for rows written one by one on condition (only_if_newer),
+    ``keeps_state`` for loads compared with the last one (a snapshot, changed_only), whose
+    state lives in the errors bucket's feeds folder."""
 
     logical: str
     conditional_puts: bool = False
+    keeps_state: bool = False
 
 
 #: the one table of a config without ``feeds:``
@@ -133,6 +136,16 @@ def loader_statements(
     ]
     if errors_prefix is not None:
         out += run_state_statements(errors, errors_prefix)
+        if any(t.keeps_state for t in tables):
+            # a load's state replaces the last one's, which it then removes (written, read and
+            # listed as the errors location is)
+            out.append(
+                statement(
+                    "RemoveFeedState",
+                    ["s3:DeleteObject"],
+                    [objects_arn(errors, errors_prefix + FEEDS_PREFIX)],
+                )
+            )
     if webhooks:
         # the webhook URLs, read once at start (SecureString under the aws/ssm key, whose key
         # policy lets the account's principals decrypt through SSM: no kms:Decrypt needed)
@@ -162,15 +175,20 @@ def loader_statements(
 
 def write_table_statements(tables: Sequence[TableGrant]) -> list[Json]:
     """The loader's grants on the data tables: each table's own, on that table alone."""
-    if tuple(tables) == SINGLE_TABLE:
-        # the key checked at start, then batches of writes (reads are the API's, in its role)
-        return [
+    if [t.logical for t in tables] == ["Table"]:
+        # the key checked at start, then batches of writes (reads are the API's, in its role);
+        # a snapshot's deletes are DeleteRequests in those batches
+        out = [
             statement(
                 "WriteTable",
                 ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"],
                 [getatt("Table", "Arn")],
             )
         ]
+        if tables[0].conditional_puts:
+            # only_if_newer writes each row on condition of the stored item's version
+            out.append(statement("PutIfNewer", ["dynamodb:PutItem"], [getatt("Table", "Arn")]))
+        return out
     # every feed's table: its key checked at start, then batches of writes (a snapshot's
     # deletes are DeleteRequests in those batches)
     out = [

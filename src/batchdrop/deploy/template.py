@@ -17,11 +17,12 @@ import yaml
 
 from ..aws.secrets import PARAMETER_NAME, PARAMETER_VARIABLE, webhooks
 from ..errors import ConfigError
+from ..tables.dynamodb_modes import keeps_state
 from . import resources as r
 from .api import api_resources
 from .feeds import FeedTable, by_table, check_environment, feed_tables, grants, suffixes
 from .feeds import environment as feeds_environment
-from .policy import SINGLE_TABLE, Json, getatt, loader_statements, ref, role, sub
+from .policy import SINGLE_TABLE, Json, TableGrant, getatt, loader_statements, ref, role, sub
 from .settings import DeploySettings
 
 if TYPE_CHECKING:
@@ -96,6 +97,11 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
     # file to its feed)
     feeds = feed_tables(config)
     table_grants = SINGLE_TABLE if feeds is None else grants(feeds)
+    loader_grants = table_grants
+    if feeds is None and (config.only_if_newer is not None or keeps_state(config)):
+        loader_grants = (
+            TableGrant("Table", config.only_if_newer is not None, keeps_state(config)),
+        )
     prefixes = {
         role_: s3_prefix(getattr(config, role_)) for role_ in ("inbound", "archive", "errors")
     }
@@ -180,7 +186,7 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
             errors=buckets["errors"],
             errors_prefix=prefixes["errors"],
             webhooks=bool(webhooks(config)),
-            tables=table_grants,
+            tables=loader_grants,
         ),
     )
     env = environment(config, buckets, prefixes, feeds)

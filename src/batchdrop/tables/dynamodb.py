@@ -7,12 +7,15 @@
 - Every other call (DescribeTable, GetItem, Query, the ledger) goes through the botocore client.
 - DynamoDB cannot roll a file back, so ``single_pass`` is False: the engine validates the whole
   file (``row_check`` included) before the first write, and a retry rewrites the same items.
+- ``mode: snapshot`` and ``write: changed_only`` compare a load with the feed's last one
+  (``plan``, dynamodb_modes.py); ``only_if_newer`` writes conditional puts (dynamodb_load.py).
 """
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TransientError
@@ -20,9 +23,13 @@ from ..ports import Claim, Ledger, Page
 from .dynamodb_items import KEY_TYPES, ItemCodec
 from .dynamodb_ledger import DynamoLedger
 from .dynamodb_load import BATCH_LIMIT, DynamoLoad
+from .dynamodb_modes import Collector, Plan, feed_slug, folder, keeps_state, make_plan
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..state import StateStore
+
+log = logging.getLogger("batchdrop")
 
 __all__ = ["BATCH_LIMIT", "DynamoLedger", "DynamoLoad", "DynamoTable"]
 
@@ -42,22 +49,65 @@ class DynamoTable:
         #: seconds: the first backoff's ceiling, and the largest (tests shrink them)
         self.backoff_base = 0.05
         self.backoff_cap = 5.0
+        #: the plans made for loads not begun yet, by run id
+        self._plans: dict[str, Plan] = {}
+        self._feed_store: StateStore | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> DynamoTable:
-        for key, value, default in (
-            ("mode", config.mode, "upsert"),
-            ("only_if_newer", config.only_if_newer, None),
-            ("write", config.write, "all"),
-        ):
-            if value != default:
-                where = f"feeds ({config.feed})." if config.feed else ""
-                raise ConfigError(
-                    f"{key}: {value} is not available on DynamoDB tables yet (SQLite tables "
-                    f"have it): remove it from this table's settings",
-                    key=f"{where}{key}",
-                )
         return cls(config)
+
+    @property
+    def keeps_state(self) -> bool:
+        """Whether a load compares with the feed's last load (dynamodb_modes.py): such a file
+        is read by one process, never in shards."""
+        return keeps_state(self.config)
+
+    def plan(self, claim: Claim, ledger: Ledger, read: Callable[[Collector], object]) -> None:
+        """Before the write pass of a load that compares with the last one: ``read`` gives
+        the collector every row the write pass will write; the plan made of them waits for
+        ``begin``. A snapshot over ``max_deletes`` raises a DataError here, before any write."""
+        config = self.config
+        last = getattr(ledger, "feed_state", None)
+        if last is None:
+            raise ConfigError(
+                f"{'mode: snapshot' if config.mode == 'snapshot' else 'write: changed_only'} "
+                "on a DynamoDB table needs a DynamoDB ledger (ledger: dynamodb://TABLE)",
+                key="ledger",
+            )
+        by_partition = config.mode == "snapshot" and config.snapshot_scope == "partition"
+        by = "partition" if by_partition else "key"
+        base = last(feed_slug(config))
+        collector = Collector(self.codec, by)
+        try:
+            read(collector)
+        except BaseException:
+            collector.abort()
+            raise
+        old = self._plans.pop(claim.run_id, None)
+        if old is not None:
+            old.close()
+        self._plans[claim.run_id] = make_plan(
+            config, collector, self.feed_store, base, claim.run_id, claim.ref.name
+        )
+
+    @property
+    def feed_store(self) -> StateStore:
+        if self._feed_store is None:
+            from ..state import FEEDS_PREFIX, open_state
+
+            self._feed_store = open_state(self.config, FEEDS_PREFIX)
+        return self._feed_store
+
+    def forget_state(self, plan: Plan) -> None:
+        """The last load's state, replaced by ``plan``'s now committed (best effort: what is
+        left is never read again)."""
+        if plan.base is None or plan.base == plan.run_id:
+            return
+        try:
+            self.feed_store.drop(folder(plan.slug, plan.base))
+        except Exception as e:  # the load is committed: a leftover costs storage only
+            log.warning("could not remove the state of run %s: %s", plan.base, e)
 
     @property
     def client(self) -> Any:
@@ -115,7 +165,7 @@ class DynamoTable:
                 )
 
     def begin(self, claim: Claim, ledger: Ledger) -> DynamoLoad:
-        return DynamoLoad(self, claim, ledger)
+        return DynamoLoad(self, claim, ledger, self._plans.pop(claim.run_id, None))
 
     def get(self, key: Sequence[Any]) -> dict[str, Any] | None:
         try:

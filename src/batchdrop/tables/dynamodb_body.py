@@ -19,7 +19,7 @@ from typing import Any
 from ..schema import join_key
 from .dynamodb_items import ItemCodec
 
-__all__ = ["ItemText", "body", "value_text"]
+__all__ = ["ItemText", "body", "delete_body", "put_body", "value_text"]
 
 #: how one Python type becomes a DynamoDB JSON attribute value: (converter, "%s" template)
 _BOOL_TEXT = {True: "true", False: "false"}
@@ -97,9 +97,38 @@ def _column_pieces(name: str, column: Sequence[Any]) -> list[str]:
 _PUT_SEPARATOR = '}},{"PutRequest":{"Item":'
 
 
-def body(table: str, items: Sequence[str]) -> bytes:
-    """A BatchWriteItem request putting ``items`` (JSON texts) into ``table``, asking for the
-    write capacity consumed. The text is ASCII (``encode_basestring_ascii`` escapes the rest)."""
-    head = '{"RequestItems":{' + quote(table) + ':[{"PutRequest":{"Item":'
+_DELETE_SEPARATOR = '}},{"DeleteRequest":{"Key":'
+
+
+def body(table: str, items: Sequence[str], *, delete: bool = False) -> bytes:
+    """A BatchWriteItem request putting ``items`` (JSON texts) into ``table`` (or, with
+    ``delete``, deleting the items whose keys they are), asking for the write capacity
+    consumed. The text is ASCII (``encode_basestring_ascii`` escapes the rest)."""
+    request = '{"DeleteRequest":{"Key":' if delete else '{"PutRequest":{"Item":'
+    head = '{"RequestItems":{' + quote(table) + ":[" + request
     tail = '}}]},"ReturnConsumedCapacity":"TOTAL"}'
-    return (head + _PUT_SEPARATOR.join(items) + tail).encode("ascii")
+    separator = _DELETE_SEPARATOR if delete else _PUT_SEPARATOR
+    return (head + separator.join(items) + tail).encode("ascii")
+
+
+def delete_body(table: str, keys: Sequence[str]) -> bytes:
+    return body(table, keys, delete=True)
+
+
+def put_body(table: str, item: str, condition: str, names: str, values: str | None = None) -> bytes:
+    """A PutItem request for ``item`` on ``condition``; ``names`` and ``values`` are the
+    condition's ExpressionAttributeNames and ExpressionAttributeValues as JSON text (DynamoDB
+    refuses an empty map: None leaves the values out)."""
+    text = (
+        '{"TableName":'
+        + quote(table)
+        + ',"Item":'
+        + item
+        + ',"ConditionExpression":'
+        + quote(condition)
+        + ',"ExpressionAttributeNames":'
+        + names
+    )
+    if values is not None:
+        text += ',"ExpressionAttributeValues":' + values
+    return (text + ',"ReturnConsumedCapacity":"TOTAL"}').encode("ascii")

@@ -16,6 +16,10 @@ Two kinds of item share it:
   no transaction to conflict with the others. A run that goes on keeps its sets; a new run's
   put replaces the item, so it starts with none.
 - ``run#<run_id>``: the run record (the shape every ledger returns): dynamodb_runs.py.
+- ``feed#<feed>``: which load's state (feed_state.py) tells what a feed's table holds, for the
+  write modes that compare with the last load. The commit that records a run names its state
+  in the same transaction, on condition that it still replaces the state its plan compared
+  with: of two files of one feed loaded at once, the second to commit fails and is retried.
 """
 
 from __future__ import annotations
@@ -249,6 +253,7 @@ class DynamoLedger(LedgerTable):
             update += ", progress" if " REMOVE " in update else " REMOVE progress"
             claim.extra.pop("progress", None)
         run = self._run_item(claim.run_id, claim.ref, state, receipt, claim.attempt)
+        feed = claim.extra.get("feed_state") if state == "committed" else None
         if claim.extra.get("progress"):
             run["progress"] = {"S": claim.extra["progress"]}
         if state in ("done", "failed"):  # its notification is in the outbox until ``sent``
@@ -268,11 +273,44 @@ class DynamoLedger(LedgerTable):
                         }
                     },
                     {"Put": {"TableName": self.name, "Item": run}},
+                    *([self._feed_update(*feed)] if feed else []),
                 ],
             )
         except ConditionFailed:
+            now_named = self.feed_state(feed[0]) if feed else None
+            if feed and (now_named[0] if now_named else None) not in (feed[1], feed[2]):
+                raise TransientError(
+                    f"another file of feed {feed[0]} was loaded while {claim.ref.url} was: "
+                    "it is loaded again, compared with that one"
+                ) from None
             raise _taken_over(claim) from None
         claim.extra["renewed_at"] = now
+
+    def feed_state(self, slug: str) -> tuple[str, str] | None:
+        """(run id, bucketing) of the load whose state tells what feed ``slug``'s table holds;
+        None before its first load."""
+        item = self._get(f"feed#{slug}")
+        if not item or not item.get("current"):
+            return None
+        return str(item["current"]), str(item.get("by") or "key")
+
+    def _feed_update(self, slug: str, base: str | None, run_id: str, by: str) -> dict[str, Any]:
+        values = {":new": run_id, ":by": by, ":at": now_iso()}
+        if base is None:
+            condition = "attribute_not_exists(#cur) OR #cur = :new"
+        else:
+            condition = "#cur = :base OR #cur = :new"
+            values[":base"] = base
+        return {
+            "Update": {
+                "TableName": self.name,
+                "Key": item_of({"pk": f"feed#{slug}"}),
+                "UpdateExpression": "SET #cur = :new, #by = :by, updated_at = :at",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#cur": "current", "#by": "by"},
+                "ExpressionAttributeValues": item_of(values),
+            }
+        }
 
     def checkpoint(self, claim: Claim, progress: dict[str, Any]) -> None:
         """One transaction: the progress on the claim (with a renewed lease) and on the run

@@ -9,11 +9,17 @@
   ``aws.max_write_units_per_s`` when it is set.
 - UnprocessedItems and throttling are retried with exponential backoff and full jitter, at most
   ``aws.max_retries`` times; then the run fails as retryable (TransientError), never as rejected.
+- The write modes (dynamodb_modes.py): with a ``Plan``, the items equal to the last load's are
+  not sent (``write: changed_only``), and the snapshot's deletes go out as DeleteRequests once
+  every row is written, before the run is recorded; with ``only_if_newer`` each item is a
+  PutItem on condition that the stored item's version is not newer (DynamoDB has no condition
+  in BatchWriteItem), and a refused one is a stale row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections import deque
@@ -24,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TransientError
 from ..ports import Claim, Ledger
-from .dynamodb_body import ItemText
+from ..report import count_write_units
+from .dynamodb_body import ItemText, put_body, value_text
 from .dynamodb_governor import Governor
+from .dynamodb_modes import Plan
 from .dynamodb_wire import consumed, sender, unprocessed
 
 if TYPE_CHECKING:
@@ -42,8 +50,9 @@ WINDOW = 4000
 class DynamoLoad:
     """One file's items on their way into the table, several requests in flight."""
 
-    def __init__(self, table: DynamoTable, claim: Claim, ledger: Ledger):
+    def __init__(self, table: DynamoTable, claim: Claim, ledger: Ledger, plan: Plan | None = None):
         self.table = table
+        self.plan = plan
         self.claim = claim
         self.ledger = ledger
         aws = table.config.aws
@@ -63,14 +72,32 @@ class DynamoLoad:
         self.items_written = 0
         self.retries = 0
         self.write_units = 0.0  # the write units the replies say were consumed
+        self.rows_stale = 0  # only_if_newer: items the table holds a newer version of
+        #: rows stale in the run's earlier invocations, up to its last checkpoint
+        self.carried_stale = 0
+        newer = table.config.only_if_newer
+        #: only_if_newer: the version's column, and the conditions' attribute names (JSON)
+        self._newer: tuple[int, str, str] | None = None
+        if newer is not None:
+            pk = '"#pk":' + json.dumps(table.attrs[0])
+            both = "{" + pk + ',"#v":' + json.dumps(newer) + "}"
+            self._newer = (table.codec.fields.index(newer), "{" + pk + "}", both)
 
     def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> list[tuple[int, Any]]:
         renew = getattr(self.ledger, "renew", None)
         if renew is not None:
             renew(self.claim)  # a long file keeps its claim alive
+        plan = self.plan
+        if plan is not None and plan.unchanged:
+            rows = [row for row in rows if not plan.is_unchanged(row)]
+        texts = self._text.items(rows)
+        if self._newer is not None:
+            for row, text in zip(rows, texts, strict=True):
+                self._submit_put(row, text)
+            return []
         # The engine gives each key once per load; should one repeat, the later row wins, as it
         # would have had the rows been written in order.
-        self._window.update(zip(map(self._key, rows), self._text.items(rows), strict=True))
+        self._window.update(zip(map(self._key, rows), texts, strict=True))
         if len(self._window) >= WINDOW:
             self._spread(last=False)
         return []
@@ -91,12 +118,73 @@ class DynamoLoad:
         if last and full < len(texts):
             self._submit(texts[full:])
 
-    def _submit(self, batch: list[str]) -> None:
+    def _submit(self, batch: list[str], *, delete: bool = False) -> None:
         while len(self._pending) >= self._max_pending:
             self._pending.popleft().result()  # raises the first failure
-        self._pending.append(self._pool.submit(self._send, batch))
+        self._pending.append(self._pool.submit(self._send, batch, delete))
 
-    def _send(self, items: Sequence[str]) -> None:
+    def _submit_put(self, row: tuple[Any, ...], text: str) -> None:
+        assert self._newer is not None
+        at, pk_only, both = self._newer
+        version = row[at]
+        if version is None:  # no version: written only where the table has no such item
+            data = put_body(self.table.name, text, "attribute_not_exists(#pk)", pk_only)
+        else:
+            # an equal version is written again: a rerun after a crash finds its own items
+            condition = "attribute_not_exists(#pk) OR attribute_not_exists(#v) OR #v <= :v"
+            values = '{":v":' + value_text(version) + "}"
+            data = put_body(self.table.name, text, condition, both, values)
+        while len(self._pending) >= self._max_pending:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._put, data))
+
+    def _put(self, data: bytes) -> None:
+        """One conditional PutItem, retried as a batch is; a refused condition is a stale row."""
+        from ..aws.clients import error_code, is_transient
+
+        table, governor = self.table, self.governor
+        attempt = 0
+        while True:
+            ticket = governor.acquire(len(data) // 1024 + 1.0 if self._pacing else 0.0)
+            try:
+                reply = self._sender.put(data)
+            except Exception as e:
+                code = error_code(e)
+                governor.release(ticket, throttled=is_transient(e))
+                if code == "ConditionalCheckFailedException":
+                    with self._lock:
+                        self.requests += 1
+                        self.rows_stale += 1
+                        self.write_units += 1.0  # a refused condition still costs a write
+                    return
+                if not is_transient(e):
+                    if code in ("ResourceNotFoundException", "AccessDeniedException", "403"):
+                        raise ConfigError(
+                            f"DynamoDB refused to write {table.name} ({code}): {e}"
+                        ) from e
+                    raise TransientError(f"DynamoDB refused an item for {table.name}: {e}") from e
+                if attempt >= table.config.aws.max_retries:
+                    raise TransientError(
+                        f"DynamoDB left an item of {table.name} unwritten after {attempt} "
+                        f"retries ({code or type(e).__name__}): the table is throttled; the "
+                        "file stays in place and a retry will finish it"
+                    ) from e
+                with self._lock:
+                    self.retries += 1
+                time.sleep(table.backoff(attempt))
+                attempt += 1
+                continue
+            try:
+                units = consumed(reply, table.name)
+            finally:
+                governor.release(ticket, throttled=False, units=None)
+            with self._lock:
+                self.requests += 1
+                self.items_written += 1
+                self.write_units += units or 0.0
+            return
+
+    def _send(self, items: Sequence[str], delete: bool = False) -> None:
         from ..aws.clients import error_code, is_transient
 
         table = self.table
@@ -107,7 +195,7 @@ class DynamoLoad:
             units: float | None = None
             ticket = governor.acquire(_estimate(items) if self._pacing else 0.0)
             try:
-                reply = self._sender.send(name, items)
+                reply = self._sender.send(name, items, delete=delete)
             except Exception as e:
                 governor.release(ticket, throttled=is_transient(e))
                 if not is_transient(e):
@@ -165,13 +253,54 @@ class DynamoLoad:
         return []
 
     def commit(self, receipt: Receipt) -> None:
+        plan = self.plan
         try:
             self.finish()
+            if plan is not None and plan.deleted:
+                units = self.write_units
+                self._delete(plan)
+                if receipt.write_units is not None:  # counted by the engine before the deletes
+                    price = self.table.config.aws.write_unit_price
+                    extra = self.write_units - units
+                    count_write_units(receipt, receipt.write_units + extra, price)
         finally:
             self._pool.shutdown(wait=True)
-        self.ledger.record(self.claim, "committed", receipt)
+        stale = self.carried_stale + self.rows_stale
+        before = receipt.to_dict()
+        if stale:
+            receipt.rows_loaded -= stale
+            receipt.rows_stale = stale
+        if plan is not None:
+            receipt.rows_unchanged = len(plan.unchanged)
+            receipt.rows_deleted = plan.deleted
+            # the ledger names this load's state the feed's in the same transaction
+            self.claim.extra["feed_state"] = (plan.slug, plan.base, plan.run_id, plan.by)
+        try:
+            self.ledger.record(self.claim, "committed", receipt)
+        except BaseException:
+            type(receipt).restore(receipt, before)
+            raise
+        finally:
+            self.claim.extra.pop("feed_state", None)
+        if plan is not None:
+            plan.close()
+            self.table.forget_state(plan)
+
+    def _delete(self, plan: Plan) -> None:
+        """The snapshot's deletes, 25 keys to a request, once every row is written."""
+        batch: list[str] = []
+        for key in plan.delete_keys():
+            batch.append(key)
+            if len(batch) == BATCH_LIMIT:
+                self._submit(batch, delete=True)
+                batch = []
+        if batch:
+            self._submit(batch, delete=True)
+        self._drain()
 
     def abort(self) -> None:
+        if self.plan is not None:
+            self.plan.close()
         self._window.clear()
         for future in self._pending:
             future.cancel()

@@ -24,6 +24,7 @@ from .dynamodb_body import body
 __all__ = ["ClientSender", "WireSender", "sender"]
 
 TARGET = "DynamoDB_20120810.BatchWriteItem"
+PUT_TARGET = "DynamoDB_20120810.PutItem"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 
 
@@ -60,9 +61,19 @@ class WireSender:
                 read_timeout=config.read_timeout,
             ).post
 
-    def send(self, table: str, items: Sequence[str]) -> dict[str, Any]:
-        """The reply of one BatchWriteItem putting ``items`` (JSON texts) into ``table``."""
-        request = _Request(self.url, body(table, items), dict(self.headers))
+    def send(self, table: str, items: Sequence[str], *, delete: bool = False) -> dict[str, Any]:
+        """The reply of one BatchWriteItem putting ``items`` (JSON texts) into ``table``, or
+        with ``delete`` deleting the items whose keys they are."""
+        return self._call(TARGET, body(table, items, delete=delete))
+
+    def put(self, data: bytes) -> dict[str, Any]:
+        """The reply of one PutItem (its body from ``dynamodb_body.put_body``)."""
+        return self._call(PUT_TARGET, data)
+
+    def _call(self, target: str, data: bytes) -> dict[str, Any]:
+        headers = dict(self.headers)
+        headers["X-Amz-Target"] = target
+        request = _Request(self.url, data, headers)
         credentials = self.credentials.get_frozen_credentials()
         self._auth(credentials, self.service, self.region).add_auth(request)
         status, headers, content = self._post(request.body, request.headers)
@@ -76,7 +87,7 @@ class WireSender:
         if status == 200:
             answer: dict[str, Any] = json.loads(content)
             return answer
-        raise refusal(status, content, headers)
+        raise refusal(status, content, headers, target.rsplit(".", 1)[-1])
 
     def _via_session(self, session: Any) -> Any:
         from botocore.awsrequest import AWSRequest
@@ -194,7 +205,9 @@ class Connections:
         return conn
 
 
-def refusal(status: int, content: bytes, headers: Any) -> Exception:
+def refusal(
+    status: int, content: bytes, headers: Any, operation: str = "BatchWriteItem"
+) -> Exception:
     """DynamoDB's error reply as the ClientError botocore would raise for it."""
     from botocore.exceptions import ClientError
 
@@ -210,7 +223,7 @@ def refusal(status: int, content: bytes, headers: Any) -> Exception:
     meta = {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-RequestId", "")}
     return ClientError(
         {"Error": {"Code": code, "Message": message}, "ResponseMetadata": meta},  # type: ignore[typeddict-item]
-        "BatchWriteItem",
+        operation,
     )
 
 
@@ -221,11 +234,18 @@ class ClientSender:
     def __init__(self, client: Any):
         self.client = client
 
-    def send(self, table: str, items: Sequence[str]) -> dict[str, Any]:
-        requests = [{"PutRequest": {"Item": json.loads(item)}} for item in items]
+    def send(self, table: str, items: Sequence[str], *, delete: bool = False) -> dict[str, Any]:
+        if delete:
+            requests = [{"DeleteRequest": {"Key": json.loads(key)}} for key in items]
+        else:
+            requests = [{"PutRequest": {"Item": json.loads(item)}} for item in items]
         reply: dict[str, Any] = self.client.batch_write_item(
             RequestItems={table: requests}, ReturnConsumedCapacity="TOTAL"
         )
+        return reply
+
+    def put(self, data: bytes) -> dict[str, Any]:
+        reply: dict[str, Any] = self.client.put_item(**json.loads(data))
         return reply
 
 
@@ -244,9 +264,16 @@ def sender(client: Any) -> WireSender | ClientSender:
 
 
 def unprocessed(reply: dict[str, Any], table: str) -> list[str]:
-    """The items of ``reply`` handed back unprocessed, as JSON texts."""
+    """The items (or, of deletes, the keys) of ``reply`` handed back unprocessed, as JSON
+    texts."""
     requests = (reply.get("UnprocessedItems") or {}).get(table) or []
-    return [json.dumps(r["PutRequest"]["Item"], separators=(",", ":")) for r in requests]
+    return [
+        json.dumps(
+            r["PutRequest"]["Item"] if "PutRequest" in r else r["DeleteRequest"]["Key"],
+            separators=(",", ":"),
+        )
+        for r in requests
+    ]
 
 
 def consumed(reply: dict[str, Any], table: str) -> float | None:
@@ -254,6 +281,8 @@ def consumed(reply: dict[str, Any], table: str) -> float | None:
     found = reply.get("ConsumedCapacity")
     if not found:
         return None
+    if isinstance(found, dict):  # PutItem's: one table's, not a list
+        found = [found]
     return float(
         sum(c.get("CapacityUnits") or 0 for c in found if c.get("TableName", table) == table)
     )

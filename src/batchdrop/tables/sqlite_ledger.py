@@ -24,6 +24,9 @@ from ..report import LOADED, LOADED_WITH_REJECTS, Receipt
 from .sqlite_db import RUNS, connect, translate
 
 SHARDS = "_batchdrop_shards"
+#: which load's state tells what a feed's table holds (feed_state.py), for the write modes
+#: that compare a load with the last one on a DynamoDB table
+FEEDS = "_batchdrop_feeds"
 #: what a phase's name may be (the DynamoDB ledger makes an attribute name of it)
 PHASE = re.compile(r"[a-z+]{1,40}")
 
@@ -90,6 +93,12 @@ CREATE TABLE IF NOT EXISTS {SHARDS} (
     phase TEXT NOT NULL,
     idx INTEGER NOT NULL,
     PRIMARY KEY (run_id, phase, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {FEEDS} (
+    slug TEXT PRIMARY KEY,
+    current TEXT NOT NULL,
+    by TEXT NOT NULL,
+    updated_at REAL
 ) WITHOUT ROWID;
 """
 RECORD_COLS = (*RUN_FIELDS, "receipt", "progress")
@@ -231,6 +240,12 @@ class SqliteLedger:
 
     def record(self, claim: Claim, state: str, receipt: Receipt) -> None:
         sql, params = self.statement(claim, state, receipt)
+        feed = claim.extra.get("feed_state") if state == "committed" else None
+        if feed:
+            with self._transaction():
+                self._update(claim, sql, params)
+                self._name_feed_state(claim, *feed)
+            return
         if not (state == "done" or receipt.set_aside):
             self._update(claim, sql, params)
             return
@@ -238,6 +253,34 @@ class SqliteLedger:
         with self._transaction():
             self._update(claim, sql, params)
             self.conn.execute(f"DELETE FROM {SHARDS} WHERE run_id = ?", (claim.run_id,))
+
+    def feed_state(self, slug: str) -> tuple[str, str] | None:
+        """(run id, bucketing) of the load whose state tells what feed ``slug``'s table holds;
+        None before its first load."""
+        try:
+            row = self.conn.execute(
+                f"SELECT current, by FROM {FEEDS} WHERE slug = ?", (slug,)
+            ).fetchone()
+        except sqlite3.OperationalError as e:
+            raise translate(e, self.path) from None
+        return (str(row[0]), str(row[1])) if row else None
+
+    def _name_feed_state(
+        self, claim: Claim, slug: str, base: str | None, run_id: str, by: str
+    ) -> None:
+        """In the commit's transaction: this load's state is the feed's, if the state it was
+        compared with still is (of two files of one feed loaded at once, the second to commit
+        fails, to be loaded again against the first)."""
+        now = self.feed_state(slug)
+        if now is not None and now[0] not in (base, run_id):
+            raise TransientError(
+                f"another file of feed {slug} was loaded while {claim.ref.url} was: "
+                "it is loaded again, compared with that one"
+            )
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {FEEDS} (slug, current, by, updated_at) VALUES (?, ?, ?, ?)",
+            (slug, run_id, by, time.time()),
+        )
 
     def shard_done(self, claim: Claim, phase: str, index: int) -> int:
         """The ownership check, the lease, the index and the count in one ``BEGIN IMMEDIATE``
