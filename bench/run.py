@@ -13,7 +13,9 @@ the DynamoDB client bench (bench/dynamodb_client.py: the write path pinned to on
 local instant endpoint, with and without 8 ms of latency, against boto3's clients), then
 the resume bench (bench/resume.py: what checkpoints cost, the Lambda handler on a short time
 budget, a run killed and resumed), then the shards bench (bench/shards.py: a sharded load into
-a local instant DynamoDB endpoint by 1, 2, 4 and 8 consumers, and a kill -9 and resume).
+a local instant DynamoDB endpoint by 1, 2, 4 and 8 consumers, and a kill -9 and resume), then
+the write-modes bench (bench/modes.py: day two of a daily full file in snapshot + changed_only,
+against a full reload).
 
 Each SQLite-bench step runs ``--repeat`` times (default 3) and the best wall time is kept, with
 the highest peak RSS of the runs. A missed target prints MISS; the exit status stays 0 (a
@@ -487,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         help="rows of the shards bench (bench/shards.py; 0: skip it); "
         "default BATCHDROP_BENCH_SHARDS_ROWS or %(default)s",
     )
+    p.add_argument(
+        "--modes-rows",
+        type=int,
+        default=1_000_000,
+        help="rows of day one in the write-modes bench (bench/modes.py; 0: skip it)",
+    )
     args = p.parse_args(argv)
     if shutil.which("sqlite3") is None and not args.dynamodb:
         p.error("the sqlite3 command-line shell is needed for the load floor (apt install sqlite3)")
@@ -530,6 +538,10 @@ def main(argv: list[str] | None = None) -> int:
             print(flush=True)
             shards = [sys.executable, str(HERE / "shards.py"), "--rows", str(args.shards_rows)]
             subprocess.run(shards, check=False)
+        if args.modes_rows:
+            print(flush=True)
+            modes = [sys.executable, str(HERE / "modes.py"), "--rows", str(args.modes_rows)]
+            subprocess.run(modes, check=False)
     return 0
 
 
