@@ -351,3 +351,36 @@ def test_with_a_sqlite_ledger_the_feed_state_is_named_there(stack: Stack, tmp_pa
     with sqlite3.connect(tmp_path / "ledger.db") as conn:
         (current,) = conn.execute("SELECT current FROM _batchdrop_feeds").fetchone()
     assert current == receipt.run_id
+
+
+def test_two_versions_of_one_file_out_of_order_never_let_the_older_overwrite(
+    stack: Stack,
+) -> None:
+    """Yesterday's and today's upload of one name, their events delivered newest first: the
+    event of the older version finds the name's current object (the newer) already loaded, and
+    older content uploaded again is stale row by row."""
+    from batchdrop.aws.handler import Runtime
+
+    from .conftest import s3_event
+
+    table = grades_table(stack)
+    config = parse_config(settings(stack, table, only_if_newer="at"), source="test", environ={})
+    runtime = Runtime(config)
+    older = [("S01", "C001", 10, 1, "old"), ("S02", "C001", 11, 1, "old")]
+    newer = [("S01", "C001", 20, 2, "new"), ("S02", "C001", 21, 2, "new")]
+    events = []
+    for rows in (older, newer):
+        body = text(rows)
+        put = stack.upload("incoming/prices.csv", body)
+        key = "incoming/prices.csv"
+        events.append(s3_event(stack.inbound, key, size=len(body), etag=put["ETag"].strip('"')))
+
+    results = [runtime.handle(e, lambda: 600.0)["results"][0] for e in reversed(events)]
+    assert results[0]["status"] == "loaded"
+    assert results[1]["status"] in ("gone", "already_processed"), results[1]
+    assert table_rows(stack, table) == {(r[0], r[1]): r for r in newer}
+
+    stack.upload("incoming/prices.csv", text(older))  # yesterday's file sent again
+    receipt = Pipeline(config, notifiers=[]).process("prices.csv")
+    assert (receipt.status, receipt.rows_stale, receipt.rows_loaded) == ("loaded", 2, 0)
+    assert table_rows(stack, table) == {(r[0], r[1]): r for r in newer}

@@ -82,7 +82,7 @@ TABLES = {
 
 def feeds_data(*, modes: bool = True, **changes: Any) -> dict[str, Any]:
     """The three feeds' settings; ``modes=False`` leaves out the write modes (only_if_newer,
-    snapshot) the DynamoDB table does not run yet."""
+    snapshot)."""
     data = copy.deepcopy(FEEDS)
     if not modes:
         for feed in data["feeds"]:

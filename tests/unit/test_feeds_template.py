@@ -168,6 +168,11 @@ def test_each_feed_is_granted_its_writes_on_its_own_table_only(tmp_path: Path) -
     # only the feed with only_if_newer puts rows one by one, on its table alone
     assert sids["PutIfNewer"]["Action"] == ["dynamodb:PutItem"]
     assert sids["PutIfNewer"]["Resource"] == [{"Fn::GetAtt": ["FeedGradesTable", "Arn"]}]
+    # the snapshot feed's state: removed when the next load replaces it, below the errors
+    # location's feeds folder only
+    assert sids["RemoveFeedState"]["Action"] == ["s3:DeleteObject"]
+    (resource,) = sids["RemoveFeedState"]["Resource"]
+    assert json.dumps(resource).endswith('_batchdrop/feeds/*"]]}')
     # no other statement names a feed's table; the ledger is granted as for one table
     for sid, st in sids.items():
         if sid not in ("WriteFeedTables", "PutIfNewer"):
@@ -177,6 +182,7 @@ def test_each_feed_is_granted_its_writes_on_its_own_table_only(tmp_path: Path) -
     # without only_if_newer anywhere, no table may be written item by item
     plain = by_sid(template_for(tmp_path, modes=False))
     assert "PutIfNewer" not in plain
+    assert "RemoveFeedState" not in plain
     assert {a for st in plain.values() for a in st["Action"]} == {
         a for sid, st in sids.items() if sid != "PutIfNewer" for a in st["Action"]
     }
