@@ -386,6 +386,11 @@ class Config(Strict):
             return self.max_rejected
         return _share(self.max_rejected, rows_read)
 
+    @property
+    def compares_loads(self) -> bool:
+        """Whether a load is compared with the feed's last one (a snapshot, changed_only)."""
+        return self.mode == "snapshot" or self.write == "changed_only"
+
     def deletes_limit(self, previous_keys: int) -> int:
         """How many keys of the previous snapshot a snapshot may delete."""
         if isinstance(self.max_deletes, int):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .passes import two_pass
+from .errors import DataError
+from .passes import scan_file, two_pass
 from .report import REJECTED, Receipt, RejectedRowsReport, count_write_units
 
 if TYPE_CHECKING:
@@ -27,13 +28,51 @@ def dry_run_passes(
     report: RejectedRowsReport,
     deadline: Deadline | None,
     progress: Progress | None,
+    table: Any = None,
+    ledger: Any = None,
 ) -> None:
     """The passes of a load that writes nothing (``passes.two_pass`` without a load), and for
-    a DynamoDB table the write units the load would take."""
+    a DynamoDB table the write units the load would take. With ``table`` (a load compared with
+    the feed's last one), the plan too: the rows unchanged and deleted, and a snapshot over
+    ``max_deletes`` rejected, as the load would."""
     check = units_check(config)
     two_pass(config, store, ref, receipt, report, None, check, deadline, progress)
     if check is not None:
         estimate(config, receipt, check)
+    if table is not None and receipt.status != REJECTED and not receipt.rows_duplicate:
+        preview(config, store, ref, receipt, table, ledger, deadline)
+
+
+def preview(
+    config: Config,
+    store: FileStore,
+    ref: FileRef,
+    receipt: Receipt,
+    table: Any,
+    ledger: Any,
+    deadline: Deadline | None,
+) -> None:
+    """What the plan of the load would say (a file whose keys repeat is not previewed: the
+    load settles its repeats first)."""
+    scratch = Receipt(file=ref.name, source=ref.url, version=ref.version, size=ref.size)
+    ignored = RejectedRowsReport(ref.name)
+
+    def read(sink: Any) -> None:
+        scan_file(config, store, ref, scratch, ignored, load=sink, deadline=deadline)
+
+    try:
+        plan = table.plan("dry-run", ref.name, ledger, read, dry=True)
+    except DataError:  # the load would be rejected: it would write nothing
+        receipt.write_units = receipt.write_cost_usd = None
+        raise
+    finally:
+        ignored.discard()
+    unchanged = len(plan.unchanged)
+    receipt.rows_unchanged, receipt.rows_deleted = unchanged, plan.deleted
+    if receipt.write_units is not None and receipt.rows_loaded:
+        sent = receipt.rows_loaded - unchanged
+        units = receipt.write_units * sent / receipt.rows_loaded + plan.deleted
+        count_write_units(receipt, float(round(units)), config.aws.write_unit_price)
 
 
 def units_check(config: Config) -> Any:

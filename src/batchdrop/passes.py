@@ -16,7 +16,7 @@ from typing import Any
 from .checkpoint import STAGE_NAMES, TOP, Checkpoints, Delta, Paused
 from .config import Config
 from .dedup import DuplicateFinder
-from .errors import RowError
+from .errors import DataError, RowError
 from .outcome import REPEATS_LISTED, conclude, rejects_duplicates, rejects_file
 from .ports import FileRef, FileStore, Load
 from .report import REJECTED, Receipt, RejectedRowsReport
@@ -301,6 +301,9 @@ def _settle_and_write(
                     config, store, ref, scratch, ignored, load=sink, skip=skip, deadline=deadline
                 )
             )
+        except DataError:  # the plan rejects the file (max_deletes): its rows count as read
+            conclude(config, receipt, first, report)
+            raise
         finally:
             ignored.discard()
     load = begin()  # type: ignore[misc]

@@ -153,7 +153,18 @@ class Pipeline:
             report = RejectedRowsReport(ref.name)
             try:
                 check_entry(ref)
-                dry_run_passes(self.config, store, ref, receipt, report, deadline, progress)
+                table = self.backends.table if self._compares() else None
+                dry_run_passes(
+                    self.config,
+                    store,
+                    ref,
+                    receipt,
+                    report,
+                    deadline,
+                    progress,
+                    table,
+                    self.backends.ledger if table is not None else None,
+                )
             except Exception as e:
                 data = as_data_error(e, ref.name)
                 if data is None:
@@ -300,7 +311,7 @@ class Pipeline:
         # a load that compares with the feed's last one plans its writes first (tables/
         # dynamodb_modes.py)
         plan = (
-            (lambda read: table.plan(claim, ledger, read))  # type: ignore[attr-defined]
+            (lambda read: table.plan(claim.run_id, claim.ref.name, ledger, read))  # type: ignore[attr-defined]
             if getattr(table, "keeps_state", False)
             else None
         )
@@ -323,6 +334,10 @@ class Pipeline:
             load.abort()
         else:
             self._commit(load, claim, receipt, report, run.carried_units)
+
+    def _compares(self) -> bool:
+        """Whether a load is planned against the feed's last one (tables/dynamodb_modes.py)."""
+        return self.config.table.url.startswith("dynamodb://") and self.config.compares_loads
 
     def _hand_over(self, tasks: list[ShardTask], receipt: Receipt, started: float) -> Receipt:
         """A sharded run: its tasks to the consumers. The local runner runs them all and gives

@@ -218,7 +218,7 @@ def test_a_truncated_snapshot_is_rejected_by_the_guard_and_nothing_is_written(
 
     changed = [(r[0], r[1], r[2] + 1, r[3], "changed") for r in rows[:60]]
     receipt = load(stack, config, changed, "truncated.csv")  # a third of the rows, changed
-    assert receipt.status == "rejected"
+    assert (receipt.status, receipt.rows_read, receipt.rows_rejected) == ("rejected", 60, 60)
     n = len(rows)
     share = f"{100 * (n - 60) / n:.0f}%"
     assert f"the snapshot would delete {n - 60} of {n} items ({share}), over max_deletes 10%" in (
@@ -384,3 +384,36 @@ def test_two_versions_of_one_file_out_of_order_never_let_the_older_overwrite(
     receipt = Pipeline(config, notifiers=[]).process("prices.csv")
     assert (receipt.status, receipt.rows_stale, receipt.rows_loaded) == ("loaded", 2, 0)
     assert table_rows(stack, table) == {(r[0], r[1]): r for r in newer}
+
+
+def test_validate_previews_the_plan_and_changes_nothing(stack: Stack) -> None:
+    table = grades_table(stack)
+    config = parse_config(
+        settings(stack, table, mode="snapshot", write="changed_only"), source="test", environ={}
+    )
+    rows = first_day(random.Random(9), 150)
+    assert load(stack, config, rows, "day1.csv").status == "loaded"
+    state_before = [k for k in stack.keys(stack.errors) if "_batchdrop/feeds/" in k]
+    table_before = table_rows(stack, table)
+
+    day2 = [(r[0], r[1], r[2] + 1, r[3], "x") if i < 3 else r for i, r in enumerate(rows[:-4])]
+    stack.upload("incoming/day2.csv", text(day2))
+    pipeline = Pipeline(config, notifiers=[])
+    preview = pipeline.process("day2.csv", dry_run=True)
+    assert (preview.status, preview.rows_unchanged, preview.rows_deleted) == (
+        "would_load",
+        len(day2) - 3,
+        4,
+    )
+    assert preview.write_units == 3 + 4  # the changed rows' puts and the deletes
+    assert table_rows(stack, table) == table_before
+    assert [k for k in stack.keys(stack.errors) if "_batchdrop/feeds/" in k] == state_before
+
+    loaded = pipeline.process("day2.csv")
+    assert (loaded.rows_unchanged, loaded.rows_deleted) == (preview.rows_unchanged, 4)
+
+    stack.upload("incoming/cut.csv", text(day2[:10]))
+    cut = pipeline.process("cut.csv", dry_run=True)
+    assert cut.status == "rejected"  # the CLI shows a dry run's rejection as invalid
+    assert "the snapshot would delete" in (cut.reason or "")
+    assert cut.write_units is None

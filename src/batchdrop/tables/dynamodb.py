@@ -63,16 +63,26 @@ class DynamoTable:
         is read by one process, never in shards."""
         return keeps_state(self.config)
 
-    def plan(self, claim: Claim, ledger: Ledger, read: Callable[[Collector], object]) -> None:
+    def plan(
+        self,
+        run_id: str,
+        file_name: str,
+        ledger: Ledger,
+        read: Callable[[Collector], object],
+        *,
+        dry: bool = False,
+    ) -> Plan:
         """Before the write pass of a load that compares with the last one: ``read`` gives
         the collector every row the write pass will write; the plan made of them waits for
-        ``begin``. A snapshot over ``max_deletes`` raises a DataError here, before any write."""
+        ``begin``. A snapshot over ``max_deletes`` raises a DataError here, before any write.
+        ``dry``: only the plan's counts, nothing kept (``validate``)."""
         config = self.config
         last = getattr(ledger, "feed_state", None)
         if last is None:
             raise ConfigError(
                 f"{'mode: snapshot' if config.mode == 'snapshot' else 'write: changed_only'} "
-                "on a DynamoDB table needs a DynamoDB ledger (ledger: dynamodb://TABLE)",
+                "on a DynamoDB table needs a SQLite or DynamoDB ledger, which names the "
+                "feed's last load",
                 key="ledger",
             )
         by_partition = config.mode == "snapshot" and config.snapshot_scope == "partition"
@@ -84,12 +94,13 @@ class DynamoTable:
         except BaseException:
             collector.abort()
             raise
-        old = self._plans.pop(claim.run_id, None)
-        if old is not None:
-            old.close()
-        self._plans[claim.run_id] = make_plan(
-            config, collector, self.feed_store, base, claim.run_id, claim.ref.name
-        )
+        plan = make_plan(config, collector, self.feed_store, base, run_id, file_name, dry=dry)
+        if not dry:
+            old = self._plans.pop(run_id, None)
+            if old is not None:
+                old.close()
+            self._plans[run_id] = plan
+        return plan
 
     @property
     def feed_store(self) -> StateStore:

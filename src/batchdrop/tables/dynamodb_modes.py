@@ -47,7 +47,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 def keeps_state(config: Config) -> bool:
     """Whether loads of this config compare with the last load (a snapshot, changed_only)."""
-    return config.mode == "snapshot" or config.write == "changed_only"
+    return config.compares_loads
 
 
 def feed_slug(config: Config) -> str:
@@ -168,9 +168,12 @@ def make_plan(
     base: tuple[str, str] | None,
     run_id: str,
     file_name: str,
+    *,
+    dry: bool = False,
 ) -> Plan:
     """Compare the file's buckets with the last load's (``base``: its run id and bucketing,
-    None for a feed's first load); write the new state; check ``max_deletes``."""
+    None for a feed's first load); write the new state; check ``max_deletes``. ``dry``: the
+    counts only (no state written, no keys kept)."""
     slug = feed_slug(config)
     by = collector.buckets.by
     snapshot = config.mode == "snapshot"
@@ -195,7 +198,8 @@ def make_plan(
                     continue
                 in_scope = snapshot and (held_parts is None or p in held_parts)
                 if in_scope:
-                    deletes.write(prev.texts[j] + "\n")
+                    if not dry:
+                        deletes.write(prev.texts[j] + "\n")
                     deleted += 1
                 else:
                     keep.append(j)
@@ -206,7 +210,8 @@ def make_plan(
                 unchanged.extend(fp for fp in cur.items if fp in before)
             cur.add(prev, keep)
             kept += len(cur)
-            state.put(new, part_name(i), pack(cur))
+            if not dry:
+                state.put(new, part_name(i), pack(cur))
         if snapshot and deleted > config.deletes_limit(held):
             scope = f" in the {partitions:,} partition(s) the file holds" if by_partition else ""
             raise DataError(
@@ -219,7 +224,8 @@ def make_plan(
             )
     except BaseException:
         deletes.close()
-        state.drop(new)
+        if not dry:
+            state.drop(new)
         raise
     finally:
         collector.buckets.close()
