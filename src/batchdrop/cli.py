@@ -109,6 +109,9 @@ LAZY_COMMANDS = {
     "runs": "batchdrop.cli_query",
     "get": "batchdrop.cli_query",
     "init": "batchdrop.cli_query",
+    "status": "batchdrop.cli_ops",
+    "redrive": "batchdrop.cli_ops",
+    "retry": "batchdrop.cli_ops",
 }
 
 

@@ -38,10 +38,11 @@ def _aws_errors(what: str) -> Iterator[None]:
 @click.pass_context
 def template(ctx: click.Context, as_json: bool) -> None:
     """Print the CloudFormation template built from the config."""
-    from .template import build_template, to_json, to_yaml
+    from .alarms import monitored_template
+    from .template import to_json, to_yaml
 
     config = _config(ctx)
-    built = build_template(config, deploy_settings(config))
+    built = monitored_template(config, deploy_settings(config))
     click.echo(to_json(built) if as_json else to_yaml(built), nl=False)
 
 
@@ -79,6 +80,11 @@ def package(
 @click.option("--stack", "stack_name", help=STACK_HELP)
 @click.option("--email", help="Subscribe this address to the receipts topic.")
 @click.option(
+    "--alarm-email",
+    metavar="ADDRESS",
+    help="Subscribe this address to the alarms' topic (AWS sends a confirmation email first).",
+)
+@click.option(
     "--package",
     "package_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -86,9 +92,17 @@ def package(
 )
 @click.pass_context
 def deploy(
-    ctx: click.Context, stack_name: str | None, email: str | None, package_path: Path | None
+    ctx: click.Context,
+    stack_name: str | None,
+    email: str | None,
+    alarm_email: str | None,
+    package_path: Path | None,
 ) -> None:
     """Create or update the stack through a change set, wait, and print its outputs.
+
+    The stack has alarms (deploy.alarms, on by default) that notify a topic of their own
+    (AlarmTopic; --alarm-email subscribes an address to it), and a CloudWatch dashboard
+    (DashboardUrl in the outputs).
 
     The inbound bucket's notification is then checked: an emulator that leaves it out of a
     stack gets it applied (and says so).
@@ -99,7 +113,7 @@ def deploy(
     from .stack import StackClient
 
     config = _config(ctx)
-    settings = deploy_settings(config, email=email)
+    settings = deploy_settings(config, email=email, alarm_email=alarm_email)
     name = check_stack_name(stack_name) if stack_name else settings.resolved_stack_name(config)
     with (
         tempfile.TemporaryDirectory(prefix="batchdrop-deploy-") as tmp,

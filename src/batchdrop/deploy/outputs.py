@@ -52,6 +52,23 @@ class StackOutputs:
             )
         return url
 
+    @property
+    def has_queue(self) -> bool:
+        """Whether the stack's trigger is the events queue (not S3 invoking the function)."""
+        return bool(self.outputs.get("Queue"))
+
+    @property
+    def dead_letters(self) -> str:
+        """The dead-letter queue's URL: S3 events the function gave up on (queue trigger), or
+        its failed invocations (direct trigger)."""
+        url = self.outputs.get("DeadLetterQueue")
+        if not url:
+            raise ConfigError(
+                f"stack {self.name} has no output DeadLetterQueue: is it a batchdrop stack?",
+                key="--stack",
+            )
+        return url
+
 
 def read_stack(config: Config, name: str, *, session: object = None) -> StackOutputs:
     """The outputs of stack ``name``, as the deploy commands reach it (``aws`` settings,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import ConfigError
 
@@ -43,6 +50,34 @@ RETENTION_DAYS = (
 MAX_STACK_NAME = 63 - len("-inbound-") - 12 - 1 - 14
 STACK_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
+
+
+class AlarmThresholds(BaseModel):
+    """Each alarm fires when its figure, over one period, is above its threshold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: messages waiting in the dead-letter queue (its maximum over a period)
+    dead_letter_messages: int = Field(0, ge=0)
+    #: files whose run failed (the FilesFailed metric, summed over a period)
+    failed_files: int = Field(0, ge=0)
+    #: the function's errors and throttles (summed over a period)
+    function_errors: int = Field(0, ge=0)
+    function_throttles: int = Field(0, ge=0)
+    #: write requests DynamoDB throttled, per table (summed over a period)
+    throttled_writes: int = Field(0, ge=0)
+    #: seconds the oldest event has waited (the queue's, or the function's asynchronous events)
+    oldest_event_age_s: int = Field(3600, ge=60)
+    #: the period each alarm looks at, in seconds (CloudWatch's standard metrics: 60 or more)
+    period_s: int = Field(300, ge=60, le=86400)
+
+    @field_validator("period_s")
+    @classmethod
+    def _period(cls, v: int) -> int:
+        if v % 60:
+            raise ValueError("must be a multiple of 60")
+        return v
 
 
 class DeploySettings(BaseModel):
@@ -71,6 +106,11 @@ class DeploySettings(BaseModel):
     api: bool = False
     api_auth: Literal["iam", "none"] = "iam"
     tags: dict[str, str] = Field(default_factory=dict)
+    alarms: bool = True
+    alarm_email: str | None = None
+    alarm_topic: str | None = None
+    alarm_thresholds: AlarmThresholds = Field(default_factory=AlarmThresholds)
+    dashboard: bool = True
 
     @field_validator("stack_name")
     @classmethod
@@ -86,7 +126,7 @@ class DeploySettings(BaseModel):
             raise ValueError(f"must be one of {', '.join(map(str, RETENTION_DAYS))}")
         return v
 
-    @field_validator("email")
+    @field_validator("email", "alarm_email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v):
@@ -99,6 +139,24 @@ class DeploySettings(BaseModel):
         if v is not None and not BUCKET_RE.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid S3 bucket name (3-63 characters: a-z 0-9 . -)")
         return v
+
+    @field_validator("alarm_topic")
+    @classmethod
+    def _alarm_topic(cls, v: str | None) -> str | None:
+        if v is not None and not TOPIC_ARN_RE.fullmatch(v):
+            raise ValueError(f"{v!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+        return v
+
+    @model_validator(mode="after")
+    def _alarm_target(self) -> DeploySettings:
+        if self.alarm_email and not self.alarms:
+            raise ValueError("alarm_email: the alarms are off (deploy.alarms: false)")
+        if self.alarm_email and self.alarm_topic:
+            raise ValueError(
+                "alarm_email: the alarms go to alarm_topic, a topic the stack does not own: "
+                "subscribe the address to that topic instead"
+            )
+        return self
 
     def resolved_stack_name(self, config: Config) -> str:
         if self.stack_name:
@@ -132,10 +190,17 @@ def deploy_settings(config: Config, **overrides: Any) -> DeploySettings:
         return DeploySettings.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        key = "deploy." + ".".join(str(p) for p in err["loc"])
+        loc = [str(p) for p in err["loc"]]
         msg = err["msg"].removeprefix("Value error, ")
+        if not loc and ": " in msg:  # a rule between settings names the one it is about
+            first, msg = msg.split(": ", 1)
+            loc = [first]
+        key = ".".join(["deploy", *loc])
         if err["type"] == "extra_forbidden":
-            allowed = ", ".join(DeploySettings.model_fields)
+            model: type[BaseModel] = (
+                AlarmThresholds if loc[0] == "alarm_thresholds" else DeploySettings
+            )
+            allowed = ", ".join(model.model_fields)
             msg = f"is not a deploy setting (allowed: {allowed})"
         elif err["type"] == "literal_error":
             msg = f"got {err.get('input')!r}; {msg}"

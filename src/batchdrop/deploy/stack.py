@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..aws.secrets import parameter_name, webhooks
 from ..errors import BatchdropError, ConfigError, TransientError
+from .alarms import monitored_template
 from .notification import ensure_notification
 from .package import Package
 from .policy import Json
 from .settings import DeploySettings
-from .template import VERSION_PARAMETER, build_template, to_yaml
+from .template import VERSION_PARAMETER, to_yaml
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -218,7 +219,7 @@ class StackClient:
 
         bucket = self.artifact_bucket(settings)
         key = self.upload(package, bucket, stack_name)
-        template = build_template(config, settings)
+        template = monitored_template(config, settings)
         body = to_yaml(template)
         current = self.stack(stack_name)
         status = current["StackStatus"] if current else None

@@ -19,6 +19,7 @@ from ..aws.secrets import PARAMETER_NAME, PARAMETER_VARIABLE, webhooks
 from ..errors import ConfigError
 from ..tables.dynamodb_modes import keeps_state
 from . import resources as r
+from .alarms import add_monitoring
 from .api import api_resources
 from .feeds import FeedTable, by_table, check_environment, feed_tables, grants, suffixes
 from .feeds import environment as feeds_environment
@@ -226,13 +227,15 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
             "Description": "Version of the SSM parameter holding the webhook URLs "
             "(written by batchdrop deploy)",
         }
-    return {
+    template = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": description(config, feeds, s.trigger),
         "Parameters": parameters,
         "Resources": res,
         "Outputs": {name: {"Value": value} for name, value in outputs.items()},
     }
+    # the alarms, their topic and the dashboard (alarms.py)
+    return add_monitoring(template, config, s)
 
 
 def description(config: Config, feeds: list[FeedTable] | None, trigger: str) -> str:
