@@ -39,9 +39,17 @@ $(CHECKOV):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2'
 
-## test: install the dev dependencies, then run every test
-test: $(DEV_STAMP) $(CHECKOV)
-	CHECKOV=$(CHECKOV) $(PY) -m pytest -n 2 -q
+# the browser tests drive Debian's Chromium (Playwright for Python, from the dev extra)
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "the browser tests need Debian's chromium: apt-get install chromium (as root)"; exit 1; fi; \
+	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	$$SUDO apt-get install -y -q --no-install-recommends chromium
+
+## test: install the dev dependencies (and Chromium), then run every test
+test: $(DEV_STAMP) $(CHECKOV) $(CHROMIUM)
+	BATCHDROP_REQUIRE_BROWSER=1 CHECKOV=$(CHECKOV) $(PY) -m pytest -n 2 -q
 
 ## bench: the benchmarks (never part of `make test`)
 bench: $(DEV_STAMP)

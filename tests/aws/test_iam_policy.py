@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from batchdrop.api import lambda_handler as api_handler
+from batchdrop.aws import clients
 from batchdrop.aws.handler import BatchFailed, Runtime
 from batchdrop.aws.secrets import load_runtime_config
 from batchdrop.aws.worker import Worker
@@ -261,6 +262,7 @@ def test_the_policies_name_exactly_the_stack_resources(iam_stack: IamStack) -> N
         f"arn:aws:s3:::{st.errors}",
         f"arn:aws:s3:::{st.errors}/*",
         f"arn:aws:s3:::{st.errors}/rejected/_batchdrop/state/*",
+        f"arn:aws:s3:::{st.errors}/rejected/*.rejected.csv",
         f"{table}/{st.table}",
         f"{table}/{st.ledger}",
         f"{table}/{st.ledger}/index/*",
@@ -274,7 +276,9 @@ def test_the_policies_name_exactly_the_stack_resources(iam_stack: IamStack) -> N
         resources = {r for s in st.policy(role)["Statement"] for r in s["Resource"]}
         assert resources <= named, (role, resources - named)
     api = {r for s in st.policy("ApiRole")["Statement"] for r in s["Resource"]}
-    assert not any(":s3:" in r or ":sqs:" in r or ":ssm:" in r for r in api)
+    assert not any(":sqs:" in r or ":ssm:" in r for r in api)
+    # of S3, the rejected-rows reports in the errors location only (the runs page's downloads)
+    assert {r for r in api if ":s3:" in r} == {f"arn:aws:s3:::{st.errors}/rejected/*.rejected.csv"}
 
 
 #: the API role's actions: both its statements grant them, one on the table, one on the ledger,
@@ -310,13 +314,21 @@ def test_the_api_role_serves_items_and_runs_and_needs_each_action(
         runs = api_handler.handler(http_get("/runs"), None)
         run_id = json.loads(runs["body"])["runs"][0]["run_id"] if runs["statusCode"] == 200 else ""
         run = api_handler.handler(http_get(f"/runs/{run_id or 'none'}"), None)
+        report = api_handler.handler(http_get(f"/runs/{run_id or 'none'}/report"), None)
     finally:
         api_handler.reset()
-    answers = [item, page, runs, run]
+    answers = [item, page, runs, run, report]
     if drop:
-        assert [a["statusCode"] for a in answers] != [200] * 4, f"{drop} is not needed"
+        assert [a["statusCode"] for a in answers] != [200] * 5, f"{drop} is not needed"
         return
-    assert [a["statusCode"] for a in answers] == [200] * 4, [a["body"] for a in answers]
+    assert [a["statusCode"] for a in answers] == [200] * 5, [a["body"] for a in answers]
+    assert report["body"].count("\n") == 3  # the header and the example's 2 rejected rows
+    # the role reads reports, not the files set aside beside them
+    with st.as_admin():
+        st.s3.put_object(Bucket=st.errors, Key="rejected/partner.csv", Body=b"id\n1\n")
+    with pytest.raises(Exception) as refused:
+        clients.client("s3").get_object(Bucket=st.errors, Key="rejected/partner.csv")
+    assert clients.error_code(refused.value) in ("AccessDenied", "403")
     assert json.loads(item["body"])["fname"] == "Sherlock"
     assert json.loads(page["body"])["count"] == 3
     assert [r["file"] for r in json.loads(runs["body"])["runs"]] == ["students.csv"]

@@ -41,6 +41,7 @@ def test_package_holds_batchdrop_and_the_config_and_is_reproducible(tmp_path: Pa
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
     listed = names(first.path)
     assert "batchdrop/aws/handler.py" in listed and "batchdrop/deploy/template.py" in listed
+    assert "batchdrop/web/templates/runs.html" in listed  # the runs page, for the API function
     assert not [n for n in listed if "__pycache__" in n or n.endswith(".pyc")]
     with zipfile.ZipFile(first.path) as zf:
         bundled = zf.read("batchdrop.yaml").decode()

@@ -310,6 +310,7 @@ def test_the_stack_with_the_api_deploys(aws_env: str, tmp_path: Path, unique: st
         "dynamodb:Query",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "s3:GetObject",  # the rejected-rows reports the runs page streams
     }
 
 

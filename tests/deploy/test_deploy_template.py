@@ -117,9 +117,10 @@ def test_iam_has_no_wildcard_action_and_no_wildcard_resource_but_xray(
             if resource == "*":  # X-Ray supports no resource-level permissions
                 assert set(st["Action"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
             else:
+                # objects under a bucket, indexes; the API's rejected-rows reports
                 assert "*" not in json.dumps(resource) or json.dumps(resource).endswith(
-                    ('*"]]}', '"*"]]}')
-                ), (role, resource)  # objects under a bucket, indexes
+                    ('*"]]}', '"*"]]}', '/*.rejected.csv"]]}')
+                ), (role, resource)
 
 
 RUNTIME_ACTIONS = {
@@ -195,7 +196,16 @@ def test_the_api_role_only_reads(tmp_path: Path) -> None:
         "dynamodb:Query",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "s3:GetObject",  # the runs page's rejected-rows reports, and nothing else of S3
     }
+    (reports,) = [
+        st
+        for st in t["Resources"]["ApiRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+            "Statement"
+        ]
+        if st["Sid"] == "ReadRejectedRowsReports"
+    ]
+    assert json.dumps(reports["Resource"]).endswith('"/*.rejected.csv"]]}]')
     route = t["Resources"]["ApiRoute"]["Properties"]
     assert route["AuthorizationType"] == "AWS_IAM"
     assert t["Resources"]["ApiFunction"]["Properties"]["Handler"] == (

@@ -114,7 +114,7 @@ def test_no_wildcard_action_and_no_wildcard_resource_but_xray(tmp_path: Path, va
             if resource == "*":  # X-Ray supports no resource-level permissions
                 assert set(st["Action"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
             elif "*" in text:  # objects under a bucket's prefix, the ledger's indexes
-                assert text.endswith(('*"]]}', '"*"]]}')), (role, resource)
+                assert text.endswith(('*"]]}', '"*"]]}', '/*.rejected.csv"]]}')), (role, resource)
                 assert not arns_named(resource) & set(FEED_TABLES), (role, resource)
 
 
@@ -196,6 +196,7 @@ def test_the_api_reads_every_feed_table_and_nothing_else(tmp_path: Path) -> None
         "dynamodb:Query",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "s3:GetObject",  # the rejected-rows reports the runs page streams
     }
     assert api["ReadFeedTables"]["Action"] == ["dynamodb:GetItem", "dynamodb:Query"]
     assert arns_named(api["ReadFeedTables"]["Resource"]) == set(FEED_TABLES)

@@ -296,6 +296,10 @@ def create_app(config: Config, backends: Backends | None = None) -> FastAPI:
     app.state.backends = store
     app.openapi = docs.openapi_builder(app, config)  # type: ignore[method-assign]
     app.add_middleware(KeyPath, partition_parts=len(keys.partitions), sort_parts=len(keys.sorts))
+    if config.feed is None:  # the runs page (a deployment with feeds has it at its root)
+        from ..web.pages import add_pages
+
+        add_pages(app, config, call, lambda: {config.ledger_url: store.ledger})
     return app
 
 

@@ -152,6 +152,9 @@ def _root_app(config: Config, feeds_app: FeedsApp) -> FastAPI:
             f"read a feed's items at /feeds/{{feed}}/items/{rest}"
         )
 
+    from ..web.pages import add_pages
+
+    add_pages(app, config, call, lambda: opened)
     return app
 
 

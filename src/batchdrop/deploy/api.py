@@ -25,7 +25,10 @@ ACCESS_LOG_FORMAT = (
 
 
 def api_resources(
-    s: DeploySettings, env: Json, tables: Sequence[TableGrant] = SINGLE_TABLE
+    s: DeploySettings,
+    env: Json,
+    tables: Sequence[TableGrant] = SINGLE_TABLE,
+    reports: tuple[Json | str, str] | None = None,
 ) -> tuple[dict[str, Json], dict[str, Any]]:
     """The API's resources and outputs; ``env`` is the loader's environment (same config),
     ``tables`` the tables it reads (every feed's).
@@ -35,7 +38,9 @@ def api_resources(
     res: dict[str, Json] = {}
     res["ApiLogGroup"] = r.log_group(s)
     res["ApiAccessLogGroup"] = r.log_group(s)
-    res["ApiRole"] = role("lambda.amazonaws.com", "batchdrop-api", api_statements(s, tables))
+    res["ApiRole"] = role(
+        "lambda.amazonaws.com", "batchdrop-api", api_statements(s, tables, reports)
+    )
     fn = r.function(s, API_HANDLER, "ApiRole", "ApiLogGroup", env, memory=512, timeout=29)
     r.skip(
         fn,

@@ -230,9 +230,14 @@ def xray_statement() -> Json:
     return statement("Tracing", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"])
 
 
-def api_statements(s: DeploySettings, tables: Sequence[TableGrant] = SINGLE_TABLE) -> list[Json]:
+def api_statements(
+    s: DeploySettings,
+    tables: Sequence[TableGrant] = SINGLE_TABLE,
+    reports: tuple[Json | str, str] | None = None,
+) -> list[Json]:
     """What the query API (batchdrop.api.lambda_handler) calls: reads only (of every feed's
-    table, with ``feeds:``)."""
+    table, with ``feeds:``; with ``reports``, the errors bucket and prefix, the runs page's
+    rejected-rows reports there and nothing else of that bucket)."""
     out = [
         statement(
             "Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], [getatt("ApiLogGroup", "Arn")]
@@ -251,6 +256,16 @@ def api_statements(s: DeploySettings, tables: Sequence[TableGrant] = SINGLE_TABL
             ],
         ),
     ]
+    if reports is not None:
+        bucket, prefix = reports
+        report_arn = {
+            "Fn::Join": [
+                "",
+                ["arn:", ref("AWS::Partition"), ":s3:::", bucket, f"/{prefix}*.rejected.csv"],
+            ]
+        }
+        # the runs page streams a run's rejected-rows report (web/reports.py)
+        out.append(statement("ReadRejectedRowsReports", ["s3:GetObject"], [report_arn]))
     if s.tracing:
         out.append(xray_statement())
     return out

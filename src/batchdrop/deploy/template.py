@@ -213,7 +213,8 @@ def build_template(config: Config, settings: DeploySettings) -> Json:
     if s.api:
         # the API notifies no one: it is not told where the webhook URLs are
         api_env = {k: v for k, v in env.items() if k != PARAMETER_VARIABLE}
-        api_res, api_out = api_resources(s, api_env, table_grants)
+        reports = (buckets["errors"], prefixes["errors"])
+        api_res, api_out = api_resources(s, api_env, table_grants, reports)
         res.update(api_res)
         outputs.update(api_out)
     parameters: Json = {
