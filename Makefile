@@ -49,7 +49,7 @@ $(CHROMIUM):
 
 ## test: install the dev dependencies (and Chromium), then run every test
 test: $(DEV_STAMP) $(CHECKOV) $(CHROMIUM)
-	BATCHDROP_REQUIRE_BROWSER=1 CHECKOV=$(CHECKOV) $(PY) -m pytest -n 2 -q
+	REQUIRE_BROWSER_TESTS=1 CHECKOV=$(CHECKOV) $(PY) -m pytest -n 2 -q
 
 ## bench: the benchmarks (never part of `make test`)
 bench: $(DEV_STAMP)

@@ -2,7 +2,8 @@
 Playwright for Python), against ``batchdrop serve``'s app on 127.0.0.1 over real loads.
 
 Chromium is installed by ``make test`` (and so by CI). Without it these tests fail when
-``BATCHDROP_REQUIRE_BROWSER`` is set (the Makefile sets it) and are skipped, saying why, when
+``REQUIRE_BROWSER_TESTS`` is set (the Makefile sets it; not a ``BATCHDROP_`` name, which
+the config would take for a setting) and are skipped, saying why, when
 run by hand."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = os.environ.get("BATCHDROP_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 #: screenshots, kept for people to look at (ignored by git)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = [
@@ -48,7 +49,7 @@ def _missing() -> str | None:
 def browser() -> Iterator[Any]:
     why = _missing()
     if why is not None:
-        if os.environ.get("BATCHDROP_REQUIRE_BROWSER"):
+        if os.environ.get("REQUIRE_BROWSER_TESTS"):
             pytest.fail(f"the browser tests need Chromium and Playwright: {why}")
         pytest.skip(why)
     from playwright.sync_api import sync_playwright
