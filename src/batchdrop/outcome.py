@@ -91,3 +91,23 @@ def reject_whole(receipt: Receipt, e: DataError) -> None:
     receipt.rows_loaded = receipt.rows_duplicate = 0
     receipt.rows_rejected = receipt.rows_read
     receipt.errors = []
+
+
+def check_deletes(
+    config: Config, deleted: int, held: int, partitions: int, file: str, what: str = "rows"
+) -> None:
+    """``mode: snapshot``'s guard: a DataError when the snapshot would delete more than
+    ``max_deletes`` of the ``held`` rows (items) in its scope (``partitions``: how many the file
+    holds, with ``snapshot_scope: partition``; 0 for the whole table)."""
+    if config.mode != "snapshot" or deleted <= config.deletes_limit(held):
+        return
+    share = 100 * deleted / held if held else 100.0
+    scope = f" in the {partitions:,} partition(s) the file holds" if partitions else ""
+    raise DataError(
+        f"the snapshot would delete {deleted:,} of {held:,} {what}{scope} "
+        f"({f'{share:.1f}'.removesuffix('.0')}%), over max_deletes {config.max_deletes}: a file "
+        "that lost rows on the way (a truncated upload) must not empty the table, so nothing "
+        f"was written. If those {what} are really gone, load it again with a higher "
+        "max_deletes",
+        file=file,
+    )

@@ -220,7 +220,7 @@ def test_a_truncated_snapshot_is_rejected_by_the_guard_and_nothing_is_written(
     receipt = load(stack, config, changed, "truncated.csv")  # a third of the rows, changed
     assert (receipt.status, receipt.rows_read, receipt.rows_rejected) == ("rejected", 60, 60)
     n = len(rows)
-    share = f"{100 * (n - 60) / n:.0f}%"
+    share = f"{100 * (n - 60) / n:.1f}".removesuffix(".0") + "%"
     assert f"the snapshot would delete {n - 60} of {n} items ({share}), over max_deletes 10%" in (
         receipt.reason or ""
     )
@@ -417,3 +417,91 @@ def test_validate_previews_the_plan_and_changes_nothing(stack: Stack) -> None:
     assert cut.status == "rejected"  # the CLI shows a dry run's rejection as invalid
     assert "the snapshot would delete" in (cut.reason or "")
     assert cut.write_units is None
+
+
+def test_stale_rows_are_counted_once_across_pauses_at_checkpoints(stack: Stack) -> None:
+    """A big only_if_newer file loaded by invocations that each pause at a checkpoint: the
+    stale rows found by every invocation add up, each once."""
+    from batchdrop.report import PAUSED
+
+    from ..unit.test_resumable_passes import ticking
+
+    table = grades_table(stack)
+    data = settings(stack, table, only_if_newer="at", batch_size=50)
+    data["checkpoint"] = {"every_bytes": 20_000, "every_seconds": 1}
+    config = parse_config(data, source="test", environ={})
+    pad = "x" * 200  # rows big enough for a file read in several segments
+    rows = [(f"S{i:04d}", "C001", i % 20, 5, "new" + pad) for i in range(600)]
+    assert load(stack, config, rows, "today.csv").status == "loaded"
+    older = [(r[0], r[1], 0, 4 if i % 3 else 6, "old" + pad) for i, r in enumerate(rows)]
+    stack.upload("incoming/yesterday.csv", text(older))
+    runs = 0
+    while True:
+        receipt = Pipeline(config, notifiers=[]).process("yesterday.csv", deadline=ticking(4))
+        runs += 1
+        if receipt.status != PAUSED:
+            break
+        assert runs < 300
+    assert runs > 2, (receipt.status, receipt.reason)  # several invocations
+    stale = sum(1 for i in range(600) if i % 3)
+    assert (receipt.status, receipt.rows_stale, receipt.rows_loaded) == (
+        "loaded",
+        stale,
+        600 - stale,
+    )
+    pairs = enumerate(zip(rows, older, strict=True))
+    expected = {(r[0], r[1]): (o if not i % 3 else r) for i, (r, o) in pairs}
+    assert table_rows(stack, table) == expected
+
+
+def test_a_feed_state_removed_by_hand_fails_the_load_saying_so(stack: Stack) -> None:
+    table = grades_table(stack)
+    config = parse_config(settings(stack, table, mode="snapshot"), source="test", environ={})
+    rows = first_day(random.Random(2), 40)
+    assert load(stack, config, rows, "one.csv").status == "loaded"
+    state = [k for k in stack.keys(stack.errors) if "_batchdrop/feeds/" in k]
+    stack.s3.delete_objects(Bucket=stack.errors, Delete={"Objects": [{"Key": k} for k in state]})
+    before = table_rows(stack, table)
+    receipt = load(stack, config, rows[:5], "two.csv")
+    assert receipt.status == "failed"
+    assert "the state of the feed's last load" in (receipt.reason or "")
+    assert "is missing from" in (receipt.reason or "")
+    assert table_rows(stack, table) == before  # nothing written, nothing deleted
+
+
+def test_a_snapshot_scope_changed_between_loads_compares_with_the_last_load(
+    stack: Stack,
+) -> None:
+    """The last load's state was bucketed by key (scope: table); this one's by partition."""
+    table = grades_table(stack)
+    whole = parse_config(
+        settings(stack, table, mode="snapshot", write="changed_only"), source="test", environ={}
+    )
+    rows = first_day(random.Random(4), 120)
+    assert load(stack, whole, rows, "one.csv").status == "loaded"
+    by_partition = parse_config(
+        settings(
+            stack,
+            table,
+            mode="snapshot",
+            snapshot_scope="partition",
+            write="changed_only",
+            max_deletes="100%",
+        ),
+        source="test",
+        environ={},
+    )
+    held = sorted({r[0] for r in rows})[:3]
+    day2 = [r for r in rows if r[0] in held][1:]  # three partitions, one of their rows gone
+    receipt = load(stack, by_partition, day2, "two.csv")
+    assert (receipt.status, receipt.rows_deleted, receipt.rows_unchanged) == (
+        "loaded",
+        1,
+        len(day2),
+    )
+    expected, _ = model(
+        {(r[0], r[1]): r for r in rows},
+        day2,
+        {"mode": "snapshot", "snapshot_scope": "partition"},
+    )
+    assert table_rows(stack, table) == expected

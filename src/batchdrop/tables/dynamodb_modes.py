@@ -30,8 +30,9 @@ from json.encoder import encode_basestring_ascii as quote
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DataError, TransientError
+from ..errors import TransientError
 from ..feed_state import PARTS, Buckets, Records, fingerprint, pack, part_name, unpack
+from ..outcome import check_deletes
 from ..schema import join_key
 from .dynamodb_body import value_text
 
@@ -61,10 +62,6 @@ def content(row: tuple[Any, ...]) -> int:
     attributes depends on the other rows of its chunk). ``repr`` of the converted values (str,
     int, Decimal, date, datetime, bool, None) is the same in every process."""
     return fingerprint(repr(row))
-
-
-def share_text(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}%" if whole else "all"
 
 
 class KeyText:
@@ -178,7 +175,7 @@ def make_plan(
     by = collector.buckets.by
     snapshot = config.mode == "snapshot"
     by_partition = config.snapshot_scope == "partition"
-    previous = _previous(state, slug, base, by)
+    previous, again = _previous(state, slug, base, by)
     deletes = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="batchdrop-deletes-")  # noqa: SIM115
     unchanged = array("q")
     deleted = held = kept = 0
@@ -212,16 +209,7 @@ def make_plan(
             kept += len(cur)
             if not dry:
                 state.put(new, part_name(i), pack(cur))
-        if snapshot and deleted > config.deletes_limit(held):
-            scope = f" in the {partitions:,} partition(s) the file holds" if by_partition else ""
-            raise DataError(
-                f"the snapshot would delete {deleted:,} of {held:,} items{scope} "
-                f"({share_text(deleted, held)}), over max_deletes {config.max_deletes}: a file "
-                "that lost rows on the way (a truncated upload) must not empty the table, so "
-                "nothing was written. If those items are really gone, load it again with a "
-                "higher max_deletes",
-                file=file_name,
-            )
+        check_deletes(config, deleted, held, partitions if by_partition else 0, file_name, "items")
     except BaseException:
         deletes.close()
         if not dry:
@@ -229,6 +217,8 @@ def make_plan(
         raise
     finally:
         collector.buckets.close()
+        if again is not None:
+            again.close()
     unchanged = array("q", sorted(unchanged))
     return Plan(
         slug,
@@ -255,11 +245,11 @@ def _count_in(partitions: array[int], held: set[int]) -> int:
 
 def _previous(
     state: StateStore, slug: str, base: tuple[str, str] | None, by: str
-) -> Callable[[int], Records]:
+) -> tuple[Callable[[int], Records], Buckets | None]:
     """The last load's bucket ``i``, bucketed as this load buckets (a load that bucketed by the
-    other fingerprint is bucketed again, once, in temporary files)."""
+    other fingerprint is bucketed again, once, in temporary files: those, to close)."""
     if base is None:
-        return lambda i: Records()
+        return (lambda i: Records()), None
     run_id, base_by = base
     name = folder(slug, run_id)
 
@@ -273,8 +263,8 @@ def _previous(
             ) from e
 
     if base_by == by:
-        return get
+        return get, None
     again = Buckets(by)
     for i in range(PARTS):
         again.add_records(get(i))
-    return again.bucket
+    return again.bucket, again

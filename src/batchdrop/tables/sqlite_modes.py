@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import DataError
+from ..outcome import check_deletes
 from .sqlite_db import RUN_COL, q
 
 if TYPE_CHECKING:
@@ -174,11 +174,6 @@ class Snapshot:
         return deleted, held - added, partitions
 
 
-def share_text(part: int, whole: int) -> str:
-    share = 100 * part / whole if whole else 100.0
-    return f"{share:.1f}".removesuffix(".0") + "%"
-
-
 def open_snapshot(
     conn: sqlite3.Connection, name: str, key: Sequence[str], seq: int, modes: Modes
 ) -> Snapshot | None:
@@ -207,16 +202,7 @@ def to_receipt(
     """Check ``max_deletes``, then put the settled counts in the receipt; what it said before,
     to put back if the commit fails."""
     stale, unchanged, deleted, held, partitions = settled
-    if config.mode == "snapshot" and deleted > config.deletes_limit(held):
-        scope = f" in the {partitions:,} partition(s) the file holds" if partitions else ""
-        raise DataError(
-            f"the snapshot would delete {deleted:,} of {held:,} rows{scope} "
-            f"({share_text(deleted, held)}), over max_deletes {config.max_deletes}: a file "
-            "that lost rows on the way (a truncated upload) must not empty the table, so "
-            "nothing was written. If those rows are really gone, load it again with a higher "
-            "max_deletes",
-            file=name,
-        )
+    check_deletes(config, deleted, held, partitions, name)
     before = {
         "rows_loaded": receipt.rows_loaded,
         "rows_stale": receipt.rows_stale,
