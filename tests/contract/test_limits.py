@@ -13,7 +13,7 @@ import pytest
 import batchdrop.spill as spill
 from batchdrop.reader import OVERLONG
 from batchdrop.report import summary
-from batchdrop.tables import sqlite_load
+from batchdrop.tables import sqlite_pipe
 
 from .conftest import Env
 
@@ -158,7 +158,7 @@ def small_caps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spill, "RUNS_IN_MEMORY", 2)
     monkeypatch.setattr(spill, "HASHES_IN_MEMORY", 4)
     monkeypatch.setattr(spill, "ROWS_IN_MEMORY", 4)
-    monkeypatch.setattr(sqlite_load, "REPEATS_PER_MESSAGE", 3)
+    monkeypatch.setattr(sqlite_pipe, "REPEATS_PER_MESSAGE", 3)
 
 
 @pytest.mark.usefixtures("small_caps")

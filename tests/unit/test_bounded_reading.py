@@ -16,7 +16,7 @@ from batchdrop.config import parse_config
 from batchdrop.errors import DataError
 from batchdrop.reader import OVERLONG, CsvSource, LineGuard, open_text
 from batchdrop.spill import HashSet, HeldRows, LineRuns
-from batchdrop.tables import sqlite_load
+from batchdrop.tables import sqlite_pipe
 
 from .configs import TWO_FIELDS
 
@@ -164,8 +164,8 @@ def test_held_rows_keep_one_winner_per_real_key(cap: int, last_wins: bool) -> No
 def test_the_writer_process_spools_its_repeats_and_gives_them_back_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sqlite_load, "REPEATS_PER_MESSAGE", 3)
-    spool = sqlite_load.RepeatSpool()
+    monkeypatch.setattr(sqlite_pipe, "REPEATS_PER_MESSAGE", 3)
+    spool = sqlite_pipe.RepeatSpool()
     sent = [
         [(line, ("k", line % 2)) for line in range(start, start + size)]
         for start, size in [(2, 2), (10, 5), (30, 0), (40, 1)]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from batchdrop.tables.sqlite_stage import Flushes, Stage
+from batchdrop.tables.sqlite_stage import PACKED, Flushes, Packer, Stage
 
 DDL = (
     'CREATE TABLE t (k TEXT NOT NULL, n INTEGER NOT NULL, v TEXT, flag INTEGER, "_batchdrop_run"'
@@ -20,11 +20,31 @@ DDL = (
 EARLIER_RUN, THIS_RUN = 1, 2
 
 
+def add_via(via: str, stage: Stage, rows: list[Any], lines: list[int], sink: Any) -> None:
+    """Rows into ``stage`` as this process binds them, or as the writer process gets them:
+    packed as a database, or as flat parameter lists (where SQLite cannot serialize)."""
+    if via == "bound":
+        stage.add(rows, lines, sink)
+    elif via == "packed":
+        packed = Packer(stage.ncols).pack(rows, bind=True)
+        assert isinstance(packed, bytes)
+        stage.add_packed(packed, lines, sink)
+    else:
+        flat, rest = Packer(stage.ncols).pack(rows, bind=False)
+        stage.add_parts(flat, rest, lines, sink)
+
+
 def load(
-    db: Path, rows: list[tuple[Any, ...]], policy: str, flushes: Flushes, batch: int = 7
+    db: Path,
+    rows: list[tuple[Any, ...]],
+    policy: str,
+    flushes: Flushes,
+    batch: int = 7,
+    via: str = "bound",
 ) -> list[tuple[int, Any]]:
     """``rows`` (k, n, v, flag) at lines 2, 3, … through a Stage; the repeats it reported."""
     conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(f"ATTACH ':memory:' AS {PACKED}")
     conn.execute("BEGIN IMMEDIATE")
     stage = Stage(
         conn, "t", ["k", "n", "v", "flag"], ["k", "n"], THIS_RUN, policy == "last_wins",
@@ -32,8 +52,8 @@ def load(
     )  # fmt: skip
     repeats: list[tuple[int, Any]] = []
     for i in range(0, len(rows), batch):
-        stage.add(rows[i : i + batch], list(range(i + 2, i + 2 + len(rows[i : i + batch]))),
-                  repeats.extend)  # fmt: skip
+        part = rows[i : i + batch]
+        add_via(via, stage, part, list(range(i + 2, i + 2 + len(part))), repeats.extend)
     stage.flush(repeats.extend)
     conn.execute("COMMIT")
     conn.close()
@@ -94,8 +114,9 @@ def a_file(seed: int, rows: int, keys: int) -> list[tuple[Any, ...]]:
     ids=["small-flushes", "growing-flushes"],
 )
 @pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("via", ["bound", "packed", "parts"])
 def test_each_policy_leaves_its_rows_against_an_earlier_run(
-    db: Path, policy: str, flushes: Flushes, seed: int
+    db: Path, policy: str, flushes: Flushes, seed: int, via: str
 ) -> None:
     """An earlier run's rows, then a file whose keys repeat within a flush, across flushes
     and over the earlier rows: the table and the repeated lines are exactly the policy's."""
@@ -107,7 +128,7 @@ def test_each_policy_leaves_its_rows_against_an_earlier_run(
     conn.close()
     rows = a_file(seed, 300, 60)
 
-    repeats = load(db, rows, policy, flushes)
+    repeats = load(db, rows, policy, flushes, batch=7 if via == "bound" else 23, via=via)
 
     table, repeated = expected(earlier, rows, policy)
     assert table_of(db) == table
@@ -164,3 +185,42 @@ def test_a_column_named_rowid_does_not_decide_which_row_comes_first(tmp_path: Pa
     conn.execute("COMMIT")
     assert conn.execute('SELECT "rowid", k FROM t').fetchall() == [("9", "a")]
     assert repeats == [(3, ("a",)), (4, ("a",))]
+
+
+#: values whose storage depends on how they are bound and on the column's affinity
+AWKWARD = [
+    None, "", "0012", "12", "1e3", " 7", "12.50", "x" * 5000, "naïve ☃ 𝔘", "a\x00b",
+    0, -1, 2**53 + 1, 2**63 - 1, -(2**63), 0.1, -0.0, 1e308, 3.0, b"", b"\x00\xff",
+    True, False,
+]  # fmt: skip
+TYPED = (
+    "CREATE TABLE t (k INTEGER NOT NULL, s TEXT, i INTEGER, r REAL, n NUMERIC, b BLOB, a,"
+    ' "_batchdrop_run" INTEGER, PRIMARY KEY (k)) WITHOUT ROWID'
+)
+
+
+@pytest.mark.parametrize("via", ["packed", "parts"])
+@pytest.mark.parametrize("seed", range(6))
+def test_packed_rows_are_stored_exactly_as_bound_rows(tmp_path: Path, via: str, seed: int) -> None:
+    """Every value, in every column affinity, ends in the table with the same type and the
+    same bytes whether this process bound it or the writer read it packed."""
+    rnd = random.Random(seed)
+    rows = [(k, *(rnd.choice(AWKWARD) for _ in range(6))) for k in range(400)]
+    stored = {}
+    for how in ("bound", via):
+        conn = sqlite3.connect(tmp_path / f"{how}.db", isolation_level=None)
+        conn.execute(TYPED)
+        conn.execute(f"ATTACH ':memory:' AS {PACKED}")
+        conn.execute("BEGIN IMMEDIATE")
+        cols = ["k", "s", "i", "r", "n", "b", "a"]
+        stage = Stage(conn, "t", cols, ["k"], 1, False, [False], Flushes(150, 0.0, 64))
+        for i in range(0, len(rows), 37):
+            part = rows[i : i + 37]
+            add_via(how, stage, part, list(range(i + 2, i + 2 + len(part))), lambda r: None)
+        stage.flush(lambda r: None)
+        conn.execute("COMMIT")
+        cells = ", ".join(f"typeof({c}), quote({c})" for c in cols)
+        stored[how] = conn.execute(f"SELECT {cells} FROM t ORDER BY k").fetchall()
+        conn.close()
+    assert len(stored["bound"]) == 400
+    assert stored[via] == stored["bound"]

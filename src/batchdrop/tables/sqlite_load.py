@@ -4,11 +4,15 @@ Either way the file's rows go in one transaction that also records the run as co
 crash at any point leaves all of the file or none of it.
 
 A big file is parsed and validated here while a second process does SQLite's share of the
-work, on the machine's second core: the rows travel through a pipe in batches (the pipe's size
-keeps memory flat), and the writer answers only at the end. If this process dies, the writer
-sees its input close and rolls back. The writer stages the rows and writes them into the table
-in key order (sqlite_stage.py), so a file in random key order does not pay a random page of the
-table per row.
+work, on the machine's second core: the rows travel through a pipe in batches, and the writer
+answers only at the end. If this process dies, the writer sees its input close and rolls back.
+The writer stages the rows and writes them into the table in key order (sqlite_stage.py), so a
+file in random key order does not pay a random page of the table per row. Those flushes stop
+the writer for up to a second; it reads its pipe on a thread meanwhile, holding up to
+INBOX_BYTES of batches, so this process goes on parsing (sqlite_pipe.py). Binding the values of
+a batch costs about as much as SQLite's share of staging it, and whichever process has time
+does it: this process binds a batch (and sends it as a small database) while the writer is
+more than BEHIND batches behind, and sends it as plain values otherwise.
 
 Duplicate keys are found by the upsert itself: it never overwrites a row written by the same run
 (``_batchdrop_run``). In this process, a batch whose change count falls short of its length
@@ -26,17 +30,19 @@ that would delete more than ``max_deletes`` raises a DataError instead, and noth
 from __future__ import annotations
 
 import contextlib
-import marshal
+import gc
+import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import astuple
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ConfigError, TransientError
 from .sqlite_modes import Modes, Snapshot, drop_seen, open_snapshot, settle, to_receipt
-from .sqlite_stage import STAGE, Flushes, Stage
+from .sqlite_pipe import Inbox, Repeats, RepeatSpool, Taken, get, put, took
+from .sqlite_stage import PACKED, STAGE, Flushes, Packer, Stage
 
 if TYPE_CHECKING:
     from ..ports import Claim
@@ -45,11 +51,12 @@ if TYPE_CHECKING:
 
 #: files at least this big are written by a writer process
 WRITER_MIN_BYTES = 16 << 20
-#: repeats the writer process holds in memory (and sends back in one message) at most
-REPEATS_PER_MESSAGE = 4096
+#: batches the writer process holds while it flushes, at most (see sqlite_pipe.Inbox)
+INBOX_BYTES = 12 << 20
+#: batches the writer may be behind before this process binds rows for it (see Packer)
+BEHIND = 2
 #: when the writer process writes its staged rows into the table (see sqlite_stage.Flushes)
 FLUSHES = Flushes()
-Repeats = list[tuple[int, Any]]
 
 
 def write_batch(
@@ -214,20 +221,30 @@ class WriterLoad:
     def __init__(self, table: SqliteTable, claim: Claim, ledger: Any):
         self.table, self.claim, self.ledger = table, claim, ledger
         self.sql = Statements(table, int(claim.extra["seq"]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "batchdrop.tables.sqlite_load"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        self.packer = Packer(len(table.columns))
+        self.sent, self.taken = 0, Taken()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "batchdrop.tables.sqlite_load", str(self.taken.writer_fd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=(self.taken.writer_fd,),
+            )
+        except BaseException:
+            self.packer.close()
+            self.taken.close()
+            raise
+        finally:
+            self.taken.handed_over()
         booleans = [table.fields[table.columns.index(k)].type == "boolean" for k in table.key]
-        flushes = (FLUSHES.min_rows, FLUSHES.share, FLUSHES.cache_kib)
+        flushes = astuple(FLUSHES)
         begin = (table.name, table.columns, list(table.key), int(claim.extra["seq"]))
         modes = self.sql.modes.as_tuple()
         self._ask("begin", (table.path, *begin, self.sql.last_wins, booleans, flushes, modes))
 
     def _send(self, kind: str, payload: Any = None) -> None:
         try:
-            _put(self.process.stdin, (kind, payload))  # type: ignore[arg-type]
+            put(self.process.stdin, (kind, payload))  # type: ignore[arg-type]
         except (BrokenPipeError, OSError):
             self._stopped()
 
@@ -240,7 +257,7 @@ class WriterLoad:
     def _ask(self, kind: str, payload: Any = None) -> Any:
         self._send(kind, payload)
         try:
-            status, answer = _get(self.process.stdout)  # type: ignore[arg-type]
+            status, answer = get(self.process.stdout)  # type: ignore[arg-type]
         except (BrokenPipeError, EOFError, OSError):
             self._stopped()
         if status == "error":
@@ -252,7 +269,9 @@ class WriterLoad:
 
     def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> Repeats:
         params = self.sql.convert(rows) if self.sql.convert else rows
-        self._send("rows", (params, lines))
+        behind = self.sent - self.taken.taken() > BEHIND
+        self._send("rows", (self.packer.pack(params, bind=behind), lines))
+        self.sent += 1
         return []  # repeats come back from finish()
 
     def finish(self) -> Iterator[tuple[int, Any]]:
@@ -283,6 +302,8 @@ class WriterLoad:
         self._close()
 
     def _close(self) -> None:
+        self.packer.close()
+        self.taken.close()
         for stream in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
@@ -292,34 +313,39 @@ class WriterLoad:
             self.process.kill()
 
 
-def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
+def serve(stream: BinaryIO, outbox: BinaryIO, taken: int | None = None) -> None:
     """The writer process: one transaction, fed batches until told to commit or abort. An inbox
     that closes first (the parent died) rolls the transaction back."""
     conn: sqlite3.Connection | None = None
     stage: Stage | None = None
     snapshot: Snapshot | None = None
+    inbox = Inbox(stream, INBOX_BYTES)
     repeated = RepeatSpool()
     failed: tuple[str, str] | None = None
+    # Millions of rows arrive as short-lived tuples and strings, and no cycle is ever made:
+    # the collector's passes over them would be pure cost.
+    gc.disable()
 
     def answer(status: str, value: Any = None) -> None:
-        _put(outbox, (status, value))
+        put(outbox, (status, value))
 
     try:
         while True:
-            kind, payload = _get(inbox)
+            kind, payload = inbox.get()
             try:
                 if failed is not None and kind != "abort":
                     if kind != "rows":
                         answer("error", failed)
                     continue
                 if kind == "begin":
-                    path, name, columns, key, seq, last_wins, booleans, flushes, m = payload
-                    modes = Modes.of(m)
+                    path, name, columns, key, seq, last_wins, booleans, given, m = payload
+                    modes, flushes = Modes.of(m), Flushes(*given)
                     conn = sqlite3.connect(path, isolation_level=None, timeout=60.0)
                     conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute(f"ATTACH ':memory:' AS {PACKED}")
                     conn.execute("BEGIN IMMEDIATE")
                     stage = Stage(
-                        conn, name, columns, key, seq, last_wins, booleans, Flushes(*flushes),
+                        conn, name, columns, key, seq, last_wins, booleans, flushes,
                         modes,
                     )  # fmt: skip
                     snapshot = open_snapshot(conn, name, key, seq, modes)
@@ -327,7 +353,12 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
                 elif kind == "rows":
                     assert stage is not None
                     rows, lines = payload
-                    stage.add(rows, lines, repeated.add)
+                    if isinstance(rows, bytes):
+                        stage.add_packed(rows, lines, repeated.add)
+                    else:
+                        flat, rest = rows
+                        stage.add_parts(flat, rest, lines, repeated.add)
+                    took(taken)
                 elif kind == "finish":
                     assert stage is not None
                     stage.flush(repeated.add)
@@ -362,76 +393,8 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
             conn.close()
 
 
-class RepeatSpool:
-    """The writer process's repeats: in memory up to REPEATS_PER_MESSAGE, then in a temporary
-    file as marshalled parts; read back a part at a time, oldest first."""
-
-    def __init__(self) -> None:
-        self._part: Repeats = []
-        self._file: BinaryIO | None = None
-        self._sending: Iterator[Repeats] | None = None
-
-    def add(self, repeats: Repeats) -> None:
-        self._part += repeats
-        if len(self._part) >= REPEATS_PER_MESSAGE:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="batchdrop-repeats-")  # noqa: SIM115
-            _put(self._file, self._part)
-            self._part = []
-
-    def next_part(self) -> Repeats | None:
-        """The next part of the repeats, or None once all were given."""
-        if self._sending is None:
-            self._sending = self._parts()
-        return next(self._sending, None)
-
-    def _parts(self) -> Iterator[Repeats]:
-        if self._file is not None:
-            self._file.seek(0)
-            while True:
-                try:
-                    yield _get(self._file)
-                except EOFError:
-                    break
-        yield self._part
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-def _put(stream: BinaryIO, message: Any) -> None:
-    """One message: its length, then its bytes, in one write. Messages hold only tuples,
-    lists, strings, numbers and None (rows are already SQLite values), so ``marshal`` does,
-    and it is quicker than pickle both ways."""
-    data = marshal.dumps(message)
-    stream.write(len(data).to_bytes(8, "little") + data)
-    stream.flush()
-
-
-def _get(stream: BinaryIO) -> Any:
-    head = _read_exactly(stream, 8)
-    return marshal.loads(_read_exactly(stream, int.from_bytes(head, "little")))
-
-
-def _read_exactly(stream: BinaryIO, n: int) -> bytes:
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        k = stream.readinto(view[got:])  # type: ignore[attr-defined]
-        if not k:
-            raise EOFError
-        got += k
-    return bytes(buf)
-
-
-def _widen(pipe: Any) -> None:
-    """A 1 MB pipe (Linux) instead of 64 kB: whole batches in flight, fewer switches."""
-    with contextlib.suppress(Exception):
-        import fcntl
-
-        fcntl.fcntl(pipe.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
-
-
 if __name__ == "__main__":
-    serve(open(0, "rb", buffering=0), open(1, "wb", buffering=0))  # noqa: SIM115
+    taken = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    if taken is not None:
+        os.set_blocking(taken, False)
+    serve(open(0, "rb", buffering=0), open(1, "wb", buffering=0), taken)  # noqa: SIM115

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..outcome import check_deletes
 from .sqlite_db import RUN_COL, q
 
 if TYPE_CHECKING:
@@ -201,6 +200,9 @@ def to_receipt(
 ) -> dict[str, int]:
     """Check ``max_deletes``, then put the settled counts in the receipt; what it said before,
     to put back if the commit fails."""
+    # imported here: the writer process imports this module, and must not pay for the config
+    from ..outcome import check_deletes
+
     stale, unchanged, deleted, held, partitions = settled
     check_deletes(config, deleted, held, partitions, name)
     before = {

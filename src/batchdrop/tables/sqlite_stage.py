@@ -38,6 +38,8 @@ from .sqlite_db import RUN_COL, q
 from .sqlite_modes import Modes, keeping_where, seen_table
 
 STAGE = "temp._batchdrop_stage"
+#: the schema a packed batch of rows is read from (an in-memory database)
+PACKED = "_batchdrop_packed"
 NOTED = "temp._batchdrop_noted"
 #: rows per INSERT statement: one statement binds all their values, one step through SQLite
 ROWS_PER_INSERT = 200
@@ -48,6 +50,60 @@ Repeats = list[tuple[int, Any]]
 #: takes the repeats a flush finds, a part at a time (the first 4096 or fewer), in line order
 Sink = Callable[[Repeats], None]
 PART = 4096
+
+
+def rows_per_insert(ncols: int) -> int:
+    """Rows per staging INSERT for rows of ``ncols`` values."""
+    return max(1, min(ROWS_PER_INSERT, MAX_PARAMS // ncols))
+
+
+def statement_parts(
+    rows: Sequence[Sequence[Any]], per_insert: int
+) -> tuple[list[list[Any]], Sequence[Sequence[Any]]]:
+    """``rows`` as the parameters of staging INSERTs of ``per_insert`` rows each (their values
+    in one flat list per statement), and the rows left over, for one-row INSERTs."""
+    whole = len(rows) - len(rows) % per_insert
+    flat = list(chain.from_iterable(rows[:whole]))
+    step = per_insert * (len(rows[0]) if rows else 0)
+    return [flat[i : i + step] for i in range(0, len(flat), step)], rows[whole:]
+
+
+class Packer:
+    """Rows packed for the writer process, one of two ways. Bound here: as a small SQLite
+    database in memory, its bytes (``sqlite3.Connection.serialize``), which the writer reads
+    with ``Stage.add_packed`` in C, making no Python object per value. Or as they are: the
+    flat parameter lists of ``statement_parts``, which the writer unpacks and binds itself
+    (``Stage.add_parts``). Binding costs this process about what it saves the writer, so the
+    load binds only while the writer is behind (see ``WriterLoad``). Where Python's sqlite3
+    cannot serialize (SQLite before 3.36 may lack it), rows always go as they are."""
+
+    def __init__(self, ncols: int):
+        self.ncols, self.per_insert = ncols, rows_per_insert(ncols)
+        self.conn = sqlite3.connect(":memory:", isolation_level=None)
+        self.can_bind = hasattr(self.conn, "serialize")
+        one = "(" + ", ".join("?" * ncols) + ")"
+        self.insert_one = f"INSERT INTO rows VALUES {one}"
+        self.insert_many = "INSERT INTO rows VALUES " + ", ".join([one] * self.per_insert)
+
+    def pack(self, rows: Sequence[Sequence[Any]], bind: bool) -> bytes | tuple[Any, ...]:
+        """``rows`` as one message's payload: bytes for ``Stage.add_packed`` when ``bind``
+        (and this Python can), else a tuple of ``Stage.add_parts``'s first two arguments."""
+        flat, rest = statement_parts(rows, self.per_insert)
+        if not (bind and self.can_bind):
+            return flat, rest
+        conn = self.conn
+        conn.execute("DROP TABLE IF EXISTS rows")
+        conn.execute(f"CREATE TABLE rows ({', '.join(f'c{i}' for i in range(self.ncols))})")
+        conn.execute("BEGIN")
+        if flat:
+            conn.executemany(self.insert_many, flat)
+        if rest:
+            conn.executemany(self.insert_one, rest)
+        conn.execute("COMMIT")
+        return conn.serialize()
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 @dataclass(frozen=True)
@@ -96,8 +152,12 @@ class Stage:
         conn.execute(f"CREATE TABLE {STAGE} ({self.order} INTEGER PRIMARY KEY, {cols})")
         names, keys = ", ".join(map(q, columns)), ", ".join(map(q, key))
         one = "(" + ", ".join("?" * self.ncols) + ")"
-        self.per_insert = max(1, min(ROWS_PER_INSERT, MAX_PARAMS // self.ncols))
+        self.per_insert = rows_per_insert(self.ncols)
         self.insert_one = f"INSERT INTO {STAGE} ({names}) VALUES {one}"
+        packed = ", ".join(f"c{i}" for i in range(self.ncols))
+        self.insert_packed = (
+            f"INSERT INTO {STAGE} ({names}) SELECT {packed} FROM {PACKED}.rows ORDER BY rowid"
+        )
         self.insert_many = f"INSERT INTO {STAGE} ({names}) VALUES " + ", ".join(
             [one] * self.per_insert
         )
@@ -136,16 +196,26 @@ class Stage:
 
     def add(self, rows: Sequence[Sequence[Any]], lines: Sequence[int], sink: Sink) -> None:
         """Stage ``rows`` (read at ``lines``); a flush this causes gives ``sink`` its repeats."""
-        n = len(rows)
-        whole = n - n % self.per_insert
-        if whole:
-            flat = list(chain.from_iterable(rows[:whole]))
-            step = self.per_insert * self.ncols
-            self.conn.executemany(
-                self.insert_many, [flat[i : i + step] for i in range(0, len(flat), step)]
-            )
-        if whole < n:
-            self.conn.executemany(self.insert_one, rows[whole:])
+        self.add_parts(*statement_parts(rows, self.per_insert), lines, sink)
+
+    def add_parts(
+        self, flat: list[list[Any]], rest: Sequence[Sequence[Any]], lines: Sequence[int], sink: Sink
+    ) -> None:
+        """``add``, of rows already cut by ``statement_parts``."""
+        if flat:
+            self.conn.executemany(self.insert_many, flat)
+        if rest:
+            self.conn.executemany(self.insert_one, rest)
+        self._added(lines, sink)
+
+    def add_packed(self, packed: bytes, lines: Sequence[int], sink: Sink) -> None:
+        """``add``, of rows packed by ``Packer``: the database is read as it is, in C; the
+        connection must have ``PACKED`` attached."""
+        self.conn.deserialize(packed, name=PACKED)
+        self.conn.execute(self.insert_packed)
+        self._added(lines, sink)
+
+    def _added(self, lines: Sequence[int], sink: Sink) -> None:
         self.lines.extend(lines)
         if len(self.lines) >= max(self.flushes.min_rows, self.flushes.share * self.flushed):
             self.flush(sink)
