@@ -20,12 +20,12 @@ from batchdrop.tables import sqlite_load, sqlite_stage
 sqlite_load.WRITER_MIN_BYTES = 0
 pack = sqlite_stage.Packer.pack
 
-def logged(self, rows, bind):
+def logged(self, rows, lines, bind):
     if os.environ.get("SLOW_PARENT"):
         time.sleep(0.03)
     with open(os.environ["BIND_LOG"], "a") as log:
         log.write("B" if bind else "-")
-    return pack(self, rows, bind)
+    return pack(self, rows, lines, bind)
 
 sqlite_stage.Packer.pack = logged
 if os.environ.get("SLOW_WRITER"):

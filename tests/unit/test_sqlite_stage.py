@@ -26,12 +26,12 @@ def add_via(via: str, stage: Stage, rows: list[Any], lines: list[int], sink: Any
     if via == "bound":
         stage.add(rows, lines, sink)
     elif via == "packed":
-        packed = Packer(stage.ncols).pack(rows, bind=True)
+        packed = Packer(stage.ncols).pack(rows, lines, bind=True)
         assert isinstance(packed, bytes)
-        stage.add_packed(packed, lines, sink)
+        stage.add_packed(packed, sink)
     else:
-        flat, rest = Packer(stage.ncols).pack(rows, bind=False)
-        stage.add_parts(flat, rest, lines, sink)
+        flat, rest = Packer(stage.ncols).pack(rows, lines, bind=False)
+        stage.add_parts(flat, rest, sink)
 
 
 def load(
@@ -224,3 +224,35 @@ def test_packed_rows_are_stored_exactly_as_bound_rows(tmp_path: Path, via: str, 
         conn.close()
     assert len(stored["bound"]) == 400
     assert stored[via] == stored["bound"]
+
+
+@pytest.mark.parametrize("told", [False, True])
+def test_told_the_rows_to_come_the_flushes_shrink_as_the_file_ends(db: Path, told: bool) -> None:
+    """The last flush is the one a load waits for once its file is read: told how many rows
+    are still to come, the stage keeps it small; the table is the same either way."""
+    rows = [(f"S{k:05d}", 0, "v", 0) for k in random.Random(5).sample(range(99999), 3000)]
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    stage = Stage(conn, "t", ["k", "n", "v", "flag"], ["k", "n"], THIS_RUN, False,
+                  [False, False], Flushes(min_rows=20, share=0.5, cache_kib=64))  # fmt: skip
+    sizes: list[int] = []
+    flush = stage.flush
+
+    def counted(sink: Any) -> None:
+        sizes.append(stage.staged)
+        flush(sink)
+
+    stage.flush = counted  # type: ignore[method-assign]
+    for i in range(0, len(rows), 10):
+        stage.left = len(rows) - i - 10 if told else None
+        stage.add(rows[i : i + 10], list(range(i + 2, i + 12)), lambda r: None)
+    stage.flush(lambda r: None)
+    conn.execute("COMMIT")
+    conn.close()
+    assert sum(sizes) == 3000
+    assert len(table_of(db)) == 3000
+    if told:
+        assert sizes[-1] <= 20  # what was staged when the file ended
+        assert sizes[-4:-1] == sorted(sizes[-4:-1], reverse=True)  # halving towards the end
+    else:
+        assert sizes[-1] > 200  # up to half of the rows flushed before

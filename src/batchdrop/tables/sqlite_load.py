@@ -223,6 +223,9 @@ class WriterLoad:
         self.sql = Statements(table, int(claim.extra["seq"]))
         self.packer = Packer(len(table.columns))
         self.sent, self.taken = 0, Taken()
+        compressed = claim.ref.name.lower().endswith(".gz")
+        self.bytes_left = 0.0 if compressed else float(claim.ref.size)
+        self.bytes_per_row = 0.0
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "batchdrop.tables.sqlite_load", str(self.taken.writer_fd)],
@@ -270,9 +273,22 @@ class WriterLoad:
     def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> Repeats:
         params = self.sql.convert(rows) if self.sql.convert else rows
         behind = self.sent - self.taken.taken() > BEHIND
-        self._send("rows", (self.packer.pack(params, bind=behind), lines))
+        self._send("rows", (self.packer.pack(params, lines, bind=behind), self._left(rows)))
         self.sent += 1
         return []  # repeats come back from finish()
+
+    def _left(self, rows: list[tuple[Any, ...]]) -> int | None:
+        """About how many rows the file holds after ``rows``: its size over the bytes its
+        first rows' values take. None once the guess has run out, or for a compressed file
+        (its size says little of its rows): the writer's flushes then go on growing."""
+        if not self.bytes_left or not rows:
+            return None
+        if not self.bytes_per_row:
+            sample = rows[:1000]
+            values = sum(len(str(v)) for row in sample for v in row)
+            self.bytes_per_row = values / len(sample) + len(sample[0])  # commas, line end
+        self.bytes_left -= self.bytes_per_row * len(rows)
+        return int(self.bytes_left / self.bytes_per_row) if self.bytes_left > 0 else None
 
     def finish(self) -> Iterator[tuple[int, Any]]:
         """Every row is written once this returns; the repeats follow, a message at a time,
@@ -352,12 +368,12 @@ def serve(stream: BinaryIO, outbox: BinaryIO, taken: int | None = None) -> None:
                     answer("ok")
                 elif kind == "rows":
                     assert stage is not None
-                    rows, lines = payload
+                    rows, stage.left = payload
                     if isinstance(rows, bytes):
-                        stage.add_packed(rows, lines, repeated.add)
+                        stage.add_packed(rows, repeated.add)
                     else:
                         flat, rest = rows
-                        stage.add_parts(flat, rest, lines, repeated.add)
+                        stage.add_parts(flat, rest, repeated.add)
                     took(taken)
                 elif kind == "finish":
                     assert stage is not None

@@ -27,7 +27,6 @@ on the key, which the staging table checks as rows arrive.
 from __future__ import annotations
 
 import sqlite3
-from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,19 +52,23 @@ PART = 4096
 
 
 def rows_per_insert(ncols: int) -> int:
-    """Rows per staging INSERT for rows of ``ncols`` values."""
-    return max(1, min(ROWS_PER_INSERT, MAX_PARAMS // ncols))
+    """Rows per staging INSERT for rows of ``ncols`` values (and their line)."""
+    return max(1, min(ROWS_PER_INSERT, MAX_PARAMS // (ncols + 1)))
 
 
 def statement_parts(
-    rows: Sequence[Sequence[Any]], per_insert: int
-) -> tuple[list[list[Any]], Sequence[Sequence[Any]]]:
-    """``rows`` as the parameters of staging INSERTs of ``per_insert`` rows each (their values
-    in one flat list per statement), and the rows left over, for one-row INSERTs."""
-    whole = len(rows) - len(rows) % per_insert
-    flat = list(chain.from_iterable(rows[:whole]))
-    step = per_insert * (len(rows[0]) if rows else 0)
-    return [flat[i : i + step] for i in range(0, len(flat), step)], rows[whole:]
+    rows: Sequence[Sequence[Any]], lines: Sequence[int], per_insert: int
+) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
+    """``rows``, each after its line, as the parameters of staging INSERTs of ``per_insert``
+    rows each (their values in one flat list per statement), and the rows left over, for
+    one-row INSERTs. (All in C: the columns are zipped back into rows behind their lines.)"""
+    if not rows:
+        return [], []
+    lined = list(zip(lines, *zip(*rows, strict=True), strict=True))
+    whole = len(lined) - len(lined) % per_insert
+    flat = list(chain.from_iterable(lined[:whole]))
+    step = per_insert * (len(rows[0]) + 1)
+    return [flat[i : i + step] for i in range(0, len(flat), step)], lined[whole:]
 
 
 class Packer:
@@ -81,19 +84,22 @@ class Packer:
         self.ncols, self.per_insert = ncols, rows_per_insert(ncols)
         self.conn = sqlite3.connect(":memory:", isolation_level=None)
         self.can_bind = hasattr(self.conn, "serialize")
-        one = "(" + ", ".join("?" * ncols) + ")"
+        one = "(" + ", ".join("?" * (ncols + 1)) + ")"
         self.insert_one = f"INSERT INTO rows VALUES {one}"
         self.insert_many = "INSERT INTO rows VALUES " + ", ".join([one] * self.per_insert)
 
-    def pack(self, rows: Sequence[Sequence[Any]], bind: bool) -> bytes | tuple[Any, ...]:
-        """``rows`` as one message's payload: bytes for ``Stage.add_packed`` when ``bind``
-        (and this Python can), else a tuple of ``Stage.add_parts``'s first two arguments."""
-        flat, rest = statement_parts(rows, self.per_insert)
+    def pack(
+        self, rows: Sequence[Sequence[Any]], lines: Sequence[int], bind: bool
+    ) -> bytes | tuple[Any, ...]:
+        """``rows`` (read at ``lines``) as one message's payload: bytes for
+        ``Stage.add_packed`` when ``bind`` (and this Python can), else a tuple of
+        ``Stage.add_parts``'s first two arguments."""
+        flat, rest = statement_parts(rows, lines, self.per_insert)
         if not (bind and self.can_bind):
             return flat, rest
         conn = self.conn
         conn.execute("DROP TABLE IF EXISTS rows")
-        conn.execute(f"CREATE TABLE rows ({', '.join(f'c{i}' for i in range(self.ncols))})")
+        conn.execute(f"CREATE TABLE rows (line, {', '.join(f'c{i}' for i in range(self.ncols))})")
         conn.execute("BEGIN")
         if flat:
             conn.executemany(self.insert_many, flat)
@@ -109,8 +115,11 @@ class Packer:
 @dataclass(frozen=True)
 class Flushes:
     """When staged rows go into the table: at ``min_rows`` staged rows, or at ``share`` of
-    the rows already flushed, whichever is more; ``cache_kib``: the temporary database's page
-    cache (the staged rows a flush sorts without reading them back from its file)."""
+    the rows already flushed, whichever is more; but, once the rows still to come in the file
+    are fewer than that, at as many as are still to come (and never under ``min_rows``): the
+    flushes then halve as the file ends, and the last one, which the load waits for after
+    the file's last row, stays small. ``cache_kib``: the temporary database's page cache
+    (the staged rows a flush sorts without reading them back from its file)."""
 
     min_rows: int = 50_000
     share: float = 0.25
@@ -142,7 +151,8 @@ class Stage:
         cols = ", ".join(
             f"{q(c)} {declared.get(c, '')}" + (" NOT NULL" if c in key else "") for c in columns
         )
-        # the staged rows' order: an alias of the rowid, under a name no column has
+        # the staged rows' order, their line: an alias of the rowid, under a name no column
+        # has (kept in the staging table, not in memory: a stage may hold millions of rows)
         order = "_batchdrop_order"
         while order.lower() in {c.lower() for c in columns}:
             order += "_"
@@ -151,14 +161,15 @@ class Stage:
         conn.execute(f"DROP TABLE IF EXISTS {STAGE}")
         conn.execute(f"CREATE TABLE {STAGE} ({self.order} INTEGER PRIMARY KEY, {cols})")
         names, keys = ", ".join(map(q, columns)), ", ".join(map(q, key))
-        one = "(" + ", ".join("?" * self.ncols) + ")"
+        one = "(" + ", ".join("?" * (self.ncols + 1)) + ")"
         self.per_insert = rows_per_insert(self.ncols)
-        self.insert_one = f"INSERT INTO {STAGE} ({names}) VALUES {one}"
+        lined = f"{self.order}, {names}"
+        self.insert_one = f"INSERT INTO {STAGE} ({lined}) VALUES {one}"
         packed = ", ".join(f"c{i}" for i in range(self.ncols))
         self.insert_packed = (
-            f"INSERT INTO {STAGE} ({names}) SELECT {packed} FROM {PACKED}.rows ORDER BY rowid"
+            f"INSERT INTO {STAGE} ({lined}) SELECT line, {packed} FROM {PACKED}.rows"
         )
-        self.insert_many = f"INSERT INTO {STAGE} ({names}) VALUES " + ", ".join(
+        self.insert_many = f"INSERT INTO {STAGE} ({lined}) VALUES " + ", ".join(
             [one] * self.per_insert
         )
         sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in [*columns, RUN_COL] if c not in key)
@@ -179,8 +190,9 @@ class Stage:
         )
         conn.create_function("batchdrop_repeat", len(key), self._note)
         self.noted: Counter[tuple[Any, ...]] = Counter()
-        self.lines: array[int] = array("q")  # the line of each staged row, in order
-        self.flushed = 0
+        self.staged = self.flushed = 0
+        #: how many rows the file still holds after those added, as far as the caller knows
+        self.left: int | None = None
 
     def _note(self, *key: Any) -> int:
         self.noted[key] += 1
@@ -195,43 +207,44 @@ class Stage:
         return 0
 
     def add(self, rows: Sequence[Sequence[Any]], lines: Sequence[int], sink: Sink) -> None:
-        """Stage ``rows`` (read at ``lines``); a flush this causes gives ``sink`` its repeats."""
-        self.add_parts(*statement_parts(rows, self.per_insert), lines, sink)
+        """Stage ``rows`` (read at ``lines``, which only grow); a flush this causes gives
+        ``sink`` its repeats."""
+        self.add_parts(*statement_parts(rows, lines, self.per_insert), sink)
 
-    def add_parts(
-        self, flat: list[list[Any]], rest: Sequence[Sequence[Any]], lines: Sequence[int], sink: Sink
-    ) -> None:
+    def add_parts(self, flat: list[list[Any]], rest: Sequence[Sequence[Any]], sink: Sink) -> None:
         """``add``, of rows already cut by ``statement_parts``."""
         if flat:
             self.conn.executemany(self.insert_many, flat)
         if rest:
             self.conn.executemany(self.insert_one, rest)
-        self._added(lines, sink)
+        self._added(len(flat) * self.per_insert + len(rest), sink)
 
-    def add_packed(self, packed: bytes, lines: Sequence[int], sink: Sink) -> None:
+    def add_packed(self, packed: bytes, sink: Sink) -> None:
         """``add``, of rows packed by ``Packer``: the database is read as it is, in C; the
         connection must have ``PACKED`` attached."""
         self.conn.deserialize(packed, name=PACKED)
-        self.conn.execute(self.insert_packed)
-        self._added(lines, sink)
+        self._added(self.conn.execute(self.insert_packed).rowcount, sink)
 
-    def _added(self, lines: Sequence[int], sink: Sink) -> None:
-        self.lines.extend(lines)
-        if len(self.lines) >= max(self.flushes.min_rows, self.flushes.share * self.flushed):
+    def _added(self, count: int, sink: Sink) -> None:
+        self.staged += count
+        due = self.flushes.share * self.flushed
+        if self.left is not None:
+            due = min(due, self.left)
+        if self.staged >= max(self.flushes.min_rows, due):
             self.flush(sink)
 
     def flush(self, sink: Sink) -> None:
         """Every staged row into the table; ``sink`` gets the (line, key) of the rows whose
         key this run wrote before, in line order."""
-        if not self.lines:
+        if not self.staged:
             return
         self.noted.clear()
         self.conn.execute(self.apply)
         if self.noted:
             self._repeats(sink)
         self.conn.execute(f"DELETE FROM {STAGE}")
-        self.flushed += len(self.lines)
-        self.lines = array("q")
+        self.flushed += self.staged
+        self.staged = 0
         self.noted.clear()
 
     def _repeats(self, sink: Sink) -> None:
@@ -253,14 +266,12 @@ class Stage:
             f" ON {match})"
             " WHERE back <= n ORDER BY r"
         )
-        # the order counts up from the first staged row (the table is emptied per flush)
-        (base,) = conn.execute(f"SELECT min({self.order}) FROM {STAGE}").fetchone()
-        lines, booleans = self.lines, self.booleans
+        booleans = self.booleans
 
         def key_of(values: Sequence[Any]) -> tuple[Any, ...]:
             return tuple(bool(v) if b else v for b, v in zip(booleans, values, strict=True))
 
         found = conn.execute(sql)
         while part := found.fetchmany(PART):
-            sink([(lines[r - base], key_of(k)) for r, *k in part])
+            sink([(line, key_of(k)) for line, *k in part])
         conn.execute(f"DROP TABLE {NOTED}")
