@@ -22,7 +22,7 @@ EARLIER_RUN, THIS_RUN = 1, 2
 
 def add_via(via: str, stage: Stage, rows: list[Any], lines: list[int], sink: Any) -> None:
     """Rows into ``stage`` as this process binds them, or as the writer process gets them:
-    packed as a database, or as flat parameter lists (where SQLite cannot serialize)."""
+    packed as a database, or plain (its rows and lines, as they were given)."""
     if via == "bound":
         stage.add(rows, lines, sink)
     elif via == "packed":
@@ -30,8 +30,8 @@ def add_via(via: str, stage: Stage, rows: list[Any], lines: list[int], sink: Any
         assert isinstance(packed, bytes)
         stage.add_packed(packed, sink)
     else:
-        flat, rest = Packer(stage.ncols).pack(rows, lines, bind=False)
-        stage.add_parts(flat, rest, sink)
+        plain, at = Packer(stage.ncols).pack(rows, lines, bind=False)
+        stage.add(plain, at, sink)
 
 
 def load(
@@ -114,7 +114,7 @@ def a_file(seed: int, rows: int, keys: int) -> list[tuple[Any, ...]]:
     ids=["small-flushes", "growing-flushes"],
 )
 @pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("via", ["bound", "packed", "parts"])
+@pytest.mark.parametrize("via", ["bound", "packed", "plain"])
 def test_each_policy_leaves_its_rows_against_an_earlier_run(
     db: Path, policy: str, flushes: Flushes, seed: int, via: str
 ) -> None:
@@ -199,7 +199,7 @@ TYPED = (
 )
 
 
-@pytest.mark.parametrize("via", ["packed", "parts"])
+@pytest.mark.parametrize("via", ["packed", "plain"])
 @pytest.mark.parametrize("seed", range(6))
 def test_packed_rows_are_stored_exactly_as_bound_rows(tmp_path: Path, via: str, seed: int) -> None:
     """Every value, in every column affinity, ends in the table with the same type and the

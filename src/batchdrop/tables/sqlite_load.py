@@ -372,8 +372,8 @@ def serve(stream: BinaryIO, outbox: BinaryIO, taken: int | None = None) -> None:
                     if isinstance(rows, bytes):
                         stage.add_packed(rows, repeated.add)
                     else:
-                        flat, rest = rows
-                        stage.add_parts(flat, rest, repeated.add)
+                        plain, lines = rows
+                        stage.add(plain, lines, repeated.add)
                     took(taken)
                 elif kind == "finish":
                     assert stage is not None

@@ -74,9 +74,9 @@ def statement_parts(
 class Packer:
     """Rows packed for the writer process, one of two ways. Bound here: as a small SQLite
     database in memory, its bytes (``sqlite3.Connection.serialize``), which the writer reads
-    with ``Stage.add_packed`` in C, making no Python object per value. Or as they are: the
-    flat parameter lists of ``statement_parts``, which the writer unpacks and binds itself
-    (``Stage.add_parts``). Binding costs this process about what it saves the writer, so the
+    with ``Stage.add_packed`` in C, making no Python object per value. Or as they are, rows
+    and lines, which the writer unpacks, cuts into statements and binds itself
+    (``Stage.add``). Binding costs this process about what it saves the writer, so the
     load binds only while the writer is behind (see ``WriterLoad``). Where Python's sqlite3
     cannot serialize (SQLite before 3.36 may lack it), rows always go as they are."""
 
@@ -92,11 +92,11 @@ class Packer:
         self, rows: Sequence[Sequence[Any]], lines: Sequence[int], bind: bool
     ) -> bytes | tuple[Any, ...]:
         """``rows`` (read at ``lines``) as one message's payload: bytes for
-        ``Stage.add_packed`` when ``bind`` (and this Python can), else a tuple of
-        ``Stage.add_parts``'s first two arguments."""
-        flat, rest = statement_parts(rows, lines, self.per_insert)
+        ``Stage.add_packed`` when ``bind`` (and this Python can), else the arguments of
+        ``Stage.add`` as they are (the writer cuts them into statements)."""
         if not (bind and self.can_bind):
-            return flat, rest
+            return rows, lines
+        flat, rest = statement_parts(rows, lines, self.per_insert)
         conn = self.conn
         conn.execute("DROP TABLE IF EXISTS rows")
         conn.execute(f"CREATE TABLE rows (line, {', '.join(f'c{i}' for i in range(self.ncols))})")
