@@ -116,7 +116,7 @@ def drive(stack: Stack, queue: str, runtime: Runtime, budget: float, limit: int 
     ("enforced", "rows", "budget"),
     [
         (True, 30_000, 1.0),  # as the loader role, under the template's policy (slower)
-        (False, 200_000, 4.0),
+        (False, 100_000, 2.0),
     ],
 )
 def test_a_file_many_invocations_long_loads_exactly_once(
