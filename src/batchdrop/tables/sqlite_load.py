@@ -54,7 +54,7 @@ WRITER_MIN_BYTES = 16 << 20
 #: batches the writer process holds while it flushes, at most (see sqlite_pipe.Inbox)
 INBOX_BYTES = 12 << 20
 #: batches the writer may be behind before this process binds rows for it (see Packer)
-BEHIND = 2
+BEHIND = 32
 #: when the writer process writes its staged rows into the table (see sqlite_stage.Flushes)
 FLUSHES = Flushes()
 
