@@ -4,9 +4,11 @@ numbers), while `get` still prints each value the file held, digit for digit."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
+import pytest
 import yaml
 
 from .conftest import bd
@@ -126,3 +128,41 @@ def test_a_table_made_with_text_numbers_still_loads(tmp_path: Path) -> None:
     assert get_json(tmp_path, "x3")["price"] == "1234567890123456789.123456789"
     (decl,) = [r[2] for r in db.execute("PRAGMA table_info(items)") if r[1] == "price"]
     assert decl == "TEXT"  # left as it was made
+
+
+#: integers a DynamoDB number holds and SQLite's 64 bits do not, and the bounds themselves
+BIG = {"b1": "99999999999999999999999", "b2": "-9223372036854775809", "b3": "9223372036854775807"}
+KEYED = {
+    **CONFIG,
+    "table": {"url": "sqlite:///ids.db", "name": "ids", "partition_key": "id"},
+    "schema": {"fields": [{"name": "id", "type": "integer"}, {"name": "qty", "type": "integer"}]},
+}
+
+
+@pytest.mark.parametrize("writer", [False, True], ids=["in-process", "writer-process"])
+def test_integers_beyond_64_bits_load_and_read_back_exactly(tmp_path: Path, writer: bool) -> None:
+    """A value SQLite cannot bind as an integer is kept as its text, as a key or not, and
+    ``get`` finds and prints it; it does not fail the file."""
+    (tmp_path / "batchdrop.yaml").write_text(yaml.safe_dump(KEYED))
+    (tmp_path / "inbound").mkdir()
+    rows = [f"{v},{v}" for v in BIG.values()] + ["7,8"]
+    (tmp_path / "inbound" / "ids.csv").write_text("id,qty\n" + "\n".join(rows) + "\n")
+    env = None
+    if writer:  # every file through the writer process, as a big file goes
+        hook = tmp_path / "hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(
+            "from batchdrop.tables import sqlite_load\nsqlite_load.WRITER_MIN_BYTES = 0\n"
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}  # fmt: skip
+    r = bd("run", "--once", "--json", cwd=tmp_path, env=env)
+    assert r.code == 0, r.err
+    assert json.loads(r.out.splitlines()[0])["rows_loaded"] == 4
+    db = sqlite3.connect(tmp_path / "ids.db")
+    stored = dict(db.execute("SELECT CAST(id AS TEXT), typeof(qty) FROM ids").fetchall())
+    assert stored == {BIG["b1"]: "blob", BIG["b2"]: "blob", BIG["b3"]: "integer", "7": "integer"}
+    for value in BIG.values():
+        got = bd("get", "--json", "--", value, cwd=tmp_path)
+        assert got.code == 0, got.err
+        assert json.loads(got.out) == {"id": int(value), "qty": int(value)}

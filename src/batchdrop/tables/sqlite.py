@@ -19,7 +19,14 @@ from ..errors import ConfigError
 from ..ports import Claim, Page
 from .sqlite_db import RUN_COL, connect, q, translate
 from .sqlite_ledger import SqliteLedger
-from .sqlite_types import SQL_TYPES, from_sql, number_from_sql, number_to_sql, to_sql
+from .sqlite_types import (
+    SQL_TYPES,
+    from_sql,
+    integer_to_sql,
+    number_from_sql,
+    number_to_sql,
+    to_sql,
+)
 
 
 class SqliteTable:
@@ -95,6 +102,8 @@ class SqliteTable:
 
     def _bind(self, column: str, value: Any) -> Any:
         conv = self._writers[self.columns.index(column)]
+        if conv is None and isinstance(value, int):
+            return integer_to_sql(value)
         return conv(value) if conv else value
 
     def query(

@@ -43,6 +43,7 @@ from ..errors import ConfigError, TransientError
 from .sqlite_modes import Modes, Snapshot, drop_seen, open_snapshot, settle, to_receipt
 from .sqlite_pipe import Inbox, Repeats, RepeatSpool, Taken, get, put, took
 from .sqlite_stage import PACKED, STAGE, Flushes, Packer, Stage
+from .sqlite_types import fit_integers
 
 if TYPE_CHECKING:
     from ..ports import Claim
@@ -100,7 +101,7 @@ def write_batch(
 
 
 class Statements:
-    """The SQL of one load, and how to turn engine values into SQLite values."""
+    """The SQL of one load, and how to turn engine values into SQLite values (``params``)."""
 
     def __init__(self, table: SqliteTable, seq: int):
         from .sqlite_db import RUN_COL, q
@@ -125,6 +126,7 @@ class Statements:
                 ]
 
             self.convert = convert
+        self.integers = [i for i, f in enumerate(table.fields) if f.type == "integer"]
         config = table.config
         snapshot = config.mode == "snapshot"
         self.modes = Modes(
@@ -133,6 +135,10 @@ class Statements:
             config.snapshot_scope if snapshot else None,
             config.table.partition_columns if config.snapshot_scope == "partition" else (),
         )
+
+    def params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        params = self.convert(rows) if self.convert else rows
+        return fit_integers(params, self.integers) if self.integers else params
 
 
 def begin_load(table: SqliteTable, claim: Claim, ledger: Any) -> SqliteLoad | WriterLoad:
@@ -170,7 +176,7 @@ class SqliteLoad:
 
     def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> Repeats:
         sql = self.sql
-        params = sql.convert(rows) if sql.convert else rows
+        params = sql.params(rows)
         try:
             if self.stage is not None:
                 repeats: Repeats = []
@@ -271,7 +277,7 @@ class WriterLoad:
         return answer
 
     def write(self, rows: list[tuple[Any, ...]], lines: list[int]) -> Repeats:
-        params = self.sql.convert(rows) if self.sql.convert else rows
+        params = self.sql.params(rows)
         behind = self.sent - self.taken.taken() > BEHIND
         self._send("rows", (self.packer.pack(params, lines, bind=behind), self._left(rows)))
         self.sent += 1

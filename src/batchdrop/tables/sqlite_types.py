@@ -1,5 +1,10 @@
 """Schema types ↔ SQLite values and column types.
 
+An integer column holds integers; one beyond SQLite's 64 bits (which a DynamoDB number holds)
+goes in as its exact text in a BLOB, which INTEGER affinity leaves alone, and reads back as
+the same integer. Rows are checked a column at a time (``fit_integers``), so the usual batch,
+with no such value, costs one ``max`` per integer column.
+
 A number column has NUMERIC affinity, so SQL sorts, compares and sums numbers as numbers. Each
 value goes in as an integer or a REAL when either holds that very value (read back it prints
 as the file wrote it, trailing zeros aside), else as its exact text in a BLOB: NUMERIC affinity
@@ -8,12 +13,14 @@ would round text that looks like a number to a REAL, and leaves a BLOB alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
 
-from ..config import SchemaField
+if TYPE_CHECKING:  # the writer process imports this module without the config
+    from ..config import SchemaField
 
 #: column types: SQL compares and aggregates numbers as numbers (see ``number_to_sql``); a
 #: table made when numbers were TEXT keeps its columns and loads as before
@@ -56,6 +63,28 @@ def number_from_sql(v: Any) -> Decimal | None:
     return Decimal(v)  # an int, or the text of a table made by a batchdrop before NUMERIC
 
 
+def integer_to_sql(v: Any) -> Any:
+    if v is None or isinstance(v, bool) or INT64[0] <= v <= INT64[1]:
+        return v
+    return str(v).encode("ascii")
+
+
+def integer_from_sql(v: Any) -> Any:
+    return int(v.decode("ascii")) if isinstance(v, bytes) else v
+
+
+def fit_integers(rows: list[Any], at: Sequence[int]) -> list[Any]:
+    """``rows`` with every integer SQLite cannot bind (at the columns ``at``) as its text."""
+    for i in at:
+        values = filter(None.__ne__, map(itemgetter(i), rows))
+        if max(map(abs, values), default=0) > INT64[1]:
+            break
+    else:
+        return rows
+    fit = set(at)
+    return [tuple(integer_to_sql(v) if j in fit else v for j, v in enumerate(row)) for row in rows]
+
+
 def to_sql(field: SchemaField) -> Callable[[Any], Any] | None:
     if field.type == "number":
         return number_to_sql
@@ -70,6 +99,8 @@ def from_sql(field: SchemaField) -> Callable[[Any], Any]:
         return number_from_sql
     if t == "boolean":
         return lambda v: None if v is None else bool(v)
+    if t == "integer":
+        return integer_from_sql
     if t == "date":
         return lambda v: None if v is None else date.fromisoformat(v)
     if t == "datetime":
