@@ -23,6 +23,8 @@ from .errors import BatchdropError, ConfigError
 from .report import BUSY, FAILED, REJECTED, Receipt
 
 EXIT_REJECTED, EXIT_USAGE, EXIT_RETRY = 1, 2, 3
+#: as shard_runner's worker processes log (that module is imported only to shard a file)
+LOG_FORMAT = "batchdrop: %(levelname)s: %(message)s"
 _status_style = status_style  # the name cli_query imports
 #: optional libraries, and the extra that installs each
 OPTIONAL_EXTRAS = {
@@ -63,13 +65,30 @@ class State:
 
         def make(feed_config: Config, shared: list[Any]) -> Any:
             from .pipeline import Pipeline
-            from .shard_runner import LocalShards, default_jobs
 
             pipeline = Pipeline(feed_config, notifiers=shared)
-            pipeline.dispatch = LocalShards(pipeline, jobs or default_jobs(feed_config))
+            pipeline.dispatch = _LazyShards(pipeline, feed_config, jobs)
             return pipeline
 
         return Router(config, notifiers=notifiers, make=make)
+
+
+class _LazyShards:
+    """A pipeline's ``dispatch``: the worker processes of shard_runner.py, whose machinery
+    (multiprocessing, a process pool) is imported only when a file is big enough to shard."""
+
+    def __init__(self, pipeline: Any, config: Config, jobs: int | None):
+        self.pipeline, self.config, self.jobs = pipeline, config, jobs
+        self._shards: Any = None
+
+    def __call__(self, tasks: list[Any]) -> Receipt | None:
+        if self._shards is None:
+            from .shard_runner import LocalShards, default_jobs
+
+            jobs = self.jobs or default_jobs(self.config)
+            self._shards = LocalShards(self.pipeline, jobs)
+        result: Receipt | None = self._shards(tasks)
+        return result
 
 
 FEED = click.option(
@@ -178,9 +197,10 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
       batchdrop get A10002                read back a partition
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    from .shard_runner import LOG_FORMAT
-
     logging.basicConfig(level=level, format=LOG_FORMAT)
+    from . import dedup_helper
+
+    dedup_helper.ENABLED = True  # a big file's key hashes are counted on another core
     ctx.obj = State(config_path, verbose)
 
 

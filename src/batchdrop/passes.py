@@ -16,6 +16,7 @@ from typing import Any
 from .checkpoint import STAGE_NAMES, TOP, Checkpoints, Delta, Paused
 from .config import Config
 from .dedup import DuplicateFinder
+from .dedup_helper import new_finder
 from .errors import DataError, RowError
 from .outcome import REPEATS_LISTED, conclude, rejects_duplicates, rejects_file
 from .ports import FileRef, FileStore, Load
@@ -210,7 +211,7 @@ def two_pass(
     compares a load with the last one), the rows the write pass will write are read once more
     before it, into the sink ``plan`` is given (never checkpointed: a run that goes on reads
     them again)."""
-    finder = DuplicateFinder()
+    finder = new_finder()
     first = scan_file(
         config,
         store,
@@ -365,7 +366,7 @@ def list_repeats(
     config: Config, store: FileStore, ref: FileRef, deadline: Deadline | None
 ) -> list[RowError]:
     """The first rows whose key repeats an earlier row's, found by key hash, then by real key."""
-    finder = DuplicateFinder()
+    finder = new_finder()
     scratch = Receipt(file=ref.name, source=ref.url, version=ref.version, size=ref.size)
     first = scan_file(
         _listing(config),

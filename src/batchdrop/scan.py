@@ -432,7 +432,7 @@ class Pass:
                 self.finder.add_many(hashes)
                 self._hashes.extend(hashes)
             else:
-                self.finder.add_many(self.key_hash(keys))
+                self.finder.add_many(list(self.key_hash(keys)))  # a list: its length is known
         if self.writing:
             self.batch.extend(outs)
             self.lines.extend(lines)

@@ -13,7 +13,7 @@ from batchdrop.tables import sqlite_load
 from .conftest import bd
 
 # Imported by every Python process of the test (PYTHONPATH): big files' path for any file; the
-# parent logs whether it bound each batch; SLOW_WRITER makes the writer take 30 ms per batch,
+# parent logs whether it bound each batch; SLOW_WRITER makes the writer take 50 ms per batch,
 # SLOW_PARENT the parent 30 ms per batch.
 HOOK = """
 import os, time
@@ -33,7 +33,7 @@ sqlite_stage.Packer.pack = logged
 if os.environ.get("SLOW_WRITER"):
     for name in ("add_packed", "add_parts"):
         def slow(self, *args, _add=getattr(sqlite_stage.Stage, name)):
-            time.sleep(0.03)
+            time.sleep(0.05)
             return _add(self, *args)
         setattr(sqlite_stage.Stage, name, slow)
 """
