@@ -76,7 +76,7 @@ def integer_from_sql(v: Any) -> Any:
 def fit_integers(rows: list[Any], at: Sequence[int]) -> list[Any]:
     """``rows`` with every integer SQLite cannot bind (at the columns ``at``) as its text."""
     for i in at:
-        values = filter(None.__ne__, map(itemgetter(i), rows))
+        values = filter(None, map(itemgetter(i), rows))  # None (and 0) left out, in C
         if max(map(abs, values), default=0) > INT64[1]:
             break
     else:
