@@ -1,5 +1,5 @@
 """Generate a students CSV for the benchmarks: ``python bench/gen.py ROWS OUT.csv [--seed N]
-[--kind students|one-key|invalid] [--sorted]``.
+[--kind students|one-key|invalid|orders] [--sorted]``.
 
 Header ``student_id,fname,lname,course``; the key is student_id + course. Every student takes
 several distinct courses, so no key repeats; courses are always quoted and some contain commas.
@@ -11,6 +11,11 @@ memory stays flat whatever ``ROWS`` is.
 
 Two hostile shapes of the same file: ``one-key`` (every row has the same key, as a file of
 millions of repeats) and ``invalid`` (no row has its required student id).
+
+``orders`` is a typed file, as a partner's export is: ``order_id,line,sku,quantity,unit_price,
+discount,ordered_on,shipped_at,paid``, keyed by order_id + line (an integer), with integers,
+decimal numbers, dates, ISO timestamps and booleans, some of them empty (missing). Orders come
+in random order too, each order's lines together.
 """
 
 from __future__ import annotations
@@ -138,7 +143,8 @@ COURSES = [
     "Accounting",
 ]
 MIN_COURSES, MAX_COURSES = 2, 8
-KINDS = ("students", "one-key", "invalid")
+KINDS = ("students", "one-key", "invalid", "orders")
+ORDERS_HEADER = "order_id,line,sku,quantity,unit_price,discount,ordered_on,shipped_at,paid\n"
 #: ids are a permutation of student numbers, a keyed Feistel network over 2^bits values walked
 #: back into 0..10^width-1 (a bijection): consecutive students get ids scattered over the whole
 #: range, with no ascending runs a B-tree could append to (a multiplicative map n·a mod 10^w
@@ -174,6 +180,9 @@ def lines(
     """The data lines (no header) of a file of ``rows`` rows (``in_order``: in key order)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    if kind == "orders":
+        yield from order_lines(rows, seed, in_order)
+        return
     rng = random.Random(seed)
     width = 7 if rows < 2 * 10**7 else 10  # every student takes 2+ courses: ids never wrap
     written, student = 0, 0
@@ -190,6 +199,33 @@ def lines(
         written += take
 
 
+def order_lines(rows: int, seed: int = 20261127, in_order: bool = False) -> Iterator[str]:
+    """The data lines of an ``orders`` file: 1 to 6 lines per order."""
+    rng = random.Random(seed)
+    width = 7 if rows < 2 * 10**7 else 10
+    written, order = 0, 0
+    while written < rows:
+        order += 1
+        oid = f"O{order:0{width}d}" if in_order else f"O{scramble(order, width):0{width}d}"
+        day = rng.randrange(730)
+        ordered = f"{2025 + day // 365}-{1 + day % 365 // 31:02d}-{1 + day % 31 % 28:02d}"
+        take = min(rng.randint(1, 6), rows - written)
+        for line in range(1, take + 1):
+            price = f"{rng.randrange(100, 100_000) / 100:.2f}"
+            discount = "" if rng.random() < 0.7 else f"0.{rng.randrange(5, 31):02d}"
+            shipped = (
+                ""
+                if rng.random() < 0.2
+                else f"{ordered}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:"
+                f"{rng.randrange(60):02d}Z"
+            )
+            paid = "true" if rng.random() < 0.9 else "false"
+            sku = f"SKU-{rng.randrange(100_000):05d}"
+            qty = rng.randint(1, 50)
+            yield f"{oid},{line},{sku},{qty},{price},{discount},{ordered},{shipped},{paid}\n"
+        written += take
+
+
 def write(
     rows: int,
     out: Path,
@@ -199,7 +235,7 @@ def write(
     in_order: bool = False,
 ) -> None:
     with open(out, "w", encoding="utf-8", newline="") as f:
-        f.write(HEADER)
+        f.write(ORDERS_HEADER if kind == "orders" else HEADER)
         buf: list[str] = []
         for line in lines(rows, seed, kind, in_order):
             buf.append(line)
@@ -215,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path, help="the CSV file to write")
     p.add_argument("--seed", type=int, default=20261127)
     p.add_argument("--kind", choices=KINDS, default="students")
-    p.add_argument("--sorted", action="store_true", help="students in key order")
+    p.add_argument("--sorted", action="store_true", help="students (or orders) in key order")
     args = p.parse_args(argv)
     if args.rows < 0:
         p.error("rows must be zero or more")

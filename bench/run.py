@@ -6,7 +6,9 @@ process and is measured from the outside: whole-process wall time, rows/s and pe
 csv.reader over the file), the load floor (the sqlite3 shell's ``.import`` into a table with the
 same primary key), ``batchdrop validate`` and ``batchdrop process`` into SQLite. The load floor
 and ``process`` also run, in the same rounds, on a file of the same shape in key order, so each
-ratio is paired on both orders. Then ``validate`` and ``process`` once each on two hostile files
+ratio is paired on both orders. The same four steps then run, in rounds too, on a typed file of
+the same size (integers, numbers, dates, timestamps, booleans: ``gen.py --kind orders``), since
+strings alone need no conversion. Then ``validate`` and ``process`` once each on two hostile files
 of the same size, one key repeated on every row and every row invalid: peak RSS must stay flat.
 The DynamoDB bench (bench/dynamodb.py) runs after it, with its own peak RSS measurements, then
 the DynamoDB client bench (bench/dynamodb_client.py: the write path pinned to one core against a
@@ -90,13 +92,18 @@ with open(result, "w") as f:
     f.write(f"{usage.ru_maxrss} {wall} {os.waitstatus_to_exitcode(status)} {cpu}")
 """
 
-CONFIG = """\
+#: the folders and the table of a bench config, then its key and schema
+PLACES = """\
 inbound: {tmp}/inbound
 archive: {tmp}/archive
 errors: {tmp}/errors
 table:
   url: sqlite:///{tmp}/bench.db
   name: {table}
+"""
+CONFIG = (
+    PLACES
+    + """\
   partition_key: student_id
   sort_key: course
 schema:
@@ -113,6 +120,38 @@ schema:
       constraints: {{required: true}}
 notify: []
 """
+)
+#: the typed file (bench/gen.py --kind orders): integers, numbers, dates, timestamps, booleans,
+#: a pattern and bounds, missing values; keyed by order_id + line
+ORDERS = "orders"
+ORDERS_CONFIG = (
+    PLACES
+    + """\
+  partition_key: order_id
+  sort_key: line
+schema:
+  fields:
+    - {{name: order_id, type: string, constraints: {{required: true}}}}
+    - {{name: line, type: integer}}
+    - {{name: sku, type: string, constraints: {{required: true, pattern: "SKU-[0-9]{{5}}"}}}}
+    - {{name: quantity, type: integer, constraints: {{required: true, minimum: 1}}}}
+    - {{name: unit_price, type: number, constraints: {{required: true, minimum: 0}}}}
+    - {{name: discount, type: number}}
+    - {{name: ordered_on, type: date, constraints: {{required: true}}}}
+    - {{name: shipped_at, type: datetime}}
+    - {{name: paid, type: boolean, constraints: {{required: true}}}}
+notify: []
+"""
+)
+ORDERS_TABLE = (
+    "CREATE TABLE t (order_id TEXT, line INTEGER, sku TEXT, quantity INTEGER, unit_price NUMERIC, "
+    "discount NUMERIC, ordered_on TEXT, shipped_at TEXT, paid INTEGER, "
+    "PRIMARY KEY (order_id, line)) WITHOUT ROWID"
+)
+STUDENTS_TABLE = (
+    "CREATE TABLE t (student_id TEXT, fname TEXT, lname TEXT, course TEXT, "
+    "PRIMARY KEY (student_id, course)) WITHOUT ROWID"
+)
 
 
 @dataclass
@@ -203,14 +242,13 @@ def csv_floor(path: Path, rows: int) -> Measure:
     return m
 
 
-def import_floor(path: Path, tmp: Path, rows: int, label: str = "") -> Measure:
+def import_floor(
+    path: Path, tmp: Path, rows: int, label: str = "", create: str = STUDENTS_TABLE
+) -> Measure:
     db = tmp / "import.db"
     db.unlink(missing_ok=True)
     with sqlite3.connect(db) as con:
-        con.execute(
-            "CREATE TABLE t (student_id TEXT, fname TEXT, lname TEXT, course TEXT, "
-            "PRIMARY KEY (student_id, course)) WITHOUT ROWID"
-        )
+        con.execute(create)
     argv = ["sqlite3", str(db), f".import --csv --skip 1 {path} t"]
     m = measure(f"sqlite3 .import (load floor){label}", argv, rows)
     m.note = f"exit {m.rc}: {count_rows(db, 't')}"
@@ -218,16 +256,18 @@ def import_floor(path: Path, tmp: Path, rows: int, label: str = "") -> Measure:
     return m
 
 
-def write_config(tmp: Path) -> Path:
+def write_config(tmp: Path, template: str = CONFIG, table: str = TABLE) -> Path:
     for d in ("inbound", "archive", "errors"):
         (tmp / d).mkdir(exist_ok=True)
     cfg = tmp / "batchdrop.yaml"
-    cfg.write_text(CONFIG.format(tmp=tmp, table=TABLE), encoding="utf-8")
+    cfg.write_text(template.format(tmp=tmp, table=table), encoding="utf-8")
     return cfg
 
 
-def validate_step(path: Path, tmp: Path, rows: int, label: str = "") -> Measure:
-    cfg = write_config(tmp)
+def validate_step(
+    path: Path, tmp: Path, rows: int, label: str = "", template: str = CONFIG
+) -> Measure:
+    cfg = write_config(tmp, template)
     base, env = batchdrop_argv()
     argv = [*base, "--config", str(cfg), "validate", str(path), "--json"]
     m = measure(f"batchdrop validate{label}", argv, rows, env)
@@ -235,9 +275,11 @@ def validate_step(path: Path, tmp: Path, rows: int, label: str = "") -> Measure:
     return m
 
 
-def process_step(path: Path, tmp: Path, rows: int, label: str = "") -> Measure:
+def process_step(
+    path: Path, tmp: Path, rows: int, label: str = "", template: str = CONFIG, table: str = TABLE
+) -> Measure:
     """``process`` into a fresh database; only the batchdrop command is timed."""
-    cfg = write_config(tmp)
+    cfg = write_config(tmp, template, table)
     base, env = batchdrop_argv()
     for d in ("archive", "errors", "inbound"):
         shutil.rmtree(tmp / d, ignore_errors=True)
@@ -248,7 +290,7 @@ def process_step(path: Path, tmp: Path, rows: int, label: str = "") -> Measure:
     shutil.copyfile(path, inbound)  # process moves the file out of inbound: give it a copy
     argv = [*base, "--config", str(cfg), "process", str(inbound), "--json"]
     m = measure(f"batchdrop process{label}", argv, rows, env)
-    m.note = receipt_note(m) + "; " + count_rows(tmp / "bench.db", TABLE)
+    m.note = receipt_note(m) + "; " + count_rows(tmp / "bench.db", table)
     return m
 
 
@@ -300,9 +342,9 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def validate_target(val: Measure | None, csv_m: Measure) -> None:
+def validate_target(val: Measure | None, csv_m: Measure, what: str = "") -> None:
     """validate's rows/s against csv.reader's on the same file."""
-    at = f" at {csv_m.rows:,} rows"
+    at = f" at {csv_m.rows:,} rows{what}"
     if val is not None and val.rc == 0:
         share = val.rows_per_s / csv_m.rows_per_s
         print(
@@ -363,6 +405,43 @@ def targets(ms: dict[str, Measure], big: dict[str, Measure] | None) -> None:
             )
 
 
+def typed_bench(rows: int, tmp: Path, repeat: int) -> dict[str, Measure]:
+    """The parse floor, the load floor, validate and process on a typed file (bench/gen.py
+    --kind orders), in rounds: the strings of the students file need no conversion, a
+    partner's export of numbers, dates and timestamps does."""
+    path = tmp / f"orders-{rows}.csv"
+    gen.write(rows, path, kind="orders")
+    run = tmp / "run-orders"
+    run.mkdir(exist_ok=True)
+    label = " (orders)"
+    steps: dict[str, Callable[[], Measure]] = {
+        "csv": lambda: csv_floor(path, rows),
+        "import": lambda: import_floor(path, tmp, rows, label, ORDERS_TABLE),
+        "validate": lambda: validate_step(path, run, rows, label, ORDERS_CONFIG),
+        "process": lambda: process_step(path, run, rows, label, ORDERS_CONFIG, ORDERS),
+    }
+    runs: dict[str, list[Measure]] = {name: [] for name in steps}
+    for _ in range(repeat):
+        for name, step in steps.items():
+            runs[name].append(step())
+    ms = {name: best(m) for name, m in runs.items()}
+    ms["csv"].name += label
+    path.unlink()
+    size = f"{rows:,} rows of a typed file (9 columns: integers, numbers, dates, timestamps"
+    print_table(size + ", booleans; keys in random order)", list(ms.values()))
+    print("  targets on the typed file")
+    p, imp = ms["process"], ms["import"]
+    if p.rc == 0:
+        ratio = p.wall_s / imp.wall_s
+        print(
+            f"  process time <= {PROCESS_VS_IMPORT}x .import time (typed file): "
+            f"{p.wall_s:.2f} s / {imp.wall_s:.2f} s = {ratio:.2f}x  "
+            f"{verdict(ratio <= PROCESS_VS_IMPORT)}"
+        )
+    validate_target(ms["validate"], ms["csv"], " (typed file)")
+    return ms
+
+
 def hostile_bench(rows: int, tmp: Path) -> list[Measure]:
     """validate and process on a file of one repeated key and on a file of invalid rows."""
     ms = []
@@ -385,7 +464,9 @@ def hostile_bench(rows: int, tmp: Path) -> list[Measure]:
     return ms
 
 
-def sqlite_bench(rows: int, big: bool, repeat: int, keep: bool, hostile: bool = True) -> None:
+def sqlite_bench(
+    rows: int, big: bool, repeat: int, keep: bool, hostile: bool = True, typed: bool = True
+) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="batchdrop-bench-"))
     try:
         path = tmp / f"students-{rows}.csv"
@@ -430,6 +511,8 @@ def sqlite_bench(rows: int, big: bool, repeat: int, keep: bool, hostile: bool = 
                 list(big_ms.values()),
             )
         targets(ms, big_ms)
+        if typed and have_cli:
+            typed_bench(rows, tmp, repeat)
         if hostile and have_cli:
             hostile_bench(rows, tmp)
     finally:
@@ -476,6 +559,11 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the files of one repeated key and of invalid rows",
     )
     p.add_argument(
+        "--no-typed",
+        action="store_true",
+        help="skip the typed file (integers, numbers, dates: bench/gen.py --kind orders)",
+    )
+    p.add_argument(
         "--dynamodb-rss-rows",
         default="100000,1000000",
         help="DynamoDB: comma-separated row counts whose peak RSS is measured (empty: none)",
@@ -509,7 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("sqlite3") is None and not args.dynamodb:
         p.error("the sqlite3 command-line shell is needed for the load floor (apt install sqlite3)")
     if not args.dynamodb:
-        sqlite_bench(args.rows, args.big, args.repeat, args.keep, not args.no_hostile)
+        sqlite_bench(
+            args.rows, args.big, args.repeat, args.keep, not args.no_hostile, not args.no_typed
+        )
     if not args.sqlite:
         print(flush=True)
         ddb = [

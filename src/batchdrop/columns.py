@@ -6,6 +6,13 @@ builtins that loop in C: ``all(column)`` for a required value, ``all(map(pattern
 column))``, ``max(map(len, column))``, ``list(map(int, column))``, and the rows put back
 together with ``zip``. Checks a field does not have cost nothing.
 
+Typed columns are checked as one text: the column's values joined, each between newlines, so
+that ``"\\nNA\\n" in text`` finds a missing value and one regular expression over the whole text
+accepts a column of integers, without a Python call per value. That text only ever *accepts*:
+when it cannot (a value too long for it, a newline inside a value), the values are checked one
+by one as before. A pass that needs only the rows' keys (``validate``) converts the key columns
+and merely checks the others.
+
 This converter only ever decides "every row of the chunk converts, to these values" or "some
 row may not": then the engine walks the chunk row by row with the row converter, which says
 which line and column is wrong and why. It applies the very functions the row converter
@@ -16,6 +23,7 @@ reason at all (an exception included) is simply converted the slow way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -38,6 +46,29 @@ Column = Sequence[str]
 Values = Sequence[Any]
 Rows = list[tuple[Any, ...]]
 Step = Callable[[Column], Values]
+Check = Callable[[Column], None]
+
+#: whole columns of integers and numbers, each value between newlines: strict subsets of
+#: INT_RE and NUM_RE (at most 18 digits, exponents of at most 9), so that a value they accept
+#: always converts, as int() refuses past 4,300 digits and Decimal past an exponent of 10^18
+INT_TEXT = re.compile(r"\n(?:[+-]?+[0-9]{1,18}+\n)*+")
+NUM_TEXT = re.compile(
+    r"\n(?:[+-]?+(?:[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++)(?:[eE][+-]?+[0-9]{1,9}+)?+\n)*+"
+)
+
+#: whole columns of ISO dates and times (which must still convert: 2026-02-30 does not)
+DATE_TEXT = re.compile(rf"\n(?:{ISO_DATE_RE.pattern}\n)*+")
+TIME_TEXT = re.compile(rf"\n(?:{ISO_DATETIME_RE.pattern}\n)*+")
+
+
+def _text(values: Column) -> str:
+    """The values, each between newlines."""
+    return "\n" + "\n".join(values) + "\n"
+
+
+def _accepts(whole: re.Pattern[str], text: str, count: int) -> bool:
+    """``whole`` matches the text of ``count`` values, none of which holds a newline."""
+    return whole.fullmatch(text) is not None and text.count("\n") == count + 1
 
 
 class _Refused(Exception):
@@ -52,31 +83,37 @@ def _all(test: Callable[[str], Any]) -> Callable[[Column], None]:
     return check
 
 
-def _typed(field: SchemaField) -> Callable[[Column], Values] | None:
+#: the whole-column text check of a type whose values it accepts always convert
+WHOLE = {"integer": INT_TEXT, "number": NUM_TEXT}
+Typed = Callable[[Column, "str | None"], Values]
+
+
+def _typed(field: SchemaField) -> Typed | None:
     """The type conversion of the present values of a column (None: the text itself), each
-    value first checked exactly as the row converter checks it."""
+    value first checked exactly as the row converter checks it; given the values' text
+    (``_text``), a typed column is first checked as a whole."""
     t, fmt = field.type, field.format
     if t == "string":
         return None
     if t == "integer":
-        return _matched(INT_RE.fullmatch, int)
+        return _matched(INT_RE.fullmatch, int, INT_TEXT)
     if t == "number":
-        return _matched(NUM_RE.fullmatch, Decimal)
+        return _matched(NUM_RE.fullmatch, Decimal, NUM_TEXT)
     if t == "boolean":
         # the row converter tries the true values first
         table = dict.fromkeys(field.false_values, False) | dict.fromkeys(field.true_values, True)
-        return lambda values: list(map(table.__getitem__, values))  # KeyError: refused
+        return lambda values, _: list(map(table.__getitem__, values))  # KeyError: refused
     if t in ("date", "datetime") and fmt in ("default", "any"):
-        regex = ISO_DATE_RE if t == "date" else ISO_DATETIME_RE
+        regex, whole = (ISO_DATE_RE, DATE_TEXT) if t == "date" else (ISO_DATETIME_RE, TIME_TEXT)
         return _matched(
-            regex.fullmatch, date.fromisoformat if t == "date" else datetime.fromisoformat
+            regex.fullmatch, date.fromisoformat if t == "date" else datetime.fromisoformat, whole
         )
     if t in ("date", "datetime"):
         # strptime reads %Y, %H, %M… with Unicode \d and a space in the format as Unicode \s
         ascii_only = fmt.isascii()
         foreign = NON_ASCII_DIGIT_OR_SPACE.search
 
-        def parse(values: Column) -> Values:
+        def parse(values: Column, _: str | None) -> Values:
             if ascii_only:
                 if not all(map(str.isascii, values)):
                     raise _Refused
@@ -89,9 +126,12 @@ def _typed(field: SchemaField) -> Callable[[Column], Values] | None:
     return None  # pragma: no cover - the config model allows no other type
 
 
-def _matched(test: Callable[[str], Any], convert: Callable[[str], Any]) -> Step:
-    def typed(values: Column) -> Values:
-        if not all(map(test, values)):
+def _matched(
+    test: Callable[[str], Any], convert: Callable[[str], Any], whole: re.Pattern[str] | None = None
+) -> Typed:
+    def typed(values: Column, text: str | None) -> Values:
+        accepted = whole is not None and _accepts(whole, text or _text(values), len(values))
+        if not accepted and not all(map(test, values)):
             raise _Refused
         return list(map(convert, values))
 
@@ -158,22 +198,29 @@ def _unconstrained(field: SchemaField) -> bool:
 
 def _step(
     field: SchemaField, missing: frozenset[str], required: bool, separator: str | None
-) -> Step:
-    """The converted values of one column, or _Refused."""
+) -> tuple[Step, Check]:
+    """The converted values of one column, or _Refused; and the check that they would
+    convert, which does not convert what it need not."""
     typed = _typed(field)
     on_text, on_value = _checks(field)
+    whole = WHOLE.get(field.type)
     blank_only = missing == frozenset({""})
+    #: a missing value m is in a column's text as "\nm\n" (a value holding a newline can
+    #: only make a column look gappy, which is then looked at value by value)
+    needles = tuple(f"\n{m}\n" for m in missing)
+    by_text = bool(missing) and (whole is not None or not blank_only)
     as_none = dict.fromkeys(missing)
 
-    def has_missing(col: Column) -> bool:
-        if not missing:
-            return False
-        return not all(col) if blank_only else not missing.isdisjoint(col)
+    def gappy(col: Column, text: str | None) -> bool:
+        if text is not None:
+            return any(map(text.__contains__, needles))
+        return bool(missing) and not all(col)  # blank_only: "" is the one missing value
 
     def step(col: Column) -> Values:
         if separator is not None and any(map(contains, col, repeat(separator))):
             raise _Refused
-        gaps = has_missing(col)
+        text = _text(col) if by_text else None
+        gaps = gappy(col, text)
         if gaps and required:
             raise _Refused
         values = list(filterfalse(missing.__contains__, col)) if gaps else col
@@ -181,7 +228,7 @@ def _step(
             return [None] * len(col)
         for check in on_text:
             check(values)
-        out = values if typed is None else typed(values)
+        out = values if typed is None else typed(values, None if gaps else text)
         for check in on_value:
             check(out)
         if not gaps:
@@ -192,7 +239,26 @@ def _step(
         converted.update(as_none)
         return list(map(converted.__getitem__, col))
 
-    return step
+    if whole is None or on_value or separator is not None:
+        return step, step  # type: ignore[return-value]  # the values are the check
+
+    def check(col: Column) -> None:
+        """Every value of an integer or number column converts: known from the text of its
+        present values alone when it can be, else by converting them."""
+        text = _text(col)
+        if missing and any(map(text.__contains__, needles)):
+            if required:
+                raise _Refused
+            col = list(filterfalse(missing.__contains__, col))
+            if not col:
+                return
+            text = _text(col)
+        for test in on_text:
+            test(col)
+        if not _accepts(whole, text, len(col)):
+            typed(col, text)  # type: ignore[misc]  # an integer or number column has a type
+
+    return step, check
 
 
 class ChunkConverter:
@@ -207,10 +273,19 @@ class ChunkConverter:
         joined: frozenset[str] = getattr(key, "joined", frozenset())
         separator: str = getattr(key, "separator", "")
         self._steps: list[tuple[Step, int]] = []
+        #: for a pass that needs only the keys: the key columns converted, the others checked
+        self._key_steps: list[tuple[Step, int]] = []
+        self._checks: list[tuple[Check, int]] = []
+        steps = {}
         for field, pos in zip(schema.fields, positions, strict=True):
             required = field.constraints.required or field.name in key_set
             sep = separator if field.name in joined and field.type == "string" else None
-            self._steps.append((_step(field, missing, required, sep), pos))
+            step, check = _step(field, missing, required, sep)
+            self._steps.append((step, pos))
+            steps[field.name] = (step, pos)
+            if field.name not in key_set:
+                self._checks.append((check, pos))
+        self._key_steps = [steps[k] for k in key]
         # Text that is taken as it is (strings with no constraint but ``required``): a row is
         # its cells picked in field order, valid unless a cell is missing (then the columns
         # say whether that is allowed)
@@ -240,11 +315,18 @@ class ChunkConverter:
         needed = [f.name for f in schema.fields if f.constraints.required and f.name not in key_set]
         self._also_required = [itemgetter(where[n]) for n in needed]
 
-    def keys(self, chunk: list[list[str]]) -> list[Any] | None:
+    def keys(self, chunk: list[list[str]]) -> Sequence[Any] | None:
         """The keys of the rows of ``chunk`` when every row converts, found without
-        converting them (None: not known so cheaply, or some row may not convert)."""
+        converting more than the key columns (None: some row may not convert)."""
         if not self._plain:
-            return None
+            columns = list(zip(*chunk, strict=True))
+            try:
+                for check, pos in self._checks:
+                    check(columns[pos])
+                parts = [step(columns[pos]) for step, pos in self._key_steps]
+            except Exception:  # as in convert: the rows say what is wrong, one by one
+                return None
+            return list(zip(*parts, strict=True)) if self._tuple_keys else parts[0]
         keys = list(map(self._key_cells, chunk))
         if self._missing:
             if not self._present(chain.from_iterable(keys) if self._tuple_keys else keys):
