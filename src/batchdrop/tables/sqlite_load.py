@@ -43,7 +43,7 @@ from ..errors import ConfigError, TransientError
 from .sqlite_modes import Modes, Snapshot, drop_seen, open_snapshot, settle, to_receipt
 from .sqlite_pipe import Inbox, Repeats, RepeatSpool, Taken, get, put, took
 from .sqlite_stage import PACKED, STAGE, Flushes, Packer, Stage
-from .sqlite_types import fit_integers
+from .sqlite_types import column_to_sql, fit_integers
 
 if TYPE_CHECKING:
     from ..ports import Claim
@@ -116,17 +116,17 @@ class Statements:
         self.overwrite = base + conflict
         self.last_wins = table.config.duplicates == "last_wins"
         self.key_at = [table.columns.index(k) for k in table.key]
-        writers = [(i, w) for i, w in enumerate(table._writers) if w is not None]
+        writers = [(i, w) for i, f in enumerate(table.fields) if (w := column_to_sql(f))]
         self.convert: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
         if writers:
 
             def convert(rows: list[tuple[Any, ...]]) -> list[Any]:
-                # a column at a time: only the columns that change pay a Python call per value
+                # a column at a time: only the columns that change are converted
                 if not rows:
                     return rows
-                columns = list(zip(*rows, strict=True))
+                columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
                 for i, w in writers:
-                    columns[i] = tuple(map(w, columns[i]))
+                    columns[i] = w(columns[i])
                 return list(zip(*columns, strict=True))
 
             self.convert = convert

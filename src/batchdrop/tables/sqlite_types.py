@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from operator import itemgetter
+from functools import partial
+from operator import eq, itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the writer process imports this module without the config
@@ -83,6 +84,43 @@ def fit_integers(rows: list[Any], at: Sequence[int]) -> list[Any]:
         return rows
     fit = set(at)
     return [tuple(integer_to_sql(v) if j in fit else v for j, v in enumerate(row)) for row in rows]
+
+
+def numbers_to_sql(column: Sequence[Decimal | None]) -> list[int | float | bytes | None]:
+    """``number_to_sql`` of each value, a column at a time: a value that is not a whole number
+    and that a float holds (the usual price, rate or measure) is decided by C calls alone;
+    the others (whole numbers, and text past a float's digits) go through ``number_to_sql``."""
+    present: Sequence[Decimal] = (
+        column if None not in column else [v for v in column if v is not None]  # type: ignore[assignment]
+    )
+    floats = list(map(float, present))
+    # the test of number_to_sql: the float, written the shortest way, is the very number
+    same = map(eq, map(Decimal, map(repr, floats)), present)
+    out = [
+        f if kept and not f.is_integer() else number_to_sql(v)
+        for f, kept, v in zip(floats, same, present, strict=True)
+    ]
+    if present is column:
+        return out
+    converted = iter(out)
+    return [None if v is None else next(converted) for v in column]
+
+
+def _isoformats(method: Callable[[Any], str], column: Sequence[Any]) -> list[str | None]:
+    if None in column:
+        return [None if v is None else method(v) for v in column]
+    return list(map(method, column))
+
+
+def column_to_sql(field: SchemaField) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+    """A column of engine values → SQLite values (None: they go in as they are)."""
+    if field.type == "number":
+        return numbers_to_sql
+    if field.type == "date":
+        return partial(_isoformats, date.isoformat)
+    if field.type == "datetime":
+        return partial(_isoformats, datetime.isoformat)
+    return None
 
 
 def to_sql(field: SchemaField) -> Callable[[Any], Any] | None:
