@@ -171,8 +171,8 @@ class Keys:
         """False when no item can have this key value (the backend could never store it)."""
         if isinstance(value, bool):
             return True
-        if isinstance(value, int):
-            return INT64[0] <= value <= INT64[1] or (self.dynamo and number_problem(value) is None)
+        if isinstance(value, int):  # SQLite keeps one past 64 bits as its exact text
+            return not self.dynamo or INT64[0] <= value <= INT64[1] or number_problem(value) is None
         if isinstance(value, Decimal):
             return value.is_finite() and (not self.dynamo or number_problem(value) is None)
         if isinstance(value, str):

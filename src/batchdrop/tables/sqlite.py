@@ -22,6 +22,7 @@ from .sqlite_ledger import SqliteLedger
 from .sqlite_types import (
     SQL_TYPES,
     from_sql,
+    integer_from_sql,
     integer_to_sql,
     number_from_sql,
     number_to_sql,
@@ -147,14 +148,23 @@ class SqliteTable:
 
     def _cursor(self, column: str, stored: Any) -> Any:
         """A sort key's stored value as a page position: a number as its decimal text, the
-        form every table hands out (SQLite stores it as an integer, a REAL or a BLOB)."""
-        if self.fields[self.columns.index(column)].type == "number":
+        form every table hands out (SQLite stores it as an integer, a REAL or a BLOB), and an
+        integer past 64 bits (a BLOB of its text) as that integer."""
+        kind = self.fields[self.columns.index(column)].type
+        if kind == "number":
             return str(number_from_sql(stored))
+        if kind == "integer":
+            return integer_from_sql(stored)
         return stored
 
     def _position(self, column: str, after: Any) -> Any:
-        if self.fields[self.columns.index(column)].type == "number" and isinstance(after, str):
+        """A page position as the stored value it continues after. Integers past 64 bits
+        are BLOBs, which SQLite sorts after every number: the pages follow that same order."""
+        kind = self.fields[self.columns.index(column)].type
+        if kind == "number" and isinstance(after, str):
             return number_to_sql(Decimal(after))
+        if kind == "integer" and isinstance(after, int):
+            return integer_to_sql(after)
         return after
 
     def _joined(self, columns: Sequence[str]) -> str:
