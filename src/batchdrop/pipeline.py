@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import shards
 from .adapters import Backends, open_notifiers, open_store
 from .checkpoint import Checkpoints, Paused
 from .config import Config
@@ -39,7 +38,7 @@ from .report import (
 from .scan import DEADLINE_MARGIN_S, Deadline, Progress
 
 if TYPE_CHECKING:
-    from .shards import ShardTask
+    from .shards import ShardTask, Step
     from .state import StateStore
 
 log = logging.getLogger("batchdrop")
@@ -194,10 +193,13 @@ class Pipeline:
         try:
             try:
                 check_entry(ref)
-                if shards.wanted(self, store, ref):
-                    tasks = shards.start(self, store, claim)
-                    if tasks is not None:
-                        return self._hand_over(tasks, receipt, started)
+                if self.dispatch is not None:  # only a runner with consumers shards
+                    from . import shards
+
+                    if shards.wanted(self, store, ref):
+                        tasks = shards.start(self, store, claim)
+                        if tasks is not None:
+                            return self._hand_over(tasks, receipt, started)
                 if table.single_pass:
                     self._load_single(store, claim, receipt, report, deadline, progress)
                 else:
@@ -350,11 +352,13 @@ class Pipeline:
         receipt.reason = f"{len(tasks)} shard task(s) handed to the consumers of the queue"
         return self._stamp(receipt, started)
 
-    def shard_task(self, task: ShardTask, deadline: Deadline | None = None) -> shards.Step:
+    def shard_task(self, task: ShardTask, deadline: Deadline | None = None) -> Step:
         """One task of a sharded run (see shards.py), for the consumer that took it."""
         if not self._prepared:
             self.backends.table.prepare()
             self._prepared = True
+        from . import shards
+
         return shards.work(self, task, deadline)
 
     def state(self) -> StateStore:
