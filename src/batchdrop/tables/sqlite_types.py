@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
-from operator import eq, itemgetter
+from operator import eq, is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the writer process imports this module without the config
@@ -90,9 +90,11 @@ def numbers_to_sql(column: Sequence[Decimal | None]) -> list[int | float | bytes
     """``number_to_sql`` of each value, a column at a time: a value that is not a whole number
     and that a float holds (the usual price, rate or measure) is decided by C calls alone;
     the others (whole numbers, and text past a float's digits) go through ``number_to_sql``."""
-    present: Sequence[Decimal] = (
-        column if None not in column else [v for v in column if v is not None]  # type: ignore[assignment]
-    )
+    # by identity: ``None in column`` would compare each Decimal with None, which asks
+    # numbers.Rational (an ABC) every time
+    present: Sequence[Decimal] = list(filter(partial(is_not, None), column))  # type: ignore[arg-type]
+    if len(present) == len(column):
+        present = column  # type: ignore[assignment]
     floats = list(map(float, present))
     # the test of number_to_sql: the float, written the shortest way, is the very number
     same = map(eq, map(Decimal, map(repr, floats)), present)
