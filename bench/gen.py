@@ -1,5 +1,5 @@
 """Generate a students CSV for the benchmarks: ``python bench/gen.py ROWS OUT.csv [--seed N]
-[--kind students|one-key|invalid|orders] [--sorted]``.
+[--kind students|one-key|invalid|wide|orders] [--sorted]``.
 
 Header ``student_id,fname,lname,course``; the key is student_id + course. Every student takes
 several distinct courses, so no key repeats; courses are always quoted and some contain commas.
@@ -9,8 +9,9 @@ instead (ids in order, each student's courses in order), the order a table's key
 The same seed and row count always give the same bytes. Rows are written as they are made, so
 memory stays flat whatever ``ROWS`` is.
 
-Two hostile shapes of the same file: ``one-key`` (every row has the same key, as a file of
-millions of repeats) and ``invalid`` (no row has its required student id).
+Three hostile shapes of the same file: ``one-key`` (every row has the same key, as a file of
+millions of repeats), ``invalid`` (no row has its required student id) and ``wide`` (every
+first name is WIDE characters long: a file of 100 kB rows).
 
 ``orders`` is a typed file, as a partner's export is: ``order_id,line,sku,quantity,unit_price,
 discount,ordered_on,shipped_at,paid``, keyed by order_id + line (an integer), with integers,
@@ -143,7 +144,8 @@ COURSES = [
     "Accounting",
 ]
 MIN_COURSES, MAX_COURSES = 2, 8
-KINDS = ("students", "one-key", "invalid", "orders")
+KINDS = ("students", "one-key", "invalid", "wide", "orders")
+WIDE = 100_000  # characters of each first name in a ``wide`` file
 ORDERS_HEADER = "order_id,line,sku,quantity,unit_price,discount,ordered_on,shipped_at,paid\n"
 #: ids are a permutation of student numbers, a keyed Feistel network over 2^bits values walked
 #: back into 0..10^width-1 (a bijection): consecutive students get ids scattered over the whole
@@ -188,10 +190,13 @@ def lines(
     written, student = 0, 0
     while written < rows:
         student += 1
-        sid = {"students": student_id(student, width), "one-key": "A0000001", "invalid": ""}[kind]
+        sid = {"invalid": "", "one-key": "A0000001"}.get(kind) or student_id(student, width)
         if in_order and kind == "students":
             sid = f"A{student:0{width}d}"
-        who = f"{sid},{rng.choice(FIRST_NAMES)},{rng.choice(LAST_NAMES)},"
+        first = rng.choice(FIRST_NAMES)
+        if kind == "wide":
+            first = (first * (WIDE // len(first) + 1))[:WIDE]
+        who = f"{sid},{first},{rng.choice(LAST_NAMES)},"
         take = min(rng.randint(MIN_COURSES, MAX_COURSES), rows - written)
         courses = rng.sample(COURSES, take) if kind != "one-key" else ["Chemistry"] * take
         for course in sorted(courses) if in_order else courses:

@@ -9,7 +9,8 @@ and ``process`` also run, in the same rounds, on a file of the same shape in key
 ratio is paired on both orders. The same four steps then run, in rounds too, on a typed file of
 the same size (integers, numbers, dates, timestamps, booleans: ``gen.py --kind orders``), since
 strings alone need no conversion. Then ``validate`` and ``process`` once each on two hostile files
-of the same size, one key repeated on every row and every row invalid: peak RSS must stay flat.
+of the same size, one key repeated on every row and every row invalid, and on 2,100 rows of 100 kB
+each: peak RSS must stay flat.
 The DynamoDB bench (bench/dynamodb.py) runs after it, with its own peak RSS measurements, then
 the DynamoDB client bench (bench/dynamodb_client.py: the write path pinned to one core against a
 local instant endpoint, with and without 8 ms of latency, against boto3's clients), then
@@ -442,16 +443,22 @@ def typed_bench(rows: int, tmp: Path, repeat: int) -> dict[str, Measure]:
     return ms
 
 
+#: rows of the wide hostile file: 100 kB each, 210 MB in all
+WIDE_ROWS = 2_100
+
+
 def hostile_bench(rows: int, tmp: Path) -> list[Measure]:
-    """validate and process on a file of one repeated key and on a file of invalid rows."""
+    """validate and process on a file of one repeated key, on a file of invalid rows, and on
+    a file of rows of 100 kB (WIDE_ROWS of them)."""
     ms = []
-    for kind in ("one-key", "invalid"):
-        path = tmp / f"{kind}-{rows}.csv"
-        gen.write(rows, path, kind=kind)
+    for kind in ("one-key", "invalid", "wide"):
+        n = min(rows, WIDE_ROWS) if kind == "wide" else rows
+        path = tmp / f"{kind}-{n}.csv"
+        gen.write(n, path, kind=kind)
         run = tmp / f"run-{kind}"
         run.mkdir(exist_ok=True)
-        label = f" ({kind})"
-        ms += [validate_step(path, run, rows, label), process_step(path, run, rows, label)]
+        label = f" ({kind}, {n:,} rows)" if n != rows else f" ({kind})"
+        ms += [validate_step(path, run, n, label), process_step(path, run, n, label)]
         path.unlink()
     print_table(
         f"{rows:,} rows of hostile shapes (peak RSS < {FLAT_RSS_MB:.0f} MB), one run each", ms

@@ -261,6 +261,9 @@ class LineGuard:
         self.cap = cap
         self.marks: deque[int] = deque()
         self._line = 0  # physical lines handed out so far
+        #: characters of the lines handed out so far (read ahead of the csv reader by at most
+        #: one block): what the engine sizes its chunks and batches by
+        self.chars = 0
         self.lines: Iterator[str] = chain.from_iterable(self._blocks())
 
     def _blocks(self) -> Iterator[list[str]]:
@@ -273,6 +276,7 @@ class LineGuard:
             cut = _after_last_break(buf)
             carry = buf[cut:]
             if cut:
+                self.chars += cut
                 lines = io.StringIO(buf[:cut], newline="").readlines()
                 first = lines[0]
                 if len(first) > cap and len(first.rstrip("\r\n")) > cap:
@@ -291,6 +295,7 @@ class LineGuard:
             data = read(size)
         if carry:
             self._line += 1
+            self.chars += len(carry)
             yield [carry]
 
     def _mark(self, line: int, end: str) -> str:

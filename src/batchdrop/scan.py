@@ -47,6 +47,15 @@ from .schema import RowConverter
 from .spill import HashSet, HeldRows, LineCursor, LineRuns
 
 CHUNK = 2048
+#: a chunk holds at most CHUNK rows and about CHUNK_CHARS characters, the rows waiting for the
+#: table about BATCH_CHARS (and a write half that): a file of wide rows (100 kB of text each)
+#: keeps the memory of a file of narrow ones, whose chunks and batches are counted in rows as
+#: before. A chunk is taken a few rows at a time, as many as fit in what is left of
+#: CHUNK_CHARS at the width of its rows so far (16 at first, doubling to STEP at most), so
+#: rows that widen mid-file are caught within a step.
+CHUNK_CHARS = 1 << 20
+BATCH_CHARS = 1 << 22
+STEP = 128
 DEADLINE_MARGIN_S = 20.0
 #: the cyclic garbage collector is paused during a pass (see passes.scan_file), but a table's
 #: client may leave cycles behind per request: after a batch, once this many more container
@@ -133,6 +142,7 @@ class Pass:
         self.max_rows = config.limits.max_rows
         report.max_rows = config.limits.max_report_rows
         self.batch: Rows = []
+        self.batch_chars = 0  # of the text the rows of ``batch`` were read from, about
         self.lines: list[int] = []
         self.held = HeldRows(config.duplicates == "last_wins")
         self.key_names = "+".join(config.key)
@@ -240,14 +250,26 @@ class Pass:
         )
         if not start.offset:
             self._columns(src.header)
-        rows, marks = src.rows, src.guard.marks
+        rows, marks, guard = src.rows, src.guard.marks, src.guard
         base = start.line
         done = base + rows.line_num  # physical lines read so far
+        # a row's characters, as the rows of this chunk say so far; steps start at 16 rows and
+        # double up to STEP, so the first rows of a file of wide ones come a few at a time
+        width, most = 1, 16
         while True:
             chunk: list[list[str]] = []
             error: csv.Error | None = None
+            chars = guard.chars
             try:
-                chunk.extend(islice(rows, CHUNK))
+                while len(chunk) < CHUNK:
+                    room = CHUNK_CHARS - (guard.chars - chars)
+                    step = max(1, min(most, CHUNK - len(chunk), room // width))
+                    had = len(chunk)
+                    chunk.extend(islice(rows, step))
+                    if len(chunk) - had < step or room <= 0:
+                        break  # the end of the text (or of this segment), or a full chunk
+                    width = max(1, (guard.chars - chars) // len(chunk))
+                    most = min(2 * most, STEP)
             except csv.Error as e:
                 error = e  # the rows before it are in ``chunk``
                 cutter = self.cutter
@@ -271,6 +293,10 @@ class Pass:
                 marks.popleft()
             try:
                 self._chunk(chunk, done, now, error)
+                chars = guard.chars - chars
+                self.batch_chars += chars
+                if self.batch_chars >= BATCH_CHARS:
+                    self._flush()
             except _Stop as stop:
                 scan.stopped_at = stop.args[0]
                 self.receipt.rows_read = scan.read
@@ -514,7 +540,10 @@ class Pass:
     def _flush(self) -> None:
         batch, lines = self.batch, self.lines
         if self.writing and batch:
-            size = self.config.batch_size
+            # batch_size rows a write, and no more text than half BATCH_CHARS at the rows'
+            # average width: each write's copies (bound, serialized, sent) stay small too
+            wide = len(batch) * (BATCH_CHARS // 2) // max(self.batch_chars, 1)
+            size = max(1, min(self.config.batch_size, wide))
             for i in range(0, len(batch), size):
                 part, part_lines = batch[i : i + size], lines[i : i + size]
                 self._check_time(part_lines[0])
@@ -524,6 +553,7 @@ class Pass:
                     self.collections += 1
                     gc.collect(1 if self.collections % FULL_COLLECT_EVERY else 2)
         self.batch, self.lines = [], []
+        self.batch_chars = 0
 
     # --- checkpoints (checkpoint.py) ---------------------------------------------------------
 

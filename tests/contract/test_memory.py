@@ -102,3 +102,30 @@ def test_a_huge_field_is_read_in_bounded_memory(tmp_path: Path, command: str) ->
     assert (receipt["rows_read"], receipt["rows_invalid"]) == (3, 1)
     assert receipt["errors"][0]["line"] == 3  # type: ignore[index]
     assert rss < BOUND_MB
+
+
+def wide_rows(rows: int, width: int, narrow: int = 0) -> Iterator[bytes]:
+    """``narrow`` short rows, then rows of ``width`` bytes of text each, every field under
+    csv.max_field_size."""
+    yield b"student_id,fname,lname,course\n"
+    for n in range(narrow):
+        yield b"B%07d,Ann,Lee,C%d\n" % (n, n)
+    pad = b"w" * width
+    for n in range(rows):
+        yield b"A%07d,%s,Lee,C%d\n" % (n, pad, n)
+
+
+@pytest.mark.parametrize("narrow", [0, 50_000])
+@pytest.mark.parametrize("command", ["validate", "process", "process-writer"])
+def test_a_file_of_wide_rows_keeps_memory_flat(tmp_path: Path, command: str, narrow: int) -> None:
+    """2,100 rows of 100 kB (after 50,000 short ones, or from the start): taken 2,048 rows to a
+    chunk and 5,000 to a batch, as short rows are, they held the whole 210 MB (239 MB of peak
+    RSS for validate, 657 MB for process); chunks and batches are bounded by their text too."""
+    rss, receipt = peak_rss(tmp_path, command, wide_rows(2_100, 100_000, narrow))
+
+    assert (receipt["rows_read"], receipt["rows_loaded"], receipt["rows_invalid"]) == (
+        narrow + 2_100,
+        narrow + 2_100,
+        0,
+    )
+    assert rss < BOUND_MB
