@@ -190,7 +190,9 @@ def lines(
     written, student = 0, 0
     while written < rows:
         student += 1
-        sid = {"invalid": "", "one-key": "A0000001"}.get(kind) or student_id(student, width)
+        sid = {"invalid": "", "one-key": "A0000001"}.get(kind)
+        if sid is None:
+            sid = student_id(student, width)
         if in_order and kind == "students":
             sid = f"A{student:0{width}d}"
         first = rng.choice(FIRST_NAMES)
