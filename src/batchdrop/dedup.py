@@ -94,8 +94,10 @@ class DuplicateFinder:
         self._end += len(data)
         self._runs.append(run)
 
-    def repeated(self) -> HashSet:
-        """Each hash seen more than once."""
+    def repeated(self, *, two_cores: bool = False) -> HashSet:
+        """Each hash seen more than once. ``two_cores``: a forked child counts the second
+        half of the partitions while this process counts the first (only a process of its
+        own, with no threads, may ask for it: the duplicate finder's helper)."""
         found = HashSet()
         try:
             if self._file is None:
@@ -108,8 +110,16 @@ class DuplicateFinder:
             fd = self._file.fileno()
             hashes = self._end // WIDTH
             group = max(1, min(PARTITIONS, GROUP * PARTITIONS // max(hashes, 1)))
-            for first in range(0, PARTITIONS, group):
+            firsts = range(0, PARTITIONS, group)
+            child = None
+            if two_cores and len(firsts) > 1 and hasattr(os, "fork"):
+                half = len(firsts) // 2
+                child = _Counter(self, fd, firsts[half:], group)
+                firsts = firsts[:half]
+            for first in firsts:
                 self._count_group(fd, first, min(first + group, PARTITIONS), found)
+            if child is not None:
+                self.repeats += child.join(found)
             return found
         except BaseException:
             found.close()
@@ -224,6 +234,63 @@ class DuplicateFinder:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+class _Counter:
+    """A forked child that counts some groups of partitions of a finder's spilled hashes and
+    sends back the repeats it found and the repeated hashes (eight bytes each) on a pipe."""
+
+    def __init__(self, finder: DuplicateFinder, fd: int, firsts: range, group: int):
+        self.read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid:
+            os.close(write)
+            return
+        status = 1
+        try:  # the child: its own copy of the finder, the spilled file shared (pread only)
+            os.close(self.read)
+            finder.repeats, finder._tmp = 0, None  # a partition split again: files of its own
+            found = HashSet()
+            for first in firsts:
+                finder._count_group(fd, first, min(first + group, PARTITIONS), found)
+            with os.fdopen(write, "wb") as out:
+                out.write(finder.repeats.to_bytes(WIDTH, "little", signed=True))
+                for block in _blocks(found.items()):
+                    out.write(block)
+            found.close()
+            if finder._tmp is not None:
+                finder._tmp.cleanup()
+            status = 0
+        finally:
+            os._exit(status)  # no cleanup of the parent's objects, no atexit
+
+    def join(self, found: HashSet) -> int:
+        """Add the child's repeated hashes to ``found`` (a block at a time: there may be
+        millions); the repeats it counted."""
+        with os.fdopen(self.read, "rb") as pipe:
+            head = pipe.read(WIDTH)
+            rest = b""
+            while data := pipe.read(WIDTH * BLOCK):
+                data = rest + data
+                cut = len(data) - len(data) % WIDTH
+                block = array("q")
+                block.frombytes(data[:cut])
+                found.add_many(block)
+                rest = data[cut:]
+        _, status = os.waitpid(self.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or len(head) != WIDTH or rest:
+            raise RuntimeError("the process counting half the key hashes failed")
+        return int.from_bytes(head, "little", signed=True)
+
+
+def _blocks(hashes: Iterable[int]) -> Iterator[array[int]]:
+    block = array("q")
+    for h in hashes:
+        block.append(h)
+        if len(block) >= BLOCK:
+            yield block
+            block = array("q")
+    yield block
 
 
 def _read_pieces(fd: int, pieces: list[Piece]) -> Iterator[array[int]]:

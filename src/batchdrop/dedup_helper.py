@@ -116,8 +116,8 @@ class HelperFinder(DuplicateFinder):
         except OSError as e:
             raise self._failed(e) from None
 
-    def repeated(self) -> HashSet:
-        if self._proc is None:
+    def repeated(self, *, two_cores: bool = False) -> HashSet:
+        if self._proc is None:  # in this process, which may have threads: never forked
             return super().repeated()
         proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None
@@ -197,7 +197,7 @@ def main(stdin: Any = None, stdout: Any = None) -> None:
         block = array("q")
         block.frombytes(data)
         finder.add_many(block)
-    found = finder.repeated()
+    found = finder.repeated(two_cores=True)  # the reader waits for this: use its core too
     try:
         stdout.write(finder.repeats.to_bytes(WIDTH, "little", signed=True))
         out = array("q")

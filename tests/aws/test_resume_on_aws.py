@@ -147,7 +147,9 @@ def test_a_file_many_invocations_long_loads_exactly_once(
 
     invocations = drive(stack, queue, Runtime(config), budget=budget)
 
-    assert invocations >= 5  # each budget was far shorter than the file needs
+    # each budget was far shorter than the file needs: it paused at least twice (how many
+    # times more depends on the machine's speed; 4 to 6 on the project's 2-core machine)
+    assert invocations >= 3
     items = {
         (i["student_id"]["S"], i["course"]["S"]): {k: v["S"] for k, v in i.items()}
         for page in stack.ddb.get_paginator("scan").paginate(TableName=stack.table)
