@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from itertools import accumulate
-from typing import Any
+from typing import IO, Any
 
 from .spill import HashSet
 
@@ -254,9 +254,7 @@ class _Counter:
             for first in firsts:
                 finder._count_group(fd, first, min(first + group, PARTITIONS), found)
             with os.fdopen(write, "wb") as out:
-                out.write(finder.repeats.to_bytes(WIDTH, "little", signed=True))
-                for block in _blocks(found.items()):
-                    out.write(block)
+                send_repeated(out, finder.repeats, found)
             found.close()
             if finder._tmp is not None:
                 finder._tmp.cleanup()
@@ -265,22 +263,33 @@ class _Counter:
             os._exit(status)  # no cleanup of the parent's objects, no atexit
 
     def join(self, found: HashSet) -> int:
-        """Add the child's repeated hashes to ``found`` (a block at a time: there may be
-        millions); the repeats it counted."""
+        """Add the child's repeated hashes to ``found``; the repeats it counted."""
         with os.fdopen(self.read, "rb") as pipe:
-            head = pipe.read(WIDTH)
-            rest = b""
-            while data := pipe.read(WIDTH * BLOCK):
-                data = rest + data
-                cut = len(data) - len(data) % WIDTH
-                block = array("q")
-                block.frombytes(data[:cut])
-                found.add_many(block)
-                rest = data[cut:]
+            repeats = receive_repeated(pipe, found)
         _, status = os.waitpid(self.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0 or len(head) != WIDTH or rest:
+        if os.waitstatus_to_exitcode(status) != 0 or repeats is None:
             raise RuntimeError("the process counting half the key hashes failed")
-        return int.from_bytes(head, "little", signed=True)
+        return repeats
+
+
+def send_repeated(out: IO[bytes], repeats: int, found: HashSet) -> None:
+    """A count's answer on a stream: the repeats (eight bytes), then each repeated hash."""
+    out.write(repeats.to_bytes(WIDTH, "little", signed=True))
+    for block in _blocks(found.items()):
+        out.write(block)
+
+
+def receive_repeated(stream: IO[bytes], found: HashSet) -> int | None:
+    """The answer ``send_repeated`` wrote, its hashes added to ``found`` a block at a time
+    (there may be millions): the repeats, or None when the answer was cut short."""
+    head = stream.read(WIDTH)
+    while data := stream.read(WIDTH * BLOCK):
+        if len(data) % WIDTH:
+            return None
+        block = array("q")
+        block.frombytes(data)
+        found.add_many(block)
+    return int.from_bytes(head, "little", signed=True) if len(head) == WIDTH else None
 
 
 def _blocks(hashes: Iterable[int]) -> Iterator[array[int]]:

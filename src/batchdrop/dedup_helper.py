@@ -25,7 +25,7 @@ from array import array
 from collections.abc import Iterable
 from typing import IO, Any
 
-from .dedup import WIDTH, DuplicateFinder
+from .dedup import WIDTH, DuplicateFinder, receive_repeated, send_repeated
 from .errors import TransientError
 from .spill import HashSet
 
@@ -127,16 +127,10 @@ class HelperFinder(DuplicateFinder):
                 proc.stdin.close()
             except OSError as e:
                 raise self._failed(e) from None
-            head = proc.stdout.read(WIDTH)
-            while data := proc.stdout.read(WIDTH * READ):
-                if len(data) % WIDTH:
-                    break
-                block = array("q")
-                block.frombytes(data)
-                found.add_many(block)
-            if proc.wait() != 0 or len(head) != WIDTH or data:
+            repeats = receive_repeated(proc.stdout, found)
+            if proc.wait() != 0 or repeats is None:
                 raise self._failed(None)
-            self.repeats = int.from_bytes(head, "little", signed=True)
+            self.repeats = repeats
             return found
         except BaseException:
             found.close()
@@ -199,14 +193,7 @@ def main(stdin: Any = None, stdout: Any = None) -> None:
         finder.add_many(block)
     found = finder.repeated(two_cores=True)  # the reader waits for this: use its core too
     try:
-        stdout.write(finder.repeats.to_bytes(WIDTH, "little", signed=True))
-        out = array("q")
-        for h in found.items():
-            out.append(h)
-            if len(out) >= READ:
-                stdout.write(out)
-                del out[:]
-        stdout.write(out)
+        send_repeated(stdout, finder.repeats, found)
         stdout.flush()
     finally:
         found.close()
