@@ -310,7 +310,9 @@ class ChunkConverter:
         # picked from it, and its rows are valid unless a required cell is missing
         names = [f.name for f in schema.fields]
         where = dict(zip(names, positions, strict=True))
-        self._key_cells = itemgetter(*(where[k] for k in key))
+        #: the columns of the key's fields, in the key's order
+        self.key_positions = [where[k] for k in key]
+        self._key_cells = itemgetter(*self.key_positions)
         self._tuple_keys = len(key) > 1
         needed = [f.name for f in schema.fields if f.constraints.required and f.name not in key_set]
         self._also_required = [itemgetter(where[n]) for n in needed]
@@ -335,6 +337,17 @@ class ChunkConverter:
                 if not self._present(map(cells, chunk)):
                     return None
         return keys
+
+    @property
+    def missing(self) -> frozenset[str]:
+        """The texts that stand for a missing value."""
+        return self._missing
+
+    @property
+    def keys_alone(self) -> bool:
+        """A row of the right width is valid when its key fields are present: every field is
+        text taken as it is, and no other field is required."""
+        return self._plain and not self._also_required
 
     def _present(self, cells: Iterable[str]) -> bool:
         """No cell is a missing value."""

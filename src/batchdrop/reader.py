@@ -25,13 +25,13 @@ import gzip
 import io
 import re
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from .config import Config
-from .errors import DataError
+from .errors import DataError, TransientError
 
 if TYPE_CHECKING:
     from .segments import Cutter
@@ -254,19 +254,82 @@ class LineGuard:
 
     Lines are cut from blocks of text in C (``StringIO.readlines``), and ``lines`` chains the
     blocks' lists, so an ordinary line costs no Python call on its way to the csv reader.
+
+    A reader that reads rows without the csv reader (scan.RawKeys) takes whole blocks of
+    complete lines with ``take_text`` instead, while the csv reader has taken every line handed
+    to it (``handed``): a block it cannot read goes back with ``give_back``, to be the csv
+    reader's next lines. ``header_alone``: the first block's first line is handed alone, so
+    that after a one-line header the csv reader holds no lines of the block after it.
     """
 
-    def __init__(self, text: IO[str], cap: int):
+    def __init__(self, text: IO[str], cap: int, *, header_alone: bool = False):
         self.text = text
         self.cap = cap
         self.marks: deque[int] = deque()
-        self._line = 0  # physical lines handed out so far
+        self._line = 0  # physical lines handed out so far (to the csv reader or taken as text)
+        self.handed = 0  # of which handed to the csv reader
         #: characters of the lines handed out so far (read ahead of the csv reader by at most
         #: one block): what the engine sizes its chunks and batches by
         self.chars = 0
+        self._header_alone = header_alone
+        self._texts = self._read()
+        self._back: list[str | list[str]] = []  # blocks handed back, the next one last
         self.lines: Iterator[str] = chain.from_iterable(self._blocks())
 
+    def _next(self) -> str | list[str] | None:
+        """The next block: text of complete lines (the last one perhaps without its line
+        break), a one-line list standing for a line too long to read, or None at the end."""
+        return self._back.pop() if self._back else next(self._texts, None)
+
+    def take_text(self, chars: int) -> str | None:
+        """The next blocks of lines as one text of at least ``chars`` characters, for a reader
+        of its own; shorter where the text ends or a block only the csv reader takes comes
+        (handed to it next). None: no such block first."""
+        parts: list[str] = []
+        size = 0
+        while size < chars:
+            block = self._next()
+            if not isinstance(block, str) or not self._first_fits(block):
+                if block is not None:
+                    self._back.append(block)
+                break
+            parts.append(block)
+            size += len(block)
+        return parts[0] if len(parts) == 1 else "".join(parts) or None
+
+    def give_back(self, text: str) -> None:
+        """``take_text``'s text, unread: the csv reader's next lines."""
+        self._back.append(text)
+
+    def taken(self, lines: int) -> None:
+        """``lines`` lines of ``take_text``'s blocks were read as rows."""
+        self._line += lines
+
+    def _first_fits(self, text: str) -> bool:
+        """The block's first line is no longer than ``cap`` (only the first can be longer)."""
+        if len(text) <= self.cap:
+            return True
+        end = _LINE_BREAK.search(text, 0, self.cap + 2)
+        return end is not None and end.start() <= self.cap
+
     def _blocks(self) -> Iterator[list[str]]:
+        while (block := self._next()) is not None:
+            if isinstance(block, list):
+                lines = block
+            else:
+                lines = io.StringIO(block, newline="").readlines()
+                if self._header_alone:
+                    self._header_alone = False
+                    if len(lines) > 1:
+                        self._back.append(block[len(lines[0]) :])
+                        del lines[1:]
+                if not self._first_fits(block):
+                    lines[0] = self._mark(self._line + 1, "\n")
+            self._line += len(lines)
+            self.handed += len(lines)
+            yield lines
+
+    def _read(self) -> Iterator[str | list[str]]:
         read, cap = self.text.read, self.cap
         size = min(BLOCK_CHARS, cap)
         carry = ""
@@ -277,30 +340,26 @@ class LineGuard:
             carry = buf[cut:]
             if cut:
                 self.chars += cut
-                lines = io.StringIO(buf[:cut], newline="").readlines()
-                first = lines[0]
-                if len(first) > cap and len(first.rstrip("\r\n")) > cap:
-                    lines[0] = self._mark(self._line + 1, "\n")  # only the first can be that long
-                self._line += len(lines)
-                yield lines
+                yield buf[:cut]
             if len(carry) - carry.endswith("\r") > cap:  # a final CR is a line break
                 rest = _past_line_break(read, size, carry)
-                self._line += 1
                 if rest is None:
-                    yield [self._mark(self._line, "")]
+                    yield [self._mark(self._line + 1, "")]
                     return
-                yield [self._mark(self._line, "\n")]
+                yield [self._mark(self._line + 1, "\n")]
                 carry, data = "", rest or read(size)
                 continue
             data = read(size)
         if carry:
-            self._line += 1
             self.chars += len(carry)
-            yield [carry]
+            yield carry
 
     def _mark(self, line: int, end: str) -> str:
         self.marks.append(line)
         return OVERLONG + end
+
+
+_LINE_BREAK = re.compile("[\r\n]")
 
 
 def _after_last_break(buf: str) -> int:
@@ -330,6 +389,17 @@ def _past_line_break(read: Callable[[int], str], size: int, start: str) -> str |
     return "" if cr else None
 
 
+#: what reading the text may raise: the engine names the line it stopped at
+UNREADABLE = (OSError, EOFError, UnicodeError, DataError, TransientError)
+
+
+def csv_reader(lines: Iterable[str], config: Config) -> Any:
+    """The csv reader of the configured dialect over ``lines``."""
+    return csv.reader(
+        lines, delimiter=config.csv.delimiter, quotechar=config.csv.quotechar, strict=True
+    )
+
+
 class CsvSource:
     """The header and the row iterator of one file.
 
@@ -354,15 +424,10 @@ class CsvSource:
         self.config = config
         self._decode_errors_before = decode_errors_before
         self.text = text
-        self.guard = LineGuard(text, max_line_chars(config))
+        self.guard = LineGuard(text, max_line_chars(config), header_alone=header is None)
         self.guard._line = line_base
         csv.field_size_limit(config.csv.max_field_size)
-        self.rows: Any = csv.reader(
-            self.guard.lines,
-            delimiter=config.csv.delimiter,
-            quotechar=config.csv.quotechar,
-            strict=True,
-        )
+        self.rows: Any = csv_reader(self.guard.lines, config)
         self.header = header if header is not None else self._read_header()
         self.header_lines = self.rows.line_num
 

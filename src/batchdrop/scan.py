@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import csv
 import gc
+import io
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, NoReturn
 
 from .checkpoint import TOP, Delta, Position
 from .columns import ChunkConverter
@@ -29,12 +30,16 @@ from .config import Config
 from .dedup import DuplicateFinder
 from .errors import DataError, RowError, TransientError
 from .ports import Load, RowCheck
+from .rawkeys import RawKeys
 from .reader import (
     OVERLONG,
     SURROGATE,
+    UNREADABLE,
     CsvSource,
     DecodeErrors,
+    LineGuard,
     csv_error_reason,
+    csv_reader,
     header_positions,
     line_breaks,
     open_segment,
@@ -56,6 +61,8 @@ CHUNK = 2048
 CHUNK_CHARS = 1 << 20
 BATCH_CHARS = 1 << 22
 STEP = 128
+#: text read for its keys alone is taken this many characters at a time (whole lines)
+RAW_CHARS = 1 << 16
 DEADLINE_MARGIN_S = 20.0
 #: the cyclic garbage collector is paused during a pass (see passes.scan_file), but a table's
 #: client may leave cycles behind per request: after a batch, once this many more container
@@ -253,6 +260,12 @@ class Pass:
         rows, marks, guard = src.rows, src.guard.marks, src.guard
         base = start.line
         done = base + rows.line_num  # physical lines read so far
+        raw = self._raw_keys(src)
+        if raw is not None:
+            read_to = self._read_raw(raw, guard, done, position)
+            if read_to is None:
+                return True
+            base, done = base + read_to - done, read_to  # the csv reader goes on from there
         # a row's characters, as the rows of this chunk say so far; steps start at 16 rows and
         # double up to STEP, so the first rows of a file of wide ones come a few at a time
         width, most = 1, 16
@@ -275,16 +288,12 @@ class Pass:
                 cutter = self.cutter
                 if "unexpected end of data" in str(e):
                     if cutter is not None and cutter.cut:
-                        raise BadCut(base + cutter.lines, cutter.passed) from None
+                        raise BadCut(start.line + cutter.lines, cutter.passed) from None
                     if self.cut_end:
                         raise BadCut(base + rows.line_num, 0) from None
-            except (OSError, EOFError, UnicodeError, DataError, TransientError) as e:
+            except UNREADABLE as e:
                 scan.read += sum(1 for row in chunk if row)
-                self.receipt.rows_read = scan.read
-                if isinstance(e, TransientError):
-                    raise
-                why = e.reason if isinstance(e, DataError) else f"the file cannot be read: {e}"
-                raise DataError(why, file=self.name, line=done + 1) from None
+                self._unreadable(e, done + 1)
             now = base + rows.line_num
             if not chunk and error is None:
                 break
@@ -302,19 +311,95 @@ class Pass:
                 self.receipt.rows_read = scan.read
                 return True
             done = now
-            self._check_time(done + 1)
-            if scan.read > self.max_rows:
-                self.receipt.rows_read = scan.read
-                raise DataError(
-                    f"the file has more than {self.max_rows:,} rows, over limits.max_rows: "
-                    "raise that setting to load it",
-                    file=self.name,
-                    line=done,
-                )
-            if self.progress is not None:
-                self.progress(position())
+            self._read_on(done, position)
         self._flush()
         return False
+
+    def _read_on(self, done: int, position: Callable[[], int]) -> None:
+        """After the rows up to line ``done``: the deadline, the row limit, the progress."""
+        self._check_time(done + 1)
+        if self.scan.read > self.max_rows:
+            self.receipt.rows_read = self.scan.read
+            raise DataError(
+                f"the file has more than {self.max_rows:,} rows, over limits.max_rows: "
+                "raise that setting to load it",
+                file=self.name,
+                line=done,
+            )
+        if self.progress is not None:
+            self.progress(position())
+
+    def _unreadable(self, e: BaseException, line: int) -> NoReturn:
+        self.receipt.rows_read = self.scan.read
+        if isinstance(e, TransientError):
+            raise e
+        why = e.reason if isinstance(e, DataError) else f"the file cannot be read: {e}"
+        raise DataError(why, file=self.name, line=line) from None
+
+    def _raw_keys(self, src: CsvSource) -> RawKeys | None:
+        """Whether this segment's rows can be read for their keys alone, straight from the text
+        (see rawkeys.py): a reader of their keys, or None."""
+        dialect = self.config.csv
+        if (
+            self.keys_only
+            and self.chunks.keys_alone
+            and len(self.header) > 1  # a blank line is not a row of one empty field
+            and src.guard.handed == src.rows.line_num  # the csv reader holds no line unread
+            and dialect.delimiter not in "\r\n" + dialect.quotechar
+            and dialect.quotechar not in "\r\n"
+        ):
+            return RawKeys(
+                len(self.header),
+                self.chunks.key_positions,
+                dialect.delimiter,
+                dialect.quotechar,
+                dialect.max_field_size,
+                self.chunks.missing,
+            )
+        return None
+
+    def _read_raw(
+        self, raw: RawKeys, guard: LineGuard, done: int, position: Callable[[], int]
+    ) -> int | None:
+        """Blocks of rows read by ``raw`` after line ``done``, up to a block only the csv reader
+        reads (handed back to it): the last line read, or None when reading stopped early."""
+        self.overlong = False  # a block with a line too long to read goes to the csv reader
+        while True:
+            try:
+                text = guard.take_text(RAW_CHARS)
+            except UNREADABLE as e:
+                self._unreadable(e, done + 1)
+            if text is None:
+                return done
+            keys = raw.keys(text)
+            if keys is None:
+                guard.give_back(text)
+                return done
+            n = len(keys) if isinstance(keys, list) else text.count("\n")
+            guard.taken(n)
+            now = done + n
+            try:
+                if (
+                    isinstance(keys, list)  # else a key is missing: the rows say which
+                    and self.skip.clear(done + 1, now)
+                    and DecodeErrors.count == self.decode_errors
+                    and self._none_held(keys)
+                ):
+                    self._accept_fast(n, (), range(done + 1, now + 1), keys)
+                else:  # something to report, skip or hold: the rows, one a line, as usual
+                    rows = list(csv_reader(io.StringIO(text, newline=""), self.config))
+                    for i in range(0, n, CHUNK):
+                        chunk = rows[i : i + CHUNK]
+                        self._take(chunk, range(done + 1 + i, done + 1 + i + len(chunk)))
+                self.batch_chars += len(text)
+                if self.batch_chars >= BATCH_CHARS:
+                    self._flush()
+            except _Stop as stop:
+                self.scan.stopped_at = stop.args[0]
+                self.receipt.rows_read = self.scan.read
+                return None
+            done = now
+            self._read_on(done, position)
 
     def _chunk(self, chunk: list[list[str]], done: int, now: int, error: csv.Error | None) -> None:
         if error is None and now - done == len(chunk):  # one line per row
