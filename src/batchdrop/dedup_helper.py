@@ -9,8 +9,10 @@ end the helper sends back the number of repeats and the repeated hashes; what th
 answers is the same as in one process (the helper only partitions and counts the hashes it is
 given: it never hashes a key itself, so a salted or per-process hash is no matter).
 
-A smaller file never starts the helper. Where no helper can be started, the finder goes on in
-this process. A helper that dies makes the read fail as retryable (``TransientError``).
+A file of ``EARLY_BYTES`` or more sends its hashes from the first one (none is partitioned
+here); a file that never reaches ``SPILL_AT`` rows never starts the helper. Where no helper
+can be started, the finder goes on in this process. A helper that dies makes the read fail as
+retryable (``TransientError``).
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ ENABLED = False
 READ = 1 << 16  # hashes the helper takes from its pipe at a time (512 kB)
 PIPE_BYTES = 1 << 20
 NATIVE = "l" if struct.calcsize("l") == WIDTH else "q"  # a 64-bit int in struct's native order
+#: a file this big is all but sure to pass SPILL_AT rows (40 MB is 1M rows of 40 bytes): its
+#: first hashes already go to the helper, which then partitions every one of them
+EARLY_BYTES = 16 << 20
 
 
-def new_finder() -> DuplicateFinder:
+def new_finder(size: int = 0) -> DuplicateFinder:
     """A duplicate finder: one that may move to a helper process when that is enabled and
-    the machine has another core for it."""
+    the machine has another core for it. ``size``: the file's, in bytes; a file of
+    ``EARLY_BYTES`` or more has its helper started at the first hashes, not at ``SPILL_AT``."""
     if ENABLED and _cores() > 1:
-        return HelperFinder()
+        return HelperFinder(early=size >= EARLY_BYTES)
     return DuplicateFinder()
 
 
@@ -56,13 +62,17 @@ class HelperFinder(DuplicateFinder):
     """A ``DuplicateFinder`` that, at the point where it would first spill to disk, hands its
     hashes and every later one to a helper process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, early: bool = False) -> None:
         super().__init__()
         self._proc: subprocess.Popen[bytes] | None = None
         self._errors: IO[bytes] | None = None
         self._no_helper = False  # one could not be started: the finder stays here
+        self._early = early  # the helper starts at the first hashes
 
     def add_many(self, hashes: Iterable[int]) -> None:
+        if self._proc is None and self._early:
+            self._early = False
+            self._start()
         if self._proc is None:
             super().add_many(hashes)  # may start the helper, at ``_spill``
             return

@@ -211,7 +211,7 @@ def two_pass(
     compares a load with the last one), the rows the write pass will write are read once more
     before it, into the sink ``plan`` is given (never checkpointed: a run that goes on reads
     them again)."""
-    finder = new_finder()
+    finder = new_finder(ref.size)
     first = scan_file(
         config,
         store,
@@ -366,7 +366,7 @@ def list_repeats(
     config: Config, store: FileStore, ref: FileRef, deadline: Deadline | None
 ) -> list[RowError]:
     """The first rows whose key repeats an earlier row's, found by key hash, then by real key."""
-    finder = new_finder()
+    finder = new_finder(ref.size)
     scratch = Receipt(file=ref.name, source=ref.url, version=ref.version, size=ref.size)
     first = scan_file(
         _listing(config),

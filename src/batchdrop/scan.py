@@ -61,8 +61,11 @@ CHUNK = 2048
 CHUNK_CHARS = 1 << 20
 BATCH_CHARS = 1 << 22
 STEP = 128
-#: text read for its keys alone is taken this many characters at a time (whole lines)
+#: text read for its keys alone is taken this many characters at a time (whole lines); after
+#: RAW_MISSES such blocks in a row that the csv reader had to read anyway (a key missing or
+#: held back in each), it reads the rest: a file of invalid or repeated keys is not read twice
 RAW_CHARS = 1 << 16
+RAW_MISSES = 4
 DEADLINE_MARGIN_S = 20.0
 #: the cyclic garbage collector is paused during a pass (see passes.scan_file), but a table's
 #: client may leave cycles behind per request: after a batch, once this many more container
@@ -362,9 +365,11 @@ class Pass:
         self, raw: RawKeys, guard: LineGuard, done: int, position: Callable[[], int]
     ) -> int | None:
         """Blocks of rows read by ``raw`` after line ``done``, up to a block only the csv reader
-        reads (handed back to it): the last line read, or None when reading stopped early."""
+        reads (handed back to it), or past RAW_MISSES blocks in a row that had to be read by it
+        anyway: the last line read, or None when reading stopped early."""
         self.overlong = False  # a block with a line too long to read goes to the csv reader
-        while True:
+        misses = 0
+        while misses < RAW_MISSES:
             try:
                 text = guard.take_text(RAW_CHARS)
             except UNREADABLE as e:
@@ -386,7 +391,9 @@ class Pass:
                     and self._none_held(keys)
                 ):
                     self._accept_fast(n, (), range(done + 1, now + 1), keys)
+                    misses = 0
                 else:  # something to report, skip or hold: the rows, one a line, as usual
+                    misses += 1
                     rows = list(csv_reader(io.StringIO(text, newline=""), self.config))
                     for i in range(0, n, CHUNK):
                         chunk = rows[i : i + CHUNK]
@@ -400,6 +407,7 @@ class Pass:
                 return None
             done = now
             self._read_on(done, position)
+        return done
 
     def _chunk(self, chunk: list[list[str]], done: int, now: int, error: csv.Error | None) -> None:
         if error is None and now - done == len(chunk):  # one line per row

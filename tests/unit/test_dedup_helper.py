@@ -58,6 +58,7 @@ def test_the_helper_finds_what_one_process_finds(
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dedup, "SPILL_AT", spill_at)  # here: when the helper starts
         assert find(helper.HelperFinder(), batches, how) == truth(batches)
+        assert find(helper.HelperFinder(early=True), batches, how) == truth(batches)
         assert find(dedup.DuplicateFinder(), batches, how) == truth(batches)
 
 
@@ -108,3 +109,21 @@ def test_the_helper_is_for_the_local_runtime_on_more_than_one_core(
     assert type(helper.new_finder()) is dedup.DuplicateFinder
     monkeypatch.setattr(helper, "_cores", lambda: 2)
     assert type(helper.new_finder()) is helper.HelperFinder
+
+
+def test_a_big_file_s_helper_takes_its_first_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of EARLY_BYTES or more starts its helper at the first hashes: none of them is
+    partitioned in this process; a smaller one's stay here until SPILL_AT."""
+    monkeypatch.setattr(helper, "ENABLED", True)
+    monkeypatch.setattr(helper, "_cores", lambda: 2)
+    big, small = helper.new_finder(helper.EARLY_BYTES), helper.new_finder(helper.EARLY_BYTES - 1)
+    batches = [[1, 2, 3], [3, 4]]
+    for finder in (big, small):
+        finder.add_many(list(batches[0]))
+    assert big._proc is not None and not any(big._parts)
+    assert small._proc is None and sum(map(len, small._parts)) == 3
+    for finder in (big, small):
+        finder.add_many(list(batches[1]))
+        found = finder.repeated()
+        assert (sorted(found.items()), finder.repeats) == truth(batches)
+        found.close()

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchdrop import rawkeys
+from batchdrop import rawkeys, scan
 from batchdrop.config import parse_config
 from batchdrop.errors import DataError
 from batchdrop.estimate import dry_run_passes
@@ -87,15 +87,16 @@ def validate(data: bytes, raw: bool, **overrides: Any) -> tuple[dict[str, Any], 
 
 
 class Spy:
-    """Counts the rows whose keys the text path read."""
+    """Counts the rows whose keys the text path read, and the blocks it was given."""
 
     def __init__(self, mp: pytest.MonkeyPatch):
-        self.rows = 0
+        self.rows = self.blocks = 0
         real = rawkeys.RawKeys.keys
 
         def keys(raw: rawkeys.RawKeys, text: str) -> Any:
             found = real(raw, text)
             self.rows += len(found) if isinstance(found, list) else 0
+            self.blocks += 1
             return found
 
         mp.setattr(rawkeys.RawKeys, "keys", keys)
@@ -284,3 +285,15 @@ def test_paused_again_and_again_it_ends_as_the_csv_reader_does(
     assert [getattr(many, f) for f in FIELDS_OUT] == [getattr(one, f) for f in FIELDS_OUT]
     assert many_report == one_report
     assert many.rows_rejected > 0 and (many.rows_duplicate or duplicates == "reject")
+
+
+def test_a_file_of_missing_keys_is_left_to_the_csv_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After RAW_MISSES blocks in a row that the csv reader had to read anyway, it reads the
+    rest of the file: a file whose every key is missing (or held back) is not read twice."""
+    rows = "".join(f",Mary,Smith,Course {i}\n" for i in range(20_000))
+    data = ("student_id,fname,lname,course\n" + rows).encode()
+    assert len(data) > 6 * scan.RAW_CHARS
+    spy = Spy(monkeypatch)
+    receipt = same(data, max_rejected="100%")
+    assert spy.blocks == scan.RAW_MISSES  # the first pass only: no key was valid
+    assert receipt["rows_invalid"] == 20_000
