@@ -377,10 +377,15 @@ class Pass:
             if text is None:
                 return done
             keys = raw.keys(text)
-            if keys is None:
-                guard.give_back(text)
-                return done
-            n = len(keys) if isinstance(keys, list) else text.count("\n")
+            rows: list[list[str]] | None = None
+            if keys is None:  # not one row a line: the csv reader reads the block alone
+                alone = self._rows_alone(text)
+                if alone is None:  # a row goes on past it, or it is not CSV: the reader says
+                    guard.give_back(text)
+                    return done
+                rows, n = alone
+            else:
+                n = len(keys) if isinstance(keys, list) else text.count("\n")
             guard.taken(n)
             now = done + n
             try:
@@ -392,12 +397,16 @@ class Pass:
                 ):
                     self._accept_fast(n, (), range(done + 1, now + 1), keys)
                     misses = 0
-                else:  # something to report, skip or hold: the rows, one a line, as usual
+                else:  # something to report, skip or hold: the rows, as usual
                     misses += 1
-                    rows = list(csv_reader(io.StringIO(text, newline=""), self.config))
-                    for i in range(0, n, CHUNK):
-                        chunk = rows[i : i + CHUNK]
-                        self._take(chunk, range(done + 1 + i, done + 1 + i + len(chunk)))
+                    if rows is None:  # every line of the block is one row
+                        rows = list(csv_reader(io.StringIO(text, newline=""), self.config))
+                    lines, line = [], done + 1
+                    for row in rows:
+                        lines.append(line)
+                        line += 1 + line_breaks(row)
+                    for i in range(0, len(rows), CHUNK):
+                        self._take(rows[i : i + CHUNK], lines[i : i + CHUNK])
                 self.batch_chars += len(text)
                 if self.batch_chars >= BATCH_CHARS:
                     self._flush()
@@ -408,6 +417,16 @@ class Pass:
             done = now
             self._read_on(done, position)
         return done
+
+    def _rows_alone(self, text: str) -> tuple[list[list[str]], int] | None:
+        """The rows of a block of whole lines read on its own, and its lines, when the csv
+        reader reads it without a word to say (None: a quoted field goes on past it, or
+        something in it is not CSV; the csv reader of the file reads it and says what)."""
+        reader = csv_reader(io.StringIO(text, newline=""), self.config)
+        try:
+            return list(reader), reader.line_num
+        except csv.Error:
+            return None
 
     def _chunk(self, chunk: list[list[str]], done: int, now: int, error: csv.Error | None) -> None:
         if error is None and now - done == len(chunk):  # one line per row

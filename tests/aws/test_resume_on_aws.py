@@ -204,8 +204,13 @@ def test_a_direct_invocation_that_pauses_fails_so_the_retry_goes_on(
     failures = 0
     reply: dict[str, Any] = {}
     for _ in range(1000):  # a busy machine does less in each budget
+        # each retry may take a little longer: on a loaded machine, reading back the run's
+        # checkpoints could take all of a fixed 0.3 s, and no retry would ever move on; 1 s at
+        # most: with 1 s each the file takes five invocations, so only a retry that goes on
+        # from the checkpoints can finish it
+        budget = min(0.3 * 1.03**failures, 1.0)
         try:
-            reply = runtime.handle(event, budget_from_now(0.3))
+            reply = runtime.handle(event, budget_from_now(budget))
         except BatchFailed as e:
             assert "paused" in str(e)
             failures += 1

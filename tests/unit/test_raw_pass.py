@@ -297,3 +297,28 @@ def test_a_file_of_missing_keys_is_left_to_the_csv_reader(monkeypatch: pytest.Mo
     receipt = same(data, max_rejected="100%")
     assert spy.blocks == scan.RAW_MISSES  # the first pass only: no key was valid
     assert receipt["rows_invalid"] == 20_000
+
+
+@pytest.mark.parametrize("kind", ["quoted line break", "blank line", "lone CR", "stray quote"])
+def test_after_an_odd_line_the_pattern_reads_on(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block with a quoted line break or a blank line is read alone by the csv reader and
+    the pattern takes the next one; a stray quote that opens a quoted field to the end of the
+    file leaves the rest to the csv reader, which says where."""
+    rows = [f"A{i:05d},Mary,Smith,Course {i}\n" for i in range(20_000)]
+    rows[100] = {
+        "quoted line break": 'A00100,"Mary\nAnn",Smith,Course 100\n',
+        "blank line": "A00100,Mary,Smith,Course 100\n\n",
+        "lone CR": "A00100,Mary,Smith,Course 100\r",
+        "stray quote": 'A00100,"Mary,Smith,Course 100\n',
+    }[kind]
+    rows[7000] = ",Mary,Smith,Course 7000\n"  # a missing key, said at its line
+    data = ("student_id,fname,lname,course\n" + "".join(rows)).encode()
+    spy = Spy(monkeypatch)
+    receipt = same(data)
+    if kind == "stray quote":
+        assert spy.rows == 0 and receipt["rows_invalid"] >= 1  # the csv reader said where
+    else:
+        assert spy.rows > 15_000  # the blocks after the odd one
+        assert receipt["rows_read"] == 20_000 and receipt["rows_invalid"] == 1
+        line = 7002 + (kind in ("quoted line break", "blank line"))
+        assert [e["line"] for e in receipt["errors"]] == [line]
