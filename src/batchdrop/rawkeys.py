@@ -1,9 +1,9 @@
 """The keys of a block of rows read straight from its text: one regular expression, no csv reader.
 
-A pass that needs only the keys of rows whose fields are all plain strings (``validate``, and
-the first pass of a two-pass load) reads a block of complete lines with one ``findall`` of a
-pattern that matches one whole row on one line and captures its key fields. The pattern
-accepts a strict subset of what the csv reader reads alike:
+A pass that needs only the keys of rows whose fields are all plain strings (``validate``'s
+first pass, and the passes that settle and count repeated keys) reads a block of complete lines
+with one ``findall`` of a pattern that matches one whole row on one line and captures its key
+fields. The pattern accepts a strict subset of what the csv reader reads alike:
 
 - exactly the header's number of fields;
 - each field unquoted (no delimiter, quote, CR or LF in it) or quoted (doubled quotes inside,
@@ -14,8 +14,8 @@ accepts a strict subset of what the csv reader reads alike:
 A match can start only at the start of a line and ends with its line feed, so when there are as
 many matches as line feeds, every line is one row and the captures are the keys the csv reader
 would give. Otherwise (a blank line, a quoted line break, a stray quote, a lone CR, a doubled
-quote in a key) the caller hands the block to the csv
-reader, which reads it or says what is wrong with it.
+quote in a key) the caller hands the block to the csv reader, which reads it or says what is
+wrong with it.
 
 Whether each key field is quoted is learnt from a block's first row: files quote a column
 always (QUOTE_ALL, QUOTE_NONNUMERIC) or only where a value needs it, which a key seldom does.

@@ -255,7 +255,7 @@ class LineGuard:
     Lines are cut from blocks of text in C (``StringIO.readlines``), and ``lines`` chains the
     blocks' lists, so an ordinary line costs no Python call on its way to the csv reader.
 
-    A reader that reads rows without the csv reader (scan.RawKeys) takes whole blocks of
+    A reader that reads rows without the csv reader (rawkeys.RawKeys) takes whole blocks of
     complete lines with ``take_text`` instead, while the csv reader has taken every line handed
     to it (``handed``): a block it cannot read goes back with ``give_back``, to be the csv
     reader's next lines. ``header_alone``: the first block's first line is handed alone, so
