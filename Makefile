@@ -53,7 +53,7 @@ test: $(DEV_STAMP) $(CHECKOV) $(CHROMIUM)
 
 ## bench: the benchmarks (never part of `make test`)
 bench: $(DEV_STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py --big
 
 ## lint: ruff (lint and format) and mypy
 lint: $(DEV_STAMP)

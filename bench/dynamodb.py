@@ -178,9 +178,11 @@ def run_pipeline(path: Path, rows: int, counter: RequestCounter) -> Result:
             lambda: pipeline_process(config, path.name, outcome),
         )
         rec = outcome["receipt"]
-        r.check = (
-            f"{rec.status}, {rec.rows_loaded:,} loaded; {count_items(ddb, 'students'):,} in table"
-        )
+        items = count_items(ddb, "students")
+        r.check = f"{rec.status}, {rec.rows_loaded:,} loaded; {items:,} in table"
+        r.complete = rec.status == "loaded" and rec.rows_loaded == items == rows
+        if rec.status != "loaded":
+            r.check += f" ({rec.reason}; {'; '.join(map(str, rec.errors[:3]))})"
         return r
 
 

@@ -507,14 +507,23 @@ def sqlite_bench(
             gen.write(big_rows, big_path)
             (tmp / "run5").mkdir()
             label = f" ({big_rows / 1e6:g}M)"
+            # the parse floor and validate in rounds, as at 1M (their ratio is a target);
+            # process once: at 5M it is there for its peak RSS
+            floors: list[Measure] = []
+            validates: list[Measure] = []
+            for _ in range(repeat):
+                floors.append(csv_floor(big_path, big_rows))
+                validates.append(validate_step(big_path, tmp / "run5", big_rows, label))
             big_ms = {
-                "csv": csv_floor(big_path, big_rows),
-                "validate": validate_step(big_path, tmp / "run5", big_rows, label),
+                "csv": best(floors),
+                "validate": best(validates),
                 "process": process_step(big_path, tmp / "run5", big_rows, label),
             }
             big_ms["csv"].name += label
+            rounds = f"csv.reader and validate best of {repeat}, " if repeat > 1 else ""
             print_table(
-                f"{big_rows:,} rows (peak RSS must not grow with the file), one run each",
+                f"{big_rows:,} rows (peak RSS must not grow with the file), "
+                f"{rounds}process one run",
                 list(big_ms.values()),
             )
         targets(ms, big_ms)
