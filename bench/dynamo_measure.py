@@ -19,7 +19,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+#: moto's server, with a race of its DynamoDB fixed (see the file)
+MOTO_SERVER = Path(__file__).resolve().parent.parent / "tests" / "moto_server.py"
 
 MAX_REQUESTS_PER_ITEM = 0.045
 
@@ -125,7 +129,8 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        # moto's server, with a race of its DynamoDB fixed (tests/moto_server.py)
+        [sys.executable, str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

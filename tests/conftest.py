@@ -28,6 +28,9 @@ EXAMPLES = ROOT / "examples"
 DATA = Path(__file__).resolve().parent / "data"
 
 
+MOTO_SERVER = Path(__file__).with_name("moto_server.py")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -38,7 +41,8 @@ def _start_moto(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[byt
     """A moto server on a free port of 127.0.0.1, once it answers."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        # moto's server, with a race of its DynamoDB fixed (tests/moto_server.py)
+        [sys.executable, str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
