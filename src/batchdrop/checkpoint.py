@@ -53,15 +53,22 @@ def key_hasher(salt: bytes) -> Callable[[Iterable[Any]], Iterator[int]]:
 
     from .schema import key_text
 
+    keyed = blake2b(digest_size=8, key=salt).copy  # the salt's block compressed once
+    number = int.from_bytes
+
     def one(key: Any) -> int:
         if type(key) is str:
             text = key
-        elif isinstance(key, tuple):
-            text = "\x1f".join(map(key_text, key))
+        elif type(key) is tuple:
+            try:
+                text = "\x1f".join(key)  # a composite key of text columns
+            except TypeError:  # a column holds a number or a date
+                text = "\x1f".join(map(key_text, key))
         else:
             text = key_text(key)
-        digest = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8, key=salt)
-        return int.from_bytes(digest.digest(), "little", signed=True)
+        digest = keyed()
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        return number(digest.digest(), "little", signed=True)
 
     return lambda keys: map(one, keys)
 

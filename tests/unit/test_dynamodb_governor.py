@@ -5,6 +5,7 @@ token bucket of write units (its waits computed, never slept)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -144,3 +145,49 @@ def test_tickets_carry_their_order() -> None:
     gov.release(a, throttled=False)
     b = gov.acquire()
     assert isinstance(b, Ticket) and b.seq == a.seq + 1
+
+
+class CountingCondition(threading.Condition):
+    """A condition that counts its waiters' wake-ups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakeups = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        woken = super().wait(timeout)
+        self.wakeups += 1
+        return woken
+
+
+def test_threads_waiting_for_room_are_woken_as_room_comes_not_all_at_every_reply() -> None:
+    """32 senders on a limit that throttling keeps low: every request is sent, never more in
+    flight than the limit allows, and a reply wakes about one waiter, not all 31 (each
+    needless wake-up costs a thread switch on the loading core)."""
+    gov = Governor(32)
+    cond = gov._cond = CountingCondition()
+    most = 0
+    replies = 0
+    lock = threading.Lock()
+
+    def sender(n: int) -> None:
+        nonlocal most, replies
+        for i in range(60):
+            ticket = gov.acquire()
+            with lock:
+                most = max(most, gov.in_flight - int(gov.limit))
+            time.sleep(0.001)  # the request's round trip
+            gov.release(ticket, throttled=(i + n) % 7 == 0)
+            with lock:
+                replies += 1
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "a sender was never woken"
+    assert replies == 32 * 60 and gov.in_flight == 0
+    assert most <= 0  # never more in flight than the limit
+    assert gov.cuts > 0  # the limit was low enough for senders to wait
+    assert cond.wakeups <= 2 * replies, (cond.wakeups, replies)

@@ -98,7 +98,11 @@ class Governor:
                 self.limit = min(self.limit + 1, self.cap)
             else:
                 self.limit = min(self.limit + 1 / self.limit, self.cap)
-            self._cond.notify_all()
+            # wake as many waiters as there is room for: waking all of them (up to the cap,
+            # 32 threads) at every reply cost more CPU than building the requests
+            room = int(self.limit) - self.in_flight
+            if room > 0:
+                self._cond.notify(room)
 
     def _slow(self, latency: float) -> bool:
         self.floor = latency if self.floor is None else min(self.floor, latency)
