@@ -5,8 +5,8 @@ moto keeps a table's items in a ``defaultdict(dict)`` keyed by partition key obj
 ``__hash__`` and ``__eq__`` are Python code. Two requests that create the same partition at
 the same moment (two items of one partition key in two concurrent BatchWriteItem calls, as a
 load with requests in flight sends) can each miss the key, each make a new partition and each
-store it: the first item is then lost, though its request was answered as written. A 1M-row
-load of 32 requests in flight lost 6 to 8 items this way in every run; batchdrop had been
+store it: the first item is then lost, though its request was answered as written. Two 1M-row
+loads of up to 32 requests in flight lost 6 and 8 items this way; batchdrop had been
 answered for every one (``bench/dynamodb.py``'s memory runs). A partition is made here with
 ``dict.setdefault``, which never replaces one that another thread has just stored.
 
