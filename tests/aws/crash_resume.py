@@ -78,8 +78,8 @@ dynamodb.DynamoLoad.commit = commit_then  # type: ignore[method-assign]
 send = dynamodb.DynamoLoad._send
 
 
-def sending(self, items, delete=False):  # type: ignore[no-untyped-def]
-    send(self, items, delete)
+def sending(self, items, delete=False, *rest):  # type: ignore[no-untyped-def]
+    send(self, items, delete, *rest)
     if delete:
         reached("mid-delete")
 

@@ -191,3 +191,31 @@ def test_threads_waiting_for_room_are_woken_as_room_comes_not_all_at_every_reply
     assert most <= 0  # never more in flight than the limit
     assert gov.cuts > 0  # the limit was low enough for senders to wait
     assert cond.wakeups <= 2 * replies, (cond.wakeups, replies)
+
+
+def test_a_retry_keeps_its_place_and_counts_as_a_new_request() -> None:
+    """A sender retrying keeps its place in flight (the loading thread, which takes places,
+    then never waits on a sender), and the retry is a new request: throttled again after the
+    cut its first refusal caused, it cuts again."""
+    gov, clock = governor(cap=8)
+    for _ in range(3):
+        round_trip(gov, clock)
+    assert gov.limit == 8
+    ticket = gov.acquire()
+    others = [gov.acquire() for _ in range(7)]
+    gov.release(ticket, throttled=True, keep=True)
+    assert gov.in_flight == 8 and gov.limit == 4  # cut, the place kept
+    for t in others:  # sent before the cut: the same congestion, no second cut
+        gov.release(t, throttled=True)
+    assert gov.limit == 4 and gov.in_flight == 1
+    gov.again(ticket)
+    gov.release(ticket, throttled=True)  # sent after the cut: cuts again
+    assert gov.limit == 2 and gov.in_flight == 0
+
+
+def test_a_retry_takes_its_write_units_again() -> None:
+    gov, clock = governor(units_per_s=100)
+    ticket = gov.acquire(100)  # the burst
+    gov.release(ticket, throttled=True, keep=True)
+    gov.again(ticket, 50)
+    assert clock.slept == [pytest.approx(0.5)] and ticket.units == 50

@@ -82,14 +82,36 @@ class Governor:
             self._sleep(wait)
         return Ticket(seq, self._clock(), units)
 
-    def release(self, ticket: Ticket, *, throttled: bool, units: float | None = None) -> None:
+    def started(self, ticket: Ticket) -> None:
+        """The request of ``ticket`` leaves now: a ticket taken by one thread and sent by
+        another is timed from here, so waiting for a free sender is not the table's latency."""
+        ticket.sent = self._clock()
+
+    def again(self, ticket: Ticket, units: float = 0.0) -> None:
+        """A retry on the place ``ticket`` kept (``release(keep=True)``): a new request, so a
+        cut after the last one can be followed by another, and its write units taken."""
+        with self._cond:
+            self._issued += 1
+            ticket.seq = self._issued
+        wait = self._take(units)
+        if wait > 0:
+            self._sleep(wait)
+        ticket.units = units
+        ticket.sent = self._clock()
+
+    def release(
+        self, ticket: Ticket, *, throttled: bool, units: float | None = None, keep: bool = False
+    ) -> None:
         """A reply came (or a failure): ``throttled`` when the table pushed back, ``units`` the
-        write units the reply says were consumed (None: not said)."""
+        write units the reply says were consumed (None: not said). With ``keep`` the sender
+        keeps the place for a retry (``again``), so the thread that takes places never waits
+        on a sender and a retry goes before the requests behind it."""
         latency = self._clock() - ticket.sent
         if units is not None:
             self._correct(units - ticket.units)
         with self._cond:
-            self.in_flight -= 1
+            if not keep:
+                self.in_flight -= 1
             if throttled:
                 self._cut(ticket, THROTTLE_CUT)
             elif self._slow(latency):

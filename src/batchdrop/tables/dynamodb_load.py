@@ -32,7 +32,7 @@ from ..errors import ConfigError, TransientError
 from ..ports import Claim, Ledger
 from ..report import count_write_units
 from .dynamodb_body import ItemText, put_body, value_text
-from .dynamodb_governor import Governor
+from .dynamodb_governor import Governor, Ticket
 from .dynamodb_modes import Plan
 from .dynamodb_wire import consumed, sender, unprocessed
 
@@ -121,7 +121,11 @@ class DynamoLoad:
     def _submit(self, batch: list[str], *, delete: bool = False) -> None:
         while len(self._pending) >= self._max_pending:
             self._pending.popleft().result()  # raises the first failure
-        self._pending.append(self._pool.submit(self._send, batch, delete))
+        # The loading thread waits for room in flight, not the senders: a reply then wakes
+        # no sender (the loading thread, busy reading, is seldom waiting), and with pacing
+        # it is the reading that waits for write units.
+        ticket = self.governor.acquire(_estimate(batch) if self._pacing else 0.0)
+        self._pending.append(self._pool.submit(self._send, batch, delete, ticket))
 
     def _submit_put(self, row: tuple[Any, ...], text: str) -> None:
         assert self._newer is not None
@@ -136,21 +140,27 @@ class DynamoLoad:
             data = put_body(self.table.name, text, condition, both, values)
         while len(self._pending) >= self._max_pending:
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._put, data))
+        ticket = self.governor.acquire(len(data) // 1024 + 1.0 if self._pacing else 0.0)
+        self._pending.append(self._pool.submit(self._put, data, ticket))
 
-    def _put(self, data: bytes) -> None:
-        """One conditional PutItem, retried as a batch is; a refused condition is a stale row."""
+    def _put(self, data: bytes, ticket: Ticket) -> None:
+        """One conditional PutItem, retried as a batch is; a refused condition is a stale row.
+        ``ticket``: its place in flight, taken by the loading thread and kept through the
+        retries."""
         from ..aws.clients import error_code, is_transient
 
         table, governor = self.table, self.governor
         attempt = 0
+        governor.started(ticket)
         while True:
-            ticket = governor.acquire(len(data) // 1024 + 1.0 if self._pacing else 0.0)
+            if attempt:
+                governor.again(ticket, len(data) // 1024 + 1.0 if self._pacing else 0.0)
             try:
                 reply = self._sender.put(data)
             except Exception as e:
                 code = error_code(e)
-                governor.release(ticket, throttled=is_transient(e))
+                retry = is_transient(e) and attempt < table.config.aws.max_retries
+                governor.release(ticket, throttled=is_transient(e), keep=retry)
                 if code == "ConditionalCheckFailedException":
                     with self._lock:
                         self.requests += 1
@@ -184,20 +194,26 @@ class DynamoLoad:
                 self.write_units += units or 0.0
             return
 
-    def _send(self, items: Sequence[str], delete: bool = False) -> None:
+    def _send(self, items: Sequence[str], delete: bool, ticket: Ticket) -> None:
+        """One BatchWriteItem and its retries; ``ticket``: its place in flight, taken by the
+        loading thread and kept through the retries."""
         from ..aws.clients import error_code, is_transient
 
         table = self.table
         name, governor = table.name, self.governor
         attempt = 0
+        retries = table.config.aws.max_retries
+        governor.started(ticket)
         while True:
             throttled = ""
             units: float | None = None
-            ticket = governor.acquire(_estimate(items) if self._pacing else 0.0)
+            if attempt:
+                governor.again(ticket, _estimate(items) if self._pacing else 0.0)
             try:
                 reply = self._sender.send(name, items, delete=delete)
             except Exception as e:
-                governor.release(ticket, throttled=is_transient(e))
+                retry = is_transient(e) and attempt < retries
+                governor.release(ticket, throttled=is_transient(e), keep=retry)
                 if not is_transient(e):
                     code = error_code(e)
                     # 403: a refusal without a code (the signature's or a policy's)
@@ -212,7 +228,8 @@ class DynamoLoad:
                 left, throttled = list(items), error_code(e) or type(e).__name__
             else:
                 left, units = unprocessed(reply, name), consumed(reply, name)
-                governor.release(ticket, throttled=bool(left), units=units)
+                retry = bool(left) and attempt < retries
+                governor.release(ticket, throttled=bool(left), units=units, keep=retry)
             with self._lock:
                 self.requests += 1
                 self.items_written += len(items) - len(left)
