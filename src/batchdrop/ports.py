@@ -67,6 +67,10 @@ class RowCheck(Protocol):
         row can: cheap, decided for the whole chunk at once (the engine then calls
         ``__call__`` row by row from that index only)."""
 
+    # Optional: ``clear_text(text, rows) -> bool``, whether no row of a block of ``rows``
+    # whole lines of plain text fields (read for their keys alone, see rawkeys.py) can be
+    # refused, known from the text alone; a check without it has such blocks converted.
+
 
 class Load(Protocol):
     """One file's rows on their way into the table."""

@@ -136,6 +136,10 @@ class Pass:
         self.walk_all = row_check is not None and self.first is None
         #: the rows are read for their keys alone (nothing converted is written or checked)
         self.keys_only = load is None and row_check is None
+        #: the row check's test of a block of plain text read for its keys (see
+        #: ports.RowCheck): such blocks are read for their keys alone when it passes them
+        self.clear_text: Callable[[str, int], bool] | None = getattr(row_check, "clear_text", None)
+        self.raw_ok = self.keys_only or (load is None and self.clear_text is not None)
         self.skip = skip[0].cursor() if skip else LineCursor()
         self.hold = skip[1] if skip else HashSet()
         self.deadline, self.progress, self.size = deadline, progress, size
@@ -344,7 +348,7 @@ class Pass:
         (see rawkeys.py): a reader of their keys, or None."""
         dialect = self.config.csv
         if (
-            self.keys_only
+            self.raw_ok
             and self.chunks.keys_alone
             and len(self.header) > 1  # a blank line is not a row of one empty field
             and src.guard.handed == src.rows.line_num  # the csv reader holds no line unread
@@ -394,6 +398,7 @@ class Pass:
                     and self.skip.clear(done + 1, now)
                     and DecodeErrors.count == self.decode_errors
                     and self._none_held(keys)
+                    and (self.clear_text is None or self.clear_text(text, n))
                 ):
                     self._accept_fast(n, (), range(done + 1, now + 1), keys)
                     misses = 0

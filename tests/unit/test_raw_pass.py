@@ -47,8 +47,11 @@ class Store:
         return io.BytesIO(self.data[offset:])
 
 
-def validate(data: bytes, raw: bool, **overrides: Any) -> tuple[dict[str, Any], bytes]:
-    """The receipt and the rejected-rows report of ``validate``'s passes over ``data``."""
+def validate(
+    data: bytes, raw: bool, passes: Any = dry_run_passes, **overrides: Any
+) -> tuple[dict[str, Any], bytes]:
+    """The receipt and the rejected-rows report of ``validate``'s passes over ``data`` (or of
+    ``passes``, called as ``dry_run_passes`` is)."""
     settings: dict[str, Any] = {
         "inbound": "/in",
         "archive": "/archive",
@@ -69,7 +72,7 @@ def validate(data: bytes, raw: bool, **overrides: Any) -> tuple[dict[str, Any], 
     if not raw:
         mp.setattr(Pass, "_raw_keys", lambda self, src: None)
     try:
-        dry_run_passes(config, Store(data), ref, receipt, report, None, None)  # type: ignore[arg-type]
+        passes(config, Store(data), ref, receipt, report, None, None)
         contents = report.contents()
     except DataError as e:
         if "limits.max_rows" not in e.reason:

@@ -22,9 +22,7 @@ import contextlib
 import json
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +32,7 @@ from ..report import count_write_units
 from .dynamodb_body import ItemText, put_body, value_text
 from .dynamodb_governor import Governor, Ticket
 from .dynamodb_modes import Plan
+from .dynamodb_senders import Senders
 from .dynamodb_wire import consumed, sender, unprocessed
 
 if TYPE_CHECKING:
@@ -60,9 +59,7 @@ class DynamoLoad:
         self.governor = Governor(cap, units_per_s=aws.max_write_units_per_s)
         self._pacing = aws.max_write_units_per_s is not None
         self._sender = sender(table.client)
-        self._pool = ThreadPoolExecutor(max_workers=cap, thread_name_prefix="batchdrop-ddb")
-        self._pending: deque[Future[None]] = deque()
-        self._max_pending = cap * 2
+        self._senders = Senders(cap, "batchdrop-ddb")
         self._lock = threading.Lock()
         self._text = ItemText(table.codec)
         self._key = itemgetter(*table.codec.key_index)
@@ -119,13 +116,13 @@ class DynamoLoad:
             self._submit(texts[full:])
 
     def _submit(self, batch: list[str], *, delete: bool = False) -> None:
-        while len(self._pending) >= self._max_pending:
-            self._pending.popleft().result()  # raises the first failure
+        self._senders.check()  # a request that failed fails the load now
         # The loading thread waits for room in flight, not the senders: a reply then wakes
         # no sender (the loading thread, busy reading, is seldom waiting), and with pacing
-        # it is the reading that waits for write units.
+        # it is the reading that waits for write units. So the senders' queue holds no more
+        # requests than the governor lets fly.
         ticket = self.governor.acquire(_estimate(batch) if self._pacing else 0.0)
-        self._pending.append(self._pool.submit(self._send, batch, delete, ticket))
+        self._senders.submit(self._send, batch, delete, ticket)
 
     def _submit_put(self, row: tuple[Any, ...], text: str) -> None:
         assert self._newer is not None
@@ -138,10 +135,9 @@ class DynamoLoad:
             condition = "attribute_not_exists(#pk) OR attribute_not_exists(#v) OR #v <= :v"
             values = '{":v":' + value_text(version) + "}"
             data = put_body(self.table.name, text, condition, both, values)
-        while len(self._pending) >= self._max_pending:
-            self._pending.popleft().result()
+        self._senders.check()
         ticket = self.governor.acquire(len(data) // 1024 + 1.0 if self._pacing else 0.0)
-        self._pending.append(self._pool.submit(self._put, data, ticket))
+        self._senders.submit(self._put, data, ticket)
 
     def _put(self, data: bytes, ticket: Ticket) -> None:
         """One conditional PutItem, retried as a batch is; a refused condition is a stale row.
@@ -250,15 +246,8 @@ class DynamoLoad:
             items = left
 
     def _drain(self) -> None:
-        first: BaseException | None = None
-        while self._pending:
-            future = self._pending.popleft()
-            try:
-                future.result()
-            except BaseException as e:  # keep draining: no request may outlive the load
-                first = first or e
-        if first is not None:
-            raise first
+        # every request ends before the first failure is raised: none may outlive the load
+        self._senders.drain()
 
     def finish(self) -> list[tuple[int, Any]]:
         """Send what the window holds and wait for the requests in flight (their failures
@@ -281,7 +270,7 @@ class DynamoLoad:
                     extra = self.write_units - units
                     count_write_units(receipt, receipt.write_units + extra, price)
         finally:
-            self._pool.shutdown(wait=True)
+            self._senders.shutdown()
         stale = self.carried_stale + self.rows_stale
         before = receipt.to_dict()
         if stale:
@@ -319,11 +308,10 @@ class DynamoLoad:
         if self.plan is not None:
             self.plan.close()
         self._window.clear()
-        for future in self._pending:
-            future.cancel()
+        self._senders.cancel()
         with contextlib.suppress(BaseException):  # the load is being abandoned already
             self._drain()
-        self._pool.shutdown(wait=True)
+        self._senders.shutdown()
 
 
 def _estimate(items: Sequence[str]) -> float:

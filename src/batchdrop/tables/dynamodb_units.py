@@ -140,6 +140,28 @@ class ItemCheck:
             self.passed += 1
         return None
 
+    def clear_text(self, text: str, rows: int) -> bool:
+        """Whether no row of ``text`` (``rows`` whole lines, one row each, every field a string
+        taken as it is: see rawkeys.py) can be refused, known from its longest line alone: a
+        value weighs no more than its line, so an item weighs at most its names and its line,
+        and a key attribute at most its line (an empty key is known to the caller). With
+        ``counting``, the rows' units are added when no item can pass 1 KB. False: the rows
+        are converted and checked one chunk at a time, as usual."""
+        if len(self.texts) != len(self.kinds) or self.joined_columns or self.may_be_empty:
+            return False
+        longest = max(map(len, text.split("\n")))
+        if not text.isascii():
+            longest *= UTF8_MAX
+        limit = min((limit for _, limit, _, _ in self.text_keys), default=MAX_ITEM_BYTES)
+        if longest > limit or self.names + longest > MAX_ITEM_BYTES:
+            return False
+        if self.counting:
+            if self.names + longest > UNIT_BYTES:
+                return False
+            self.units += rows
+            self.passed += rows
+        return True
+
     def first(self, rows: Sequence[tuple[Any, ...]]) -> int | None:
         """The index of the first row of ``rows`` that may be refused, or None when none can;
         with ``counting``, the units of the rows before it are added to ``units``."""

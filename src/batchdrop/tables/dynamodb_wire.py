@@ -1,7 +1,8 @@
 """BatchWriteItem without botocore's per-call machinery (parameter validation, serialisation,
 event handlers, its HTTP layer): the request body comes ready from ``dynamodb_body``, is
-signed with botocore's ``SigV4Auth`` and the client's own credentials (frozen per request, so
-refreshable credentials are refreshed), and goes out on keep-alive connections to the client's
+signed with botocore's ``SigV4Auth`` (``dynamodb_sign.Signer``: what is the same for every
+request done once) and the client's own credentials (frozen per request, so refreshable
+credentials are refreshed), and goes out on keep-alive connections to the client's
 endpoint, with its timeouts and its TLS verification (its CA bundle; through botocore's own HTTP
 session when a proxy applies). Everything else DynamoDB is asked goes through the client.
 
@@ -32,7 +33,7 @@ class WireSender:
     """BatchWriteItem requests to a botocore client's endpoint, signed as it signs."""
 
     def __init__(self, client: Any):
-        from botocore.auth import SigV4Auth
+        from .dynamodb_sign import Signer
 
         signer = client._request_signer
         self.credentials = signer._credentials
@@ -48,7 +49,8 @@ class WireSender:
             "Content-Type": CONTENT_TYPE,
             "User-Agent": f"{config.user_agent_extra or 'batchdrop'} batchdrop-wire",
         }
-        self._auth = SigV4Auth
+        self._auth = Signer
+        self._host = Signer.host_of(self.url)
         session = client._endpoint.http_session
         if session._proxy_config.proxy_url_for(self.url):
             # through a proxy: botocore's own session knows how to reach it
@@ -75,7 +77,7 @@ class WireSender:
         headers["X-Amz-Target"] = target
         request = _Request(self.url, data, headers)
         credentials = self.credentials.get_frozen_credentials()
-        self._auth(credentials, self.service, self.region).add_auth(request)
+        self._auth(credentials, self.service, self.region, self._host).add_auth(request)
         status, headers, content = self._post(request.body, request.headers)
         checksum = headers.get("x-amz-crc32")
         if checksum is not None and zlib.crc32(content) != int(checksum):
