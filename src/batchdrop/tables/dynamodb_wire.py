@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
 import zlib
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .dynamodb_body import body
+from .dynamodb_http import Connection
 
 __all__ = ["ClientSender", "WireSender", "sender"]
 
@@ -58,6 +60,7 @@ class WireSender:
         else:
             self._post = Connections(
                 self.url,
+                host=self._host,
                 verify=session._verify,
                 connect_timeout=config.connect_timeout,
                 read_timeout=config.read_timeout,
@@ -79,7 +82,7 @@ class WireSender:
         credentials = self.credentials.get_frozen_credentials()
         self._auth(credentials, self.service, self.region, self._host).add_auth(request)
         status, headers, content = self._post(request.body, request.headers)
-        checksum = headers.get("x-amz-crc32")
+        checksum = headers.get("x-amz-crc32")  # a dict of lower-case names, or botocore's
         if checksum is not None and zlib.crc32(content) != int(checksum):
             from botocore.exceptions import ChecksumError
 
@@ -114,21 +117,25 @@ class _Request:
 
 
 class Connections:
-    """Keep-alive HTTP(S) connections to one endpoint, each used by one request at a time.
+    """Keep-alive HTTP(S) connections to one endpoint (dynamodb_http.py), each used by one
+    request at a time; the Host header is ``host``, the one the requests are signed for.
 
     A connection that fails is closed and dropped; one that the server had closed while it was
     idle is replaced once at no cost (its request never reached the server's handler).
     Failures are raised as botocore's exceptions for the same faults."""
 
-    def __init__(self, url: str, *, verify: Any, connect_timeout: float, read_timeout: float):
+    def __init__(
+        self, url: str, *, host: str, verify: Any, connect_timeout: float, read_timeout: float
+    ):
         parts = urlsplit(url)
         self.url = url
         self.https = parts.scheme == "https"
-        self.host = parts.hostname or ""
-        self.port = parts.port
+        self.hostname = parts.hostname or ""
+        self.port = parts.port or (443 if self.https else 80)
+        self.host = host
         self.path = parts.path or "/"
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[Connection] = []
         self._context: ssl.SSLContext | None = None
         if self.https:
             if verify is False:
@@ -145,13 +152,16 @@ class Connections:
             conn, fresh = self._connect(), True
         try:
             try:
-                reply = self._exchange(conn, data, headers)
+                reply = conn.post(self.path, headers, data)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 conn.close()
                 if fresh:
                     raise
                 conn = self._connect()  # closed by the server while idle
-                reply = self._exchange(conn, data, headers)
+                reply = conn.post(self.path, headers, data)
+        except ValueError:  # a header field with a line break: nothing was sent
+            conn.close()
+            raise
         except ssl.SSLError as e:
             conn.close()
             from botocore.exceptions import SSLError
@@ -174,37 +184,27 @@ class Connections:
             self._idle.append(conn)
         return status, reply_headers, content
 
-    @staticmethod
-    def _exchange(
-        conn: http.client.HTTPConnection, data: bytes, headers: dict[str, str]
-    ) -> tuple[int, Any, bytes, bool]:
-        conn.request("POST", conn._batchdrop_path, data, headers)  # type: ignore[attr-defined]
-        reply = conn.getresponse()
-        content = reply.read()
-        return reply.status, reply.headers, content, reply.will_close
-
-    def _connect(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection
-        if self.https:
-            conn = http.client.HTTPSConnection(
-                self.host, self.port, timeout=self.connect_timeout, context=self._context
-            )
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
-        conn._batchdrop_path = self.path  # type: ignore[attr-defined]
+    def _connect(self) -> Connection:
+        sock: socket.socket | None = None
         try:
-            conn.connect()
+            sock = socket.create_connection((self.hostname, self.port), self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                sock = self._context.wrap_socket(sock, server_hostname=self.hostname)
         except ssl.SSLError as e:
+            if sock is not None:
+                sock.close()
             from botocore.exceptions import SSLError
 
             raise SSLError(endpoint_url=self.url, error=e) from e
         except OSError as e:
+            if sock is not None:
+                sock.close()
             from botocore.exceptions import EndpointConnectionError
 
             raise EndpointConnectionError(endpoint_url=self.url, error=e) from e
-        assert conn.sock is not None
-        conn.sock.settimeout(self.read_timeout)
-        return conn
+        sock.settimeout(self.read_timeout)
+        return Connection(sock, self.host)
 
 
 def refusal(
@@ -219,10 +219,10 @@ def refusal(
         data = None
     if not isinstance(data, dict):
         data = {}
-    code = str(data.get("__type") or headers.get("x-amzn-ErrorType") or status)
+    code = str(data.get("__type") or headers.get("x-amzn-errortype") or status)
     code = code.rsplit("#", 1)[-1].split(":", 1)[0]
     message = str(data.get("message") or data.get("Message") or "")
-    meta = {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-RequestId", "")}
+    meta = {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-requestid", "")}
     return ClientError(
         {"Error": {"Code": code, "Message": message}, "ResponseMetadata": meta},  # type: ignore[typeddict-item]
         operation,
