@@ -54,7 +54,7 @@ RSS_LIMIT_MB = 64.0
 #: rows of the resume bench (bench/resume.py): checkpoints, the handler with a short budget, a kill
 #: (500,000: each of its five contenders takes about 3 minutes on moto here; 1M takes 5-7)
 RESUME_ROWS = 500_000
-#: rows of the shards bench (bench/shards.py): ``--shards-rows`` or BATCHDROP_BENCH_SHARDS_ROWS
+#: rows of the shards bench (bench/shards.py): ``--shards-rows`` or BENCH_SHARDS_ROWS
 #: shrink it (0: skip it)
 SHARDS_ROWS = 10_000_000
 #: peak RSS of any file shape (millions of repeats, of invalid rows) and of the DynamoDB path
@@ -599,9 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--shards-rows",
         type=int,
-        default=int(os.environ.get("BATCHDROP_BENCH_SHARDS_ROWS") or SHARDS_ROWS),
+        default=int(os.environ.get("BENCH_SHARDS_ROWS") or SHARDS_ROWS),
         help="rows of the shards bench (bench/shards.py; 0: skip it); "
-        "default BATCHDROP_BENCH_SHARDS_ROWS or %(default)s",
+        "default BENCH_SHARDS_ROWS or %(default)s",
     )
     p.add_argument(
         "--modes-rows",

@@ -232,7 +232,7 @@ class DynamoLoad:
                 self.write_units += units or 0.0
             if not left:
                 return
-            if attempt >= table.config.aws.max_retries:
+            if attempt >= retries:
                 why = f" ({throttled})" if throttled else ""
                 raise TransientError(
                     f"DynamoDB left {len(left)} item(s) of {name} unwritten after "
