@@ -4,7 +4,8 @@ Content-Length, chunked with extensions and trailers, a body up to the end of th
 HTTP/1.0 and 1.1, ``Connection`` tokens, interim 100 replies, 204 and 304. A broken reply
 raises the exception ``http.client`` raises for it. Over a real socket, replies dribbled a
 byte at a time and kept-alive connections read request after request; the request goes out as
-one message with the Host header it was signed for."""
+one message with the Host header it was signed for. Over TLS, the endpoint's certificate is
+checked against the client's CA bundle."""
 
 from __future__ import annotations
 
@@ -152,16 +153,25 @@ class Server:
     """A socket server on 127.0.0.1 that reads requests and answers each with the next of
     ``replies``, a byte at a time when ``dribble``."""
 
-    def __init__(self, replies: list[bytes], dribble: bool = False):
+    def __init__(self, replies: list[bytes], dribble: bool = False, context: Any = None):
         self.replies, self.dribble = list(replies), dribble
         self.requests: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        if context is not None:  # TLS: each connection's handshake in accept
+            self.listener = context.wrap_socket(self.listener, server_side=True)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
-        conn, _ = self.listener.accept()
+        while self.replies:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # a client that refused the handshake
+                continue
+            self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
         with conn:
             reader = conn.makefile("rb")
             while self.replies:
@@ -213,3 +223,70 @@ def test_a_kept_alive_connection_reads_reply_after_reply_a_byte_at_a_time() -> N
         b"POST /path HTTP/1.1\r\nHost: db.test:4566\r\nX-Amz-Target: T\r\nAuthorization: sig\r\n"
         b"Content-Length: 2\r\n\r\n{}"
     )
+
+
+def self_signed(tmp: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "batchdrop test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp / "cert.pem", tmp / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_https_verifies_the_endpoint_as_the_client_would(tmp_path: Any) -> None:
+    """Over TLS: a certificate the CA bundle vouches for is taken, one it does not is
+    refused as botocore's SSLError, and ``verify: false`` takes any."""
+    import ssl
+
+    from botocore.exceptions import SSLError
+
+    from batchdrop.tables.dynamodb_wire import Connections
+
+    cert, key = self_signed(tmp_path)
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = Server([reply, reply], context=context)
+    url = f"https://127.0.0.1:{server.port}/"
+
+    def post(verify: Any) -> tuple[int, Any, bytes]:
+        wire = Connections(url, host=f"127.0.0.1:{server.port}", verify=verify,
+                           connect_timeout=5, read_timeout=5)  # fmt: skip
+        return wire.post(b"{}", {"X-Amz-Target": "T"})
+
+    with pytest.raises(SSLError):
+        post(True)  # the default bundle does not hold the test's certificate
+    assert post(cert)[::2] == (200, b"ok")
+    assert post(False)[::2] == (200, b"ok")
