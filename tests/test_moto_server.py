@@ -1,5 +1,6 @@
 """The moto server the tests and benches start (tests/moto_server.py) keeps every item that two
-threads store in one new partition at the same moment, where moto's own table loses one."""
+threads store in one new partition at the same moment, where moto's own table loses one; and
+runs its conditional writes one at a time, as DynamoDB decides them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from tests.moto_server import Partitions, patch
+from tests.moto_server import WRITES, Partitions, patch, serialised
 
 
 class Key:
@@ -76,3 +77,37 @@ def test_the_patch_gives_moto_tables_their_partitions() -> None:
     finally:
         Table.__init__ = made  # type: ignore[method-assign]
     assert type(table.items) is Partitions
+
+
+def test_conditional_writes_run_one_at_a_time() -> None:
+    """A write that checks, waits, then writes: four threads at once overlap without the lock,
+    never with it."""
+    import time
+
+    def most_at_once(write: Callable[[], None]) -> int:
+        threads = [threading.Thread(target=write) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return peak[0]
+
+    now, peak = [0], [0]
+
+    def check_then_write() -> None:
+        now[0] += 1
+        peak[0] = max(peak[0], now[0])
+        time.sleep(0.02)
+        now[0] -= 1
+
+    assert most_at_once(check_then_write) > 1
+    peak[0] = 0
+    assert most_at_once(serialised(check_then_write)) == 1
+
+
+def test_the_patch_serialises_motos_conditional_writes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    patch()
+    for name in WRITES:
+        assert hasattr(getattr(DynamoDBBackend, name), "__wrapped__"), name
