@@ -107,6 +107,17 @@ def a_file(seed: int, rows: int, keys: int) -> list[tuple[Any, ...]]:
     ]
 
 
+def earlier_rows(db: Path) -> dict[tuple[str, int], str]:
+    """An earlier run's rows for every other key of ``a_file``'s 60."""
+    earlier = {(f"S{k:04d}", n): f"old{k}" for k in range(0, 60, 2) for n in range(3)}
+    conn = sqlite3.connect(db)
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, 0, ?)",
+                     [(k, n, v, EARLIER_RUN) for (k, n), v in earlier.items()])  # fmt: skip
+    conn.commit()
+    conn.close()
+    return earlier
+
+
 @pytest.mark.parametrize("policy", ["first_wins", "last_wins", "reject"])
 @pytest.mark.parametrize(
     "flushes",
@@ -120,12 +131,7 @@ def test_each_policy_leaves_its_rows_against_an_earlier_run(
 ) -> None:
     """An earlier run's rows, then a file whose keys repeat within a flush, across flushes
     and over the earlier rows: the table and the repeated lines are exactly the policy's."""
-    earlier = {(f"S{k:04d}", n): f"old{k}" for k in range(0, 60, 2) for n in range(3)}
-    conn = sqlite3.connect(db)
-    conn.executemany("INSERT INTO t VALUES (?, ?, ?, 0, ?)",
-                     [(k, n, v, EARLIER_RUN) for (k, n), v in earlier.items()])  # fmt: skip
-    conn.commit()
-    conn.close()
+    earlier = earlier_rows(db)
     rows = a_file(seed, 300, 60)
 
     repeats = load(db, rows, policy, flushes, batch=7 if via == "bound" else 23, via=via)
@@ -136,6 +142,71 @@ def test_each_policy_leaves_its_rows_against_an_earlier_run(
     if policy != "last_wins":  # the repeats a policy that keeps the first row reports
         assert [line for line, _ in repeats] == repeated
         assert [key for _, key in repeats] == [rows[line - 2][:2] for line in repeated]
+
+
+@pytest.mark.parametrize("policy", ["first_wins", "last_wins", "reject"])
+@pytest.mark.parametrize("first_repeat", [3, 40, 250])
+@pytest.mark.parametrize("via", ["bound", "packed"])
+def test_rows_repeated_exactly_are_reported_at_their_lines(
+    db: Path, policy: str, first_repeat: int, via: str
+) -> None:
+    """Repeats with the very values of the row before them (a file sent over and over), the
+    first in the second, a middle or the last flush, its earlier row in a flush before: once
+    a flush has written a row, the table cannot tell it from its repeat, and each repeat is
+    still reported at its own line."""
+    earlier = earlier_rows(db)
+    rnd = random.Random(first_repeat)
+    rows = [(f"S{k:04d}", k % 3, f"v{k}", 0) for k in rnd.sample(range(60), 60)] * 5
+    rows = [(f"X{i:04d}", 0, "x", 0) for i in range(first_repeat)] + rows[:240]
+
+    repeats = load(db, rows, policy, Flushes(40, 0.5, 64), batch=9, via=via)
+
+    table, repeated = expected(earlier, rows, policy)
+    assert table_of(db) == table
+    assert [line for line, _ in repeats] == repeated
+    assert repeated[0] == first_repeat + 62  # line of the 61st row after the first X rows
+    assert [key for _, key in repeats] == [rows[line - 2][:2] for line in repeated]
+
+
+@pytest.mark.parametrize("repeat_at", [None, 150, 470])
+def test_flushes_call_no_sql_function_until_a_row_meets_a_row_of_this_run(
+    db: Path, repeat_at: int | None
+) -> None:
+    """A SQL function in a flush makes SQLite copy every page it changes to a statement
+    journal first: flushes go without one while no row has met a row of this run (rows of
+    an earlier run are overwritten all the same), and note repeats with it from the flush
+    that finds the first one."""
+    earlier = earlier_rows(db)
+    rows = [(f"S{k:04d}", n, f"v{k}", 0) for k in range(60) for n in range(3)]
+    rows += [(f"N{i:04d}", 0, "v", 0) for i in range(400)]
+    random.Random(6).shuffle(rows)
+    if repeat_at is not None:
+        rows.insert(repeat_at, rows[0])
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    stage = Stage(conn, "t", ["k", "n", "v", "flag"], ["k", "n"], THIS_RUN, False,
+                  [False, False], Flushes(min_rows=100, share=0.0, cache_kib=64))  # fmt: skip
+    flushes: list[str] = []
+    conn.set_trace_callback(lambda sql: flushes.append(sql) if "ON CONFLICT" in sql else None)
+    repeats: list[tuple[int, Any]] = []
+    for i in range(0, len(rows), 10):
+        stage.add(rows[i : i + 10], list(range(i + 2, i + 2 + len(rows[i : i + 10]))),
+                  repeats.extend)  # fmt: skip
+    stage.flush(repeats.extend)
+    conn.execute("COMMIT")
+    conn.close()
+
+    with_function = ["batchdrop_repeat" in sql for sql in flushes]
+    assert len(flushes) == -(-len(rows) // 100)
+    if repeat_at is None:
+        assert not any(with_function)
+        assert repeats == []
+    else:
+        found = repeat_at // 100 + 1  # the flush holding the repeat: the first with one
+        assert with_function == [False] * found + [True] * (len(flushes) - found)
+        assert repeats == [(repeat_at + 2, rows[0][:2])]
+    table, _ = expected(earlier, rows, "first_wins")
+    assert table_of(db) == table
 
 
 def test_a_file_without_repeats_reports_none_and_loads_every_row(db: Path) -> None:
