@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from batchdrop.tables.sqlite_stage import PACKED, Flushes, Packer, Stage
+from batchdrop.tables.sqlite_stage import PACKED, Flushes, Packer, Stage, statement_parts
 
 DDL = (
     'CREATE TABLE t (k TEXT NOT NULL, n INTEGER NOT NULL, v TEXT, flag INTEGER, "_batchdrop_run"'
@@ -327,3 +327,17 @@ def test_told_the_rows_to_come_the_flushes_shrink_as_the_file_ends(db: Path, tol
         assert sizes[-4:-1] == sorted(sizes[-4:-1], reverse=True)  # halving towards the end
     else:
         assert sizes[-1] > 200  # up to half of the rows flushed before
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 8, 9, 13])
+@pytest.mark.parametrize("width", [1, 3])
+def test_statement_parts_hold_each_row_after_its_line_in_order(n: int, width: int) -> None:
+    """Whole statements of ``per_insert`` rows, flat, then the rows left over, one each."""
+    rows = [tuple(f"r{i}c{j}" for j in range(width)) for i in range(n)]
+    lines = [10 + 3 * i for i in range(n)]
+    flat, rest = statement_parts(rows, lines, 4)
+    assert all(len(part) == 4 * (width + 1) for part in flat)
+    assert len(rest) == n % 4
+    values = [v for part in flat for v in part] + [v for row in rest for v in row]
+    expected = [v for line, row in zip(lines, rows, strict=True) for v in (line, *row)]
+    assert values == expected

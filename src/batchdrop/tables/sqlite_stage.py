@@ -39,7 +39,6 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 from .sqlite_db import RUN_COL, q
@@ -70,14 +69,19 @@ def statement_parts(
 ) -> tuple[list[list[Any]], list[tuple[Any, ...]]]:
     """``rows``, each after its line, as the parameters of staging INSERTs of ``per_insert``
     rows each (their values in one flat list per statement), and the rows left over, for
-    one-row INSERTs. (All in C: the columns are zipped back into rows behind their lines.)"""
+    one-row INSERTs. (All in C: each column goes into its places of the flat list in one
+    slice assignment.)"""
     if not rows:
         return [], []
-    lined = list(zip(lines, *zip(*rows, strict=True), strict=True))
-    whole = len(lined) - len(lined) % per_insert
-    flat = list(chain.from_iterable(lined[:whole]))
-    step = per_insert * (len(rows[0]) + 1)
-    return [flat[i : i + step] for i in range(0, len(flat), step)], lined[whole:]
+    n, width = len(rows), len(rows[0]) + 1
+    whole = n - n % per_insert
+    flat: list[Any] = [None] * (whole * width)
+    flat[0::width] = lines[:whole]
+    for i, column in enumerate(zip(*rows[:whole], strict=True), start=1):
+        flat[i::width] = column
+    step = per_insert * width
+    rest = list(zip(lines[whole:], *zip(*rows[whole:], strict=True), strict=True))
+    return [flat[i : i + step] for i in range(0, len(flat), step)], rest
 
 
 class Packer:
